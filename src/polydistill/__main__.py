@@ -1,0 +1,3 @@
+from polydistill.cli import main
+
+main()

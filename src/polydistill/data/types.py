@@ -30,6 +30,12 @@ class TaskData:
     languages: list[str] = field(default_factory=list)
     # languages that have no train split (evaluation only), e.g. UNER's PUD treebanks
     test_only_languages: list[str] = field(default_factory=list)
+    # content hash of the splits (+ name, labels): the tokenisation cache key; "" = compute on demand
+    fingerprint: str = ""
+    # where the data came from: a local folder or hf://<hub id>
+    source: str = ""
+    # non-fatal problems met while loading (e.g. a missing UNER v1 train file)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_labels(self) -> int:

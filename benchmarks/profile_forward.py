@@ -1,0 +1,91 @@
+"""Where a forward pass spends its time: per-module shares and the top operators (torch.profiler).
+
+Explains the speed ratios of ``polydistill bench``: halving the layers halves only the encoder's share,
+so the speed-up is bounded by 1 / (share_other + share_encoder / 2); a narrower model is bounded by
+how well small matrix products and many small attention heads use the CPU.
+
+    python benchmarks/profile_forward.py --model ~/.cache/polydistill/e5-small --batch-size 32 --length 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from polydistill.io import atomic_write_text
+from polydistill.modeling import load_model
+
+
+def module_shares(model, inputs, repeats: int) -> dict[str, float]:
+    """Median seconds per forward spent in embeddings, each encoder layer, and the rest (pooler, glue)."""
+    backbone = model.base_model
+    parts = {"embeddings": backbone.embeddings}
+    parts.update({f"layer {i}": layer for i, layer in enumerate(backbone.encoder.layer)})
+    if getattr(backbone, "pooler", None) is not None:
+        parts["pooler"] = backbone.pooler
+    starts, spent = {}, defaultdict(list)
+    for name, module in parts.items():
+        module.register_forward_pre_hook(lambda m, a, name=name: starts.__setitem__(name, time.perf_counter()))
+        module.register_forward_hook(lambda m, a, o, name=name: spent[name].append(time.perf_counter() - starts[name]))
+    totals = []
+    with torch.inference_mode():
+        model(**inputs)  # warm-up
+        spent.clear()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(**inputs)
+            totals.append(time.perf_counter() - start)
+    shares = {name: statistics.median(values) for name, values in spent.items()}
+    shares["total"] = statistics.median(totals)
+    shares["other (outside the modules above)"] = shares["total"] - sum(v for k, v in shares.items() if k != "total")
+    return shares
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, action="append", required=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=12, help="operators shown in the profiler table")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report to this text file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    lines = [f"# profile: batch {args.batch_size}, length {args.length}, {args.threads} thread(s), "
+             f"median of {args.repeats}", ""]
+    for path in args.model:
+        model = load_model(path).eval()
+        config = model.config
+        ids = torch.randint(5, config.vocab_size, (args.batch_size, args.length), generator=torch.Generator().manual_seed(0))
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        shares = module_shares(model, inputs, args.repeats)
+        total = shares["total"]
+        lines.append(f"## {path.name} ({config.num_hidden_layers}L, hidden {config.hidden_size}, "
+                     f"FFN {config.intermediate_size}, {config.num_attention_heads} heads, vocab {config.vocab_size:,}; "
+                     f"attention {config._attn_implementation})")
+        lines.append(f"forward {total * 1e3:.1f} ms")
+        layers = [v for k, v in shares.items() if k.startswith("layer ")]
+        lines.append(f"  embeddings {shares['embeddings'] * 1e3:.2f} ms ({shares['embeddings'] / total:.1%}); "
+                     f"encoder layers {sum(layers) * 1e3:.1f} ms ({sum(layers) / total:.1%}, "
+                     f"{statistics.mean(layers) * 1e3:.2f} ms/layer); pooler "
+                     f"{shares.get('pooler', 0) * 1e3:.2f} ms; rest {shares['other (outside the modules above)'] * 1e3:.2f} ms")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof, torch.inference_mode():
+            model(**inputs)
+        lines.append("```")
+        lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
+        lines.append("```")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Speed and size of models, measured side by side in one process.
+
+Sizes: parameter counts split into embeddings / encoder layers / the rest (pooler, task head), and
+bytes on disk. Speed: latency at batch 1 and throughput at a larger batch, for each sequence length
+and device, as the median of repeated timings after warm-up. Models are *interleaved*: each repeat
+runs every model on every case, in an order rotated per repeat, so machine drift (other jobs, turbo,
+thermal) hits all models alike and ratios between them stay meaningful on a noisy machine.
+
+The timing core (:func:`time_interleaved`) only sees callables and a timer, so it is tested with a
+fake clock; :func:`bench_models` wires it to real models.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError, require
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One timed configuration: device, sequence length, batch size."""
+
+    device: str
+    seq_len: int
+    batch_size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}/b{self.batch_size}/L{self.seq_len}"
+
+    @property
+    def kind(self) -> str:
+        return "latency" if self.batch_size == 1 else "throughput"
+
+
+@dataclass
+class ParamCounts:
+    """Parameters counted once each (tied weights are shared, not doubled)."""
+
+    total: int
+    embedding: int  # word + position + type embeddings and their LayerNorm (+ ELECTRA's projection)
+    word_embedding: int  # the vocabulary matrix alone: what vocabulary reduction shrinks
+    encoder: int  # the transformer layers (plus DeBERTa's relative-position table, which lives there)
+    other: int  # pooler and task head
+
+
+@dataclass
+class CaseTiming:
+    case: Case
+    median_s: float
+    samples_s: list[float]
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.case.batch_size / self.median_s if self.median_s > 0 else float("inf")
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.sequences_per_s * self.case.seq_len
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self.case),
+            "key": self.case.key,
+            "kind": self.case.kind,
+            "median_s": self.median_s,
+            "sequences_per_s": self.sequences_per_s,
+            "tokens_per_s": self.tokens_per_s,
+            "samples_s": self.samples_s,
+        }
+
+
+@dataclass
+class ModelResult:
+    name: str
+    path: str
+    params: ParamCounts
+    disk_bytes: int  # the whole directory
+    weights_bytes: int  # weight files only
+    shape: dict[str, Any]  # layers, hidden, intermediate, heads, vocab, attention implementation
+    timings: dict[str, CaseTiming] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "params": asdict(self.params),
+            "disk_bytes": self.disk_bytes,
+            "weights_bytes": self.weights_bytes,
+            "shape": self.shape,
+            "timings": {key: timing.to_dict() for key, timing in self.timings.items()},
+        }
+
+
+@dataclass
+class BenchReport:
+    models: list[ModelResult]
+    cases: list[Case]
+    settings: dict[str, Any]
+    ratios: dict[str, dict[str, Any]]  # model name -> ratios against models[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.models[0].name if self.models else None,
+            "settings": self.settings,
+            "cases": [case.key for case in self.cases],
+            "models": [model.to_dict() for model in self.models],
+            "ratios": self.ratios,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- sizes
+
+
+def count_parameters(model) -> ParamCounts:
+    """Split the parameters of a Hugging Face encoder into embeddings, encoder layers and the rest."""
+    backbone = getattr(model, "base_model", model)
+    embeddings = getattr(backbone, "embeddings", None)
+    encoder = getattr(backbone, "encoder", None)
+    require(
+        embeddings is not None and encoder is not None,
+        f"{type(model).__name__} has no .embeddings/.encoder backbone; polydistill bench measures "
+        "BERT-family encoders (BERT, XLM-R, DeBERTa-v2, ELECTRA).",
+    )
+    embedding_modules = [embeddings]
+    if getattr(backbone, "embeddings_project", None) is not None:  # ELECTRA with embedding_size != hidden
+        embedding_modules.append(backbone.embeddings_project)
+
+    def unique(modules) -> dict[int, int]:
+        return {id(p): p.numel() for module in modules for p in module.parameters()}
+
+    everything = unique([model])
+    emb = unique(embedding_modules)
+    enc = {k: v for k, v in unique([encoder]).items() if k not in emb}
+    word = model.get_input_embeddings().weight
+    total = sum(everything.values())
+    return ParamCounts(
+        total=total,
+        embedding=sum(emb.values()),
+        word_embedding=word.numel(),
+        encoder=sum(enc.values()),
+        other=total - sum(emb.values()) - sum(enc.values()),
+    )
+
+
+def disk_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(bytes of every file under ``path``, bytes of its weight files)."""
+    total = weights = 0
+    for file in Path(path).rglob("*"):
+        if file.is_file():
+            size = file.stat().st_size
+            total += size
+            if file.name.endswith(WEIGHT_SUFFIXES):
+                weights += size
+    return total, weights
+
+
+def model_shape(model) -> dict[str, Any]:
+    config = model.config
+    return {
+        "model_type": config.model_type,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "intermediate": config.intermediate_size,
+        "heads": config.num_attention_heads,
+        "vocab": config.vocab_size,
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+    }
+
+
+# --------------------------------------------------------------------------------------------- timing
+
+
+def make_cases(lengths: Sequence[int], devices: Sequence[str], batch_size: int = 32) -> list[Case]:
+    """Latency (batch 1) and throughput (``batch_size``) for every length on every device."""
+    require(len(lengths) > 0, "No sequence lengths given; pass e.g. --lengths 32,128.")
+    require(all(n > 0 for n in lengths), f"Sequence lengths must be positive, got {list(lengths)}.")
+    require(batch_size >= 1, f"Batch size must be at least 1, got {batch_size}.")
+    batches = sorted({1, batch_size})
+    return [Case(d, n, b) for d in devices for n in lengths for b in batches]
+
+
+def interleaved_schedule(names: Sequence[str], cases: Sequence[Case], repeats: int) -> list[tuple[int, Case, str]]:
+    """The timed order: repeat → case → every model, the model order rotated by one each repeat.
+
+    Rotation means no model is always first after a case switch (cache, allocator and frequency
+    effects), and each model's samples are spread over the whole run.
+    """
+    order = []
+    for r in range(repeats):
+        shift = r % len(names) if names else 0
+        rotated = list(names[shift:]) + list(names[:shift])
+        for case in cases:
+            order.extend((r, case, name) for name in rotated)
+    return order
+
+
+def time_interleaved(
+    runners: Mapping[str, Callable[[Case], Callable[[], None]]],
+    cases: Sequence[Case],
+    repeats: int,
+    warmup: int = 1,
+    timer: Callable[[], float] = time.perf_counter,
+    on_step: Callable[[str, Case, str], None] | None = None,
+) -> dict[str, dict[Case, list[float]]]:
+    """Time ``runners[name](case)()`` for every model and case; returns the raw samples in seconds.
+
+    ``runners[name](case)`` prepares inputs (untimed) and returns the call to time. Warm-up calls
+    run first for every model and case and are not recorded.
+    """
+    require(repeats >= 1, f"repeats must be at least 1, got {repeats}.")
+    require(warmup >= 0, f"warmup must be 0 or more, got {warmup}.")
+    names = list(runners)
+    calls = {(name, case): runners[name](case) for case in cases for name in names}
+    for case in cases:
+        for name in names:
+            for _ in range(warmup):
+                calls[name, case]()
+                if on_step:
+                    on_step("warm-up", case, name)
+    samples: dict[str, dict[Case, list[float]]] = {name: {case: [] for case in cases} for name in names}
+    for _, case, name in interleaved_schedule(names, cases, repeats):
+        start = timer()
+        calls[name, case]()
+        samples[name][case].append(timer() - start)
+        if on_step:
+            on_step("timed", case, name)
+    return samples
+
+
+def summarise(samples: Mapping[Case, list[float]]) -> dict[str, CaseTiming]:
+    return {case.key: CaseTiming(case, statistics.median(s), list(s)) for case, s in samples.items()}
+
+
+def compute_ratios(models: Sequence[ModelResult]) -> dict[str, dict[str, Any]]:
+    """Each model against the first: size fractions and speed-ups (baseline time ÷ model time)."""
+    if not models:
+        return {}
+    base = models[0]
+
+    def frac(a: float, b: float) -> float | None:
+        return a / b if b else None
+
+    ratios = {}
+    for model in models:
+        ratios[model.name] = {
+            "params": frac(model.params.total, base.params.total),
+            "encoder_params": frac(model.params.encoder, base.params.encoder),
+            "embedding_params": frac(model.params.embedding, base.params.embedding),
+            "disk": frac(model.disk_bytes, base.disk_bytes),
+            "speedup": {
+                key: frac(base.timings[key].median_s, timing.median_s)
+                for key, timing in model.timings.items()
+                if key in base.timings
+            },
+        }
+    return ratios
+
+
+# ------------------------------------------------------------------------------------------ real runs
+
+
+def available_devices(requested: str = "auto") -> list[str]:
+    import torch
+
+    if requested == "auto":
+        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    devices = [d.strip() for d in requested.split(",") if d.strip()]
+    for device in devices:
+        require(device in ("cpu", "cuda"), f"Unknown device {device!r}; use cpu, cuda or auto.")
+        require(device != "cuda" or torch.cuda.is_available(), "CUDA was requested but no GPU is visible; use --device cpu.")
+    return devices
+
+
+def unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Short display names (directory names), made unique with a numeric suffix."""
+    names: list[str] = []
+    for path in paths:
+        base = Path(path).name or str(path)
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return names
+
+
+def _make_runner(model_by_device: Mapping[str, Any], seed: int = 0) -> Callable[[Case], Callable[[], None]]:
+    import torch
+
+    def prepare(case: Case) -> Callable[[], None]:
+        model = model_by_device[case.device]
+        config = model.config
+        generator = torch.Generator().manual_seed(seed)
+        ids = torch.randint(0, config.vocab_size, (case.batch_size, case.seq_len), generator=generator)
+        if config.pad_token_id is not None and config.vocab_size > 1:
+            # Real text has no padding inside a full-length sequence.
+            ids = ids.masked_fill(ids == config.pad_token_id, (config.pad_token_id + 1) % config.vocab_size)
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if getattr(config, "type_vocab_size", 0):
+            inputs["token_type_ids"] = torch.zeros_like(ids)
+        inputs = {k: v.to(case.device) for k, v in inputs.items()}
+        sync = torch.cuda.synchronize if case.device == "cuda" else (lambda: None)
+
+        def run() -> None:
+            with torch.inference_mode():
+                model(**inputs)
+            sync()
+
+        return run
+
+    return prepare
+
+
+def _check_lengths(name: str, config, lengths: Sequence[int]) -> None:
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        return
+    if config.model_type in ("xlm-roberta", "roberta", "camembert"):
+        limit -= (config.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
+    too_long = [n for n in lengths if n > limit]
+    require(not too_long, f"Model {name} accepts at most {limit} tokens but --lengths asks for {too_long}; "
+            "pass shorter --lengths.")
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def bench_models(
+    paths: Sequence[str | os.PathLike],
+    *,
+    lengths: Sequence[int] = (32, 128),
+    batch_size: int = 32,
+    repeats: int = 5,
+    warmup: int = 1,
+    threads: int | None = None,
+    device: str = "auto",
+    names: Sequence[str] | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+    on_step: Callable[[str, Case, str], None] | None = None,
+    on_load: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Load every model, measure sizes, time all of them interleaved; ratios are against ``paths[0]``."""
+    import torch
+
+    from polydistill.io import package_versions
+    from polydistill.modeling import load_model
+
+    require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
+    for path in paths:
+        p = Path(path)
+        require(p.exists(), f"Model directory {path} does not exist; pass a directory written by save_pretrained.")
+        require((p / "config.json").is_file(), f"{path} has no config.json; pass a Hugging Face model directory.")
+    names = list(names) if names else unique_names(paths)
+    require(len(set(names)) == len(names) == len(paths), "Model names must be unique, one per model.")
+    if threads is not None:
+        require(threads >= 1, f"threads must be at least 1, got {threads}.")
+        torch.set_num_threads(threads)
+    devices = available_devices(device)
+    cases = make_cases(lengths, devices, batch_size)
+
+    results: list[ModelResult] = []
+    runners = {}
+    for name, path in zip(names, paths, strict=True):
+        if on_load:
+            on_load(name)
+        model = load_model(path).eval()
+        _check_lengths(name, model.config, lengths)
+        total, weights = disk_size(path)
+        results.append(ModelResult(name, str(path), count_parameters(model), total, weights, model_shape(model)))
+        by_device = {"cpu": model}
+        if "cuda" in devices:
+            import copy
+
+            by_device["cuda"] = copy.deepcopy(model).to("cuda")
+        runners[name] = _make_runner(by_device)
+
+    try:
+        samples = time_interleaved(runners, cases, repeats, warmup, timer=timer, on_step=on_step)
+    except RuntimeError as err:  # e.g. a sequence longer than the model's position table
+        raise PolydistillError(f"A model failed to run on the benchmark inputs: {str(err).splitlines()[0][:200]}") from err
+    for result in results:
+        result.timings = summarise(samples[result.name])
+    settings = {
+        "repeats": repeats,
+        "warmup": warmup,
+        "lengths": list(lengths),
+        "batch_size": batch_size,
+        "devices": devices,
+        "interleaved": True,
+        "statistic": "median",
+        "machine": machine_info(),
+        "versions": package_versions(),
+    }
+    return BenchReport(results, cases, settings, compute_ratios(results))

@@ -1,0 +1,103 @@
+"""``polydistill bench``: speed and size of models side by side, ratios against the first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from polydistill.errors import PolydistillError
+
+
+def _parse_lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise PolydistillError(f"--lengths must be comma-separated integers such as 32,128, got {text!r}.") from err
+    if not lengths or any(n <= 0 for n in lengths):
+        raise PolydistillError(f"--lengths must list positive integers such as 32,128, got {text!r}.")
+    return lengths
+
+
+def _fmt_ratio(value: float | None, suffix: str = "×") -> str:
+    return "–" if value is None else f"{value:.2f}{suffix}"
+
+
+def render_tables(report: dict):
+    """Two rich tables (size, speed) from a report dict (as written to JSON)."""
+    from rich.table import Table
+
+    ratios = report["ratios"]
+    size = Table(title=f"size (× = fraction of {report['baseline']})")
+    for column in ("model", "L×H/FFN", "vocab", "params M", "emb M", "enc M", "disk MB", "params ×", "disk ×"):
+        size.add_column(column, justify="left" if column == "model" else "right")
+    for model in report["models"]:
+        p, s, r = model["params"], model["shape"], ratios[model["name"]]
+        size.add_row(
+            model["name"], f"{s['layers']}×{s['hidden']}/{s['intermediate']}", f"{s['vocab']:,}",
+            f"{p['total'] / 1e6:.2f}", f"{p['embedding'] / 1e6:.2f}", f"{p['encoder'] / 1e6:.2f}",
+            f"{model['disk_bytes'] / 1e6:.1f}", _fmt_ratio(r["params"]), _fmt_ratio(r["disk"]),
+        )
+    speed = Table(title=f"speed: median of {report['settings']['repeats']} interleaved runs, "
+                        f"{report['settings']['machine']['torch_threads']} thread(s); × = speed-up vs {report['baseline']}")
+    speed.add_column("model")
+    for key in report["cases"]:
+        device, batch, length = key.split("/")
+        unit = "ms" if batch == "b1" else "seq/s"
+        speed.add_column(f"{device} {batch} {length}\n{unit}", justify="right")
+    for model in report["models"]:
+        cells = []
+        for key in report["cases"]:
+            timing = model["timings"][key]
+            value = f"{timing['median_s'] * 1e3:.1f}" if timing["batch_size"] == 1 else f"{timing['sequences_per_s']:.1f}"
+            cells.append(f"{value} ({_fmt_ratio(ratios[model['name']]['speedup'].get(key))})")
+        speed.add_row(model["name"], *cells)
+    return size, speed
+
+
+def bench(
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Model directory; repeat for more. The first is the baseline."),
+    out: Path | None = typer.Option(None, "--out", help="Write the full report (raw samples included) to this JSON file."),
+    repeats: int = typer.Option(5, "--repeats", help="Timed runs per model and case; the median is reported."),
+    warmup: int = typer.Option(1, "--warmup", help="Untimed runs per model and case before timing."),
+    lengths: str = typer.Option("32,128", "--lengths", help="Comma-separated sequence lengths."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Batch size of the throughput runs (latency uses 1)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch.set_num_threads for the run (default: torch's)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cpu,cuda or auto (CPU plus CUDA when present)."),
+) -> None:
+    """Parameters, disk size, batch-1 latency and batch throughput of models, interleaved in one process."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from transformers.utils import logging as hf_logging
+
+    from polydistill.bench.measure import available_devices, bench_models, make_cases
+    from polydistill.io import atomic_write_json
+
+    hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
+    parsed = _parse_lengths(lengths)
+    if out is not None and out.exists() and out.is_dir():
+        raise PolydistillError(f"--out {out} is a directory; pass a file path such as bench.json.")
+    console, err_console = Console(), Console(stderr=True)
+    n_cases = len(make_cases(parsed, available_devices(device), batch_size))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("loading", total=len(model) * n_cases * (repeats + warmup))
+
+        def on_step(phase, case, name):
+            progress.update(task, advance=1, description=f"{phase} {name} {case.key}")
+
+        def on_load(name):
+            progress.update(task, description=f"loading {name}")
+
+        report = bench_models(model, lengths=parsed, batch_size=batch_size, repeats=repeats, warmup=warmup,
+                              threads=threads, device=device, on_step=on_step, on_load=on_load)
+    data = report.to_dict()
+    for table in render_tables(data):
+        console.print(table)
+    if out is not None:
+        atomic_write_json(out, data)
+        console.print(f"report written to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="bench")(bench)

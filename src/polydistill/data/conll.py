@@ -1,0 +1,68 @@
+"""CoNLL / IOB2 reading shared by the UNER adapter and the generic adapter.
+
+Sentences are separated by blank lines; ``#`` lines are comments. Two token-line layouts:
+UD/UNER style ``index<TAB>token<TAB>tag<TAB>...`` (first column an integer, tag in column 3) and
+plain CoNLL ``token ... tag`` (tag in the last column).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from polydistill.errors import PolydistillError
+
+_ENTITY = re.compile(r"^([BI])-(.+)$")
+
+
+def normalise_tag(tag: str, drop_types: tuple[str, ...] = ("OTH",)) -> str:
+    """UNER's PER/ORG/LOC scheme: OTH entities and stray ``B-O``/``I-O`` become ``O``."""
+    match = _ENTITY.match(tag)
+    if match and (match.group(2) in drop_types or match.group(2) == "O"):
+        return "O"
+    return tag
+
+
+def read_iob(path: Path, drop_types: tuple[str, ...] = ("OTH",)) -> tuple[list[list[str]], list[list[str]]]:
+    """Sentences of ``path`` as (tokens, tag strings); raises on malformed lines."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise PolydistillError(f"{path} is not UTF-8 text ({err.reason}); the file is corrupt.") from None
+    sentences, tags = [], []
+    tokens_now: list[str] = []
+    tags_now: list[str] = []
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            if tokens_now:
+                sentences.append(tokens_now)
+                tags.append(tags_now)
+                tokens_now, tags_now = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        if len(cols) >= 3 and cols[0].isdigit():
+            token, tag = cols[1], cols[2]
+        elif len(cols) >= 2:
+            token, tag = cols[0], cols[-1]
+        else:
+            raise PolydistillError(f"{path} line {lineno} has no tag column ({line[:40]!r}); expected "
+                                   "'token<TAB>tag' or 'index<TAB>token<TAB>tag'.")
+        if tag != "O" and not _ENTITY.match(tag):
+            raise PolydistillError(f"{path} line {lineno} has tag {tag!r}, which is not IOB2 (O, B-X, I-X).")
+        tokens_now.append(token)
+        tags_now.append(normalise_tag(tag, drop_types))
+    if tokens_now:
+        sentences.append(tokens_now)
+        tags.append(tags_now)
+    return sentences, tags
+
+
+def bio_label_names(entity_types: list[str]) -> list[str]:
+    """``O`` then ``B-X, I-X`` per entity type in the given order."""
+    names = ["O"]
+    for kind in entity_types:
+        names += [f"B-{kind}", f"I-{kind}"]
+    return names

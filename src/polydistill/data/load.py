@@ -1,0 +1,186 @@
+"""``load_task_data``: one entry point for every dataset, local files or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from polydistill.data import generic, massive, tsm, uner
+from polydistill.data.base import DatasetAdapter, LoadOptions
+from polydistill.data.languages import resolve_languages
+from polydistill.data.subsets import check_fraction, stratified_subset
+from polydistill.data.types import LABEL, LANGUAGE, SPLITS, TAGS, TEXT, TOKENS, TaskData
+from polydistill.errors import PolydistillError
+
+DATA_ROOT_ENV = "POLYDISTILL_DATA_ROOT"
+ADAPTERS: dict[str, DatasetAdapter] = {a.name: a for a in (massive.ADAPTER, tsm.ADAPTER, uner.ADAPTER)}
+ALIASES = {
+    "uner": "universal-ner", "universal_ner": "universal-ner",
+    "tweet_sentiment_multilingual": "tsm", "tweet-sentiment-multilingual": "tsm",
+}
+ALIASES.update({a.hub_id.lower(): a.name for a in ADAPTERS.values() if a.hub_id})
+_PURPOSES = {"train": "train", "evaluate": "evaluate", "eval": "evaluate", "evaluation": "evaluate", "test": "evaluate"}
+
+
+def dataset_names() -> list[str]:
+    return sorted(ADAPTERS)
+
+
+def get_adapter(name: str | os.PathLike) -> DatasetAdapter:
+    name = os.fspath(name)
+    key = ALIASES.get(name.lower(), name.lower())
+    if key in ADAPTERS:
+        return ADAPTERS[key]
+    if Path(name).expanduser().is_dir():
+        return generic.make_adapter(Path(name).expanduser())
+    raise PolydistillError(
+        f"Unknown dataset '{name}'; use one of {', '.join(dataset_names())} (alias uner) "
+        "or a directory of your own train/validation/test files."
+    )
+
+
+def data_folder(adapter: DatasetAdapter, data_root: str | os.PathLike | None) -> Path | None:
+    """The local folder of ``adapter``'s files, or None for the hub (no root given anywhere)."""
+    if adapter.hub_id is None:  # generic data is its own folder
+        return adapter.find_folder(Path("."))
+    root = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV) or None
+    if root is None:
+        return None
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise PolydistillError(f"Data root {root} is not a directory; fix --data-root / ${DATA_ROOT_ENV}.")
+    folder = adapter.find_folder(root)
+    if folder is None:
+        raise PolydistillError(
+            f"No {adapter.name} files under {root}; give the folder that holds massive/, tsm/ and "
+            "universal-ner/, or the dataset folder itself (see SPEC 'Data on this machine')."
+        )
+    return folder
+
+
+def _features(task: str):
+    from datasets import Features, List, Value
+
+    if task == "sequence":
+        return Features({TEXT: Value("string"), LABEL: Value("int64"), LANGUAGE: Value("string")})
+    return Features({TOKENS: List(Value("string")), TAGS: List(Value("int64")), LANGUAGE: Value("string")})
+
+
+def content_fingerprint(splits, *parts: str) -> str:
+    """A hash of the data itself (every split's Arrow buffers) plus ``parts``: the tokenisation cache key."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part.encode("utf-8") + b"\0")
+    for split in sorted(splits):
+        digest.update(split.encode() + b"\0")
+        table = splits[split].data.table  # freshly built splits: no indices mapping yet
+        for column in table.column_names:
+            digest.update(column.encode() + b"\0")
+            for chunk in table.column(column).chunks:
+                for buffer in chunk.buffers():
+                    if buffer is not None:
+                        digest.update(buffer)
+    return digest.hexdigest()
+
+
+def load_task_data(
+    name: str | os.PathLike,
+    languages: str | list[str] | None = "all",
+    data_root: str | os.PathLike | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    purpose: str = "train",
+    allow_prerelease: bool = False,
+) -> TaskData:
+    """Load a dataset in the common schema with splits train / validation / test.
+
+    ``name``: massive, tsm, universal-ner (alias uner), a hub id of those, or a directory of your
+    own data (see ``generic``). ``data_root`` (or $POLYDISTILL_DATA_ROOT) is the folder holding
+    massive/, tsm/, universal-ner/ or one dataset folder itself; without it the hub is used.
+    ``languages``: all | seen | unseen | english | codes (list or comma string).
+    ``fraction``: stratified subset of the *train* split per language and label (``subsets.py``).
+    ``purpose="train"`` refuses test-only languages and empty train / validation splits;
+    ``purpose="evaluate"`` allows them. ``allow_prerelease`` lets UNER en_ewt train come from the
+    2022-12-02 pre-release file (not UNER v1; a warning says so).
+    """
+    from datasets import Dataset, DatasetDict
+
+    if purpose not in _PURPOSES:
+        raise PolydistillError(f"purpose must be 'train' or 'evaluate', got {purpose!r}.")
+    purpose = _PURPOSES[purpose]
+    if fraction is not None:
+        check_fraction(fraction)
+    adapter = get_adapter(name)
+    folder = data_folder(adapter, data_root)
+    codes = resolve_languages(languages, adapter.valid, adapter.named, adapter.name)
+    if folder is not None:
+        present = adapter.local_languages(folder)
+        missing = [code for code in codes if code not in present]
+        if missing:
+            raise PolydistillError(f"{adapter.name} languages {' '.join(missing)} have no files under {folder}; "
+                                   f"present: {' '.join(present) or 'none'}.")
+    test_only = [code for code in codes if code in adapter.test_only]
+    if purpose == "train" and test_only:
+        raise PolydistillError(
+            f"{' '.join(test_only)} {'is' if len(test_only) == 1 else 'are'} test-only in {adapter.name} (no train "
+            "split): use them for evaluation only (purpose='evaluate' / polydistill evaluate), and train on "
+            f"languages from: {' '.join(adapter.named['all'])}."
+        )
+
+    options = LoadOptions(purpose=purpose, allow_prerelease=allow_prerelease)
+    text_col = TEXT if adapter.task == "sequence" else TOKENS
+    label_col = LABEL if adapter.task == "sequence" else TAGS
+    columns = {split: {text_col: [], label_col: [], LANGUAGE: []} for split in SPLITS}
+    for code in codes:
+        if folder is not None:
+            per_split = adapter.read_local(folder, code, options)
+        else:
+            per_split = _read_hub(adapter, code, options)
+        for split, cols in per_split.items():
+            columns[split][text_col].extend(cols[text_col])
+            columns[split][label_col].extend(cols[label_col])
+            columns[split][LANGUAGE].extend([code] * len(cols[text_col]))
+
+    features = _features(adapter.task)
+    splits = DatasetDict({split: Dataset.from_dict(columns[split], features=features) for split in SPLITS})
+    if purpose == "train":
+        for split in ("train", "validation"):
+            if len(splits[split]) == 0:
+                extra = f" ({options.warnings[0]})" if options.warnings else ""
+                raise PolydistillError(
+                    f"The {split} split of {adapter.name} for {' '.join(codes)} is empty{extra}; choose languages "
+                    f"that have one (e.g. {' '.join(adapter.named['all'][:5])})."
+                )
+    elif not any(len(ds) for ds in splits.values()):
+        raise PolydistillError(f"{adapter.name} has no examples for {' '.join(codes)}; check the data files.")
+    # the subset is a pure function of (data, fraction, seed), so hash the full data plus those two
+    fingerprint = content_fingerprint(splits, adapter.name, adapter.task, *adapter.label_names)
+    if fraction is not None and fraction < 1 and len(splits["train"]):
+        splits["train"] = stratified_subset(splits["train"], adapter.task, list(adapter.label_names), fraction, seed)
+        fingerprint = hashlib.blake2b(f"{fingerprint}|{fraction!r}|{seed}".encode(), digest_size=16).hexdigest()
+
+    trainless = [code for code in codes if code in adapter.test_only]
+    return TaskData(
+        name=adapter.name,
+        task=adapter.task,
+        label_names=list(adapter.label_names),
+        splits=splits,
+        languages=codes,
+        test_only_languages=trainless,
+        fingerprint=fingerprint,
+        source=str(folder) if folder is not None else f"hf://{adapter.hub_id}",
+        warnings=list(options.warnings),
+    )
+
+
+def _read_hub(adapter: DatasetAdapter, code: str, options: LoadOptions):
+    try:
+        return adapter.read_hub(code, options)
+    except PolydistillError:
+        raise
+    except Exception as err:  # network, missing config, offline mode: all fixable by a local copy
+        raise PolydistillError(
+            f"Could not load {adapter.hub_id} ({code}) from the Hugging Face hub ({type(err).__name__}: "
+            f"{str(err)[:200]}); pass --data-root or set ${DATA_ROOT_ENV} to a local copy."
+        ) from None

@@ -1,0 +1,137 @@
+"""Tokenisation with the model's tokenizer, cached on disk, and the matching dynamic-padding collator.
+
+Token classification labels only the first sub-word of each word (the others get -100), using the
+fast tokenizer's ``word_ids``; words cut off by ``max_length`` are dropped, as in the usual HF recipe.
+
+The cache key is (data fingerprint, tokenizer fingerprint, max length, recipe version); the data
+fingerprint already covers dataset, languages, subset fraction and seed (``load.py``). Entries are
+``DatasetDict.save_to_disk`` folders written atomically, so a grid tokenises each variant once and
+concurrent runs never read half a cache entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polydistill.data.types import LABEL, LANGUAGE, TAGS, TEXT, TOKENS, TaskData
+from polydistill.errors import PolydistillError
+from polydistill.evaluate.metrics import IGNORE_INDEX
+
+CACHE_ENV = "POLYDISTILL_CACHE_DIR"
+_RECIPE = "tokenize-v1"  # bump when the tokenisation logic changes, to invalidate old entries
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of everything in the tokenizer that changes its output (vocab, normaliser, specials)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise PolydistillError(f"{type(tokenizer).__name__} is not a fast tokenizer; polydistill needs one "
+                               "(load it with AutoTokenizer, use_fast=True).")
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(type(tokenizer).__name__.encode())
+    # truncation / padding live in the backend state and change once the tokenizer is called: drop them
+    state = json.loads(backend.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    digest.update(json.dumps(state, sort_keys=True).encode("utf-8"))
+    digest.update(repr(sorted(tokenizer.special_tokens_map.items())).encode())
+    digest.update(f"{tokenizer.padding_side}|{tokenizer.truncation_side}".encode())
+    return digest.hexdigest()
+
+
+def cache_key(data: TaskData, tokenizer, max_length: int) -> str:
+    from polydistill.data.load import content_fingerprint
+
+    data_fp = data.fingerprint or content_fingerprint(data.splits, data.name, data.task, *data.label_names)
+    text = f"{_RECIPE}|{data_fp}|{tokenizer_fingerprint(tokenizer)}|{max_length}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def align_first_subword(word_ids: list[int | None], tags: list[int]) -> list[int]:
+    """Label of each position: the word's tag on its first sub-word, -100 on the rest and on specials."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(IGNORE_INDEX if word is None or word == previous else tags[word])
+        previous = word
+    return labels
+
+
+def _encode_batch(batch: dict[str, list], tokenizer, task: str, max_length: int) -> dict[str, list]:
+    if task == "sequence":
+        enc = tokenizer(batch[TEXT], truncation=True, max_length=max_length)
+        out = dict(enc)
+        out["labels"] = list(batch[LABEL])
+        return out
+    enc = tokenizer(batch[TOKENS], is_split_into_words=True, truncation=True, max_length=max_length)
+    out = dict(enc)
+    out["labels"] = [align_first_subword(enc.word_ids(i), tags) for i, tags in enumerate(batch[TAGS])]
+    return out
+
+
+def tokenize_task_data(data: TaskData, tokenizer, max_length: int = 128, cache_dir: str | os.PathLike | None = None):
+    """``DatasetDict`` with input_ids, attention_mask (+token_type_ids), labels, language.
+
+    ``cache_dir`` (or $POLYDISTILL_CACHE_DIR) turns on the on-disk cache; without either nothing is
+    written.
+    """
+    from datasets import DatasetDict, load_from_disk
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise PolydistillError(f"{type(tokenizer).__name__} is not a fast tokenizer; polydistill needs one for "
+                               "word alignment (load it with AutoTokenizer, use_fast=True).")
+    if max_length < 8:
+        raise PolydistillError(f"max_length {max_length} is too small; use e.g. 64 or 128.")
+    cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or None
+    entry = None
+    if cache_dir is not None:
+        entry = Path(cache_dir).expanduser() / f"{data.name}-{cache_key(data, tokenizer, max_length)}"
+        if (entry / "dataset_dict.json").is_file():
+            return load_from_disk(str(entry))
+
+    source_columns = [TEXT, LABEL] if data.task == "sequence" else [TOKENS, TAGS]
+    tokenized = DatasetDict({
+        split: ds.map(
+            _encode_batch, batched=True, remove_columns=source_columns,
+            fn_kwargs={"tokenizer": tokenizer, "task": data.task, "max_length": max_length},
+            desc=f"tokenising {data.name} {split}", load_from_cache_file=False,
+        )
+        for split, ds in data.splits.items()
+    })
+    if entry is None:
+        return tokenized
+    from polydistill.io import atomic_output_dir
+
+    with atomic_output_dir(entry, overwrite=True) as tmp:
+        tokenized.save_to_disk(str(tmp))
+    return load_from_disk(str(entry))
+
+
+@dataclass
+class TaskCollator:
+    """Dynamic padding for our tokenised splits; drops columns the model cannot take (``language``)."""
+
+    task: str
+    tokenizer: Any
+
+    def __post_init__(self) -> None:
+        from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+        if self.task == "token":
+            self._inner = DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
+        elif self.task == "sequence":
+            self._inner = DataCollatorWithPadding(self.tokenizer)
+        else:
+            raise PolydistillError(f"task must be 'sequence' or 'token', got {self.task!r}.")
+
+    def __call__(self, features: list[dict[str, Any]]):
+        features = [{k: v for k, v in f.items() if k != LANGUAGE and not isinstance(v, str)} for f in features]
+        return self._inner(features)
+
+
+def data_collator(task: str, tokenizer) -> TaskCollator:
+    return TaskCollator(task, tokenizer)

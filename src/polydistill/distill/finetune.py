@@ -1,0 +1,29 @@
+"""Plain fine-tuning: the teacher, or a student without KD (the paper's NON-KD rows)."""
+
+from __future__ import annotations
+
+from polydistill.data.types import TaskData
+from polydistill.distill.run import Resolved, RunResult, freeze_word_embeddings, resolve_model, run_training
+from polydistill.distill.settings import TrainSettings
+
+
+def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None) -> RunResult:
+    """Fine-tune ``model`` (a directory, a loaded model, or a ``BuiltStudent``) on ``data`` with
+    ``transformers.Trainer``: AdamW (library defaults), evaluation every ``eval_steps``, best
+    checkpoint by dev F1, resume from ``<output_dir>.work/`` after an interruption.
+
+    The best model is saved with its tokenizer and the dataset's label names at
+    ``settings.output_dir``."""
+    from transformers import Trainer
+
+    resolved: Resolved = resolve_model(model, data, tokenizer)
+    if settings.freeze_word_embeddings:
+        freeze_word_embeddings(resolved.model, resolved.provenance)
+    return run_training(
+        Trainer,
+        resolved,
+        data,
+        settings,
+        stage="finetune",
+        record={"provenance": resolved.provenance},
+    )

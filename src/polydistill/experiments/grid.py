@@ -1,0 +1,135 @@
+"""Expand an :class:`ExperimentConfig` into typed run specs.
+
+Each teacher is fine-tuned once per (model, dataset, train languages) and shared by every student
+that needs it (students name it through ``teacher_run``). A run's id is a stable hash of its
+resolved spec, so the same cell always maps to the same results file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from polydistill.experiments.schema import ExperimentConfig, KDConfig, Languages, TrainingConfig
+
+Kind = Literal["teacher", "student", "copy"]
+
+
+class RunSpec(BaseModel):
+    """Everything that decides one run's numbers (and nothing else)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind
+    teacher: str  # table label
+    teacher_model: str
+    base: str | None = None
+    dataset: str
+    data_root: str | None = None
+    train_fraction: float | None = None  # dataset-level subset (CPU scale)
+    max_eval_per_language: int | None = None
+    train_languages: Languages = "all"
+    teacher_train_languages: Languages = "all"
+    eval_languages: list[tuple[str, Languages]] = [("all", "all")]  # (name, languages)
+    init: str | None = None  # students and copies only
+    kd: bool = False
+    layers: int | None = None
+    hidden: int | None = None
+    layer_map: str | list[int] = "alternate-last"
+    fraction: float = 1.0  # §5.2 student subset, relative to the train split
+    seed: int = 0
+    training: TrainingConfig | None = None
+    kd_settings: KDConfig | None = None
+    teacher_run: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return f"{self.kind}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "teacher":
+            return f"teacher {self.teacher}/{self.dataset} seed {self.seed}"
+        parts = [self.init or "", "+KD" if self.kd else "", f"L{self.layers}" if self.layers else "",
+                 f"H{self.hidden}" if self.hidden else "", f"{self.fraction:g}" if self.fraction < 1 else ""]
+        head = "copy w/o fine-tuning" if self.kind == "copy" else " ".join(p for p in parts if p)
+        return f"{head} {self.teacher}/{self.dataset} seed {self.seed}"
+
+
+def _lang_key(value: Languages) -> Languages:
+    return list(value) if isinstance(value, list) else value
+
+
+def eval_groups(groups) -> list[tuple[str, Languages]]:
+    """Named eval groups: a list entry is named by itself (codes joined by commas)."""
+    if isinstance(groups, dict):
+        return [(name, _lang_key(langs)) for name, langs in groups.items()]
+    return [(",".join(v) if isinstance(v, list) else v, _lang_key(v)) for v in groups]
+
+
+def expand(config: ExperimentConfig) -> list[RunSpec]:
+    """All runs of the grid, teachers first (students depend on them), in a stable order."""
+    runs: list[RunSpec] = []
+    teacher_seed = config.teacher_seed if config.teacher_seed is not None else config.seeds[0]
+    for teacher in config.teachers:
+        for dataset in config.datasets:
+            teacher_langs = _lang_key(dataset.train_languages or teacher.train_languages)
+            common = dict(
+                teacher=teacher.name,
+                teacher_model=teacher.model,
+                dataset=dataset.name,
+                data_root=config.data_root,
+                train_fraction=dataset.train_fraction,
+                max_eval_per_language=dataset.max_eval_per_language,
+                teacher_train_languages=teacher_langs,
+                eval_languages=eval_groups(dataset.eval_languages or config.eval_languages),
+            )
+            t_train = config.teacher_training
+            if dataset.eval_steps:
+                t_train = t_train.model_copy(update={"eval_steps": dataset.eval_steps})
+            teacher_spec = RunSpec(
+                kind="teacher", train_languages=teacher_langs, seed=teacher_seed,
+                training=t_train, **common,
+            )
+            runs.append(teacher_spec)
+            grid = config.students
+            if grid is None:
+                continue
+            s_train = config.student_training
+            if dataset.eval_steps:
+                s_train = s_train.model_copy(update={"eval_steps": dataset.eval_steps})
+            sizes = [(layers, hidden) for layers in grid.layers for hidden in grid.hidden]
+            if config.copy_without_finetune:
+                for layers, hidden in sizes:
+                    runs.append(RunSpec(
+                        kind="copy", init="from-teacher", layers=layers, hidden=hidden, layer_map=grid.layer_map,
+                        train_languages=teacher_langs, seed=teacher_seed,
+                        teacher_run=teacher_spec.run_id, **common,
+                    ))
+            for train_langs in grid.train_languages:
+                langs = teacher_langs if train_langs == "teacher" else _lang_key(train_langs)
+                for fraction in grid.fractions:
+                    for init in grid.inits:
+                        for kd in grid.kd:
+                            for layers, hidden in sizes:
+                                for seed in config.seeds:
+                                    runs.append(RunSpec(
+                                        kind="student", base=(teacher.base or teacher.model)
+                                        if init == "from-base" else None,
+                                        init=init, kd=kd, layers=layers, hidden=hidden, layer_map=grid.layer_map,
+                                        fraction=fraction, train_languages=langs, seed=seed, training=s_train,
+                                        kd_settings=config.kd if kd else None, teacher_run=teacher_spec.run_id,
+                                        **common,
+                                    ))
+    # de-duplicate while keeping order (e.g. repeated list entries)
+    seen: set[str] = set()
+    unique = []
+    for run in runs:
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            unique.append(run)
+    return unique

@@ -1,0 +1,238 @@
+"""Result tables in the paper's shapes (rows = models/inits, columns = teacher × dataset [× eval
+group] + Avg), mean ± std over seeds, as Markdown, CSV and LaTeX.
+
+Only the dimensions that vary in a store become row or column labels, so a Table-1 grid gives a
+Table-1-shaped table and a §4.2 grid gives the zero-shot table without extra configuration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polydistill.io import atomic_write_text
+
+INIT_ORDER = {"from-scratch": 0, "from-base": 1, "from-teacher": 2}
+ROW_DIMS = ("model", "layers", "hidden", "train_languages", "fraction")
+COL_DIMS = ("teacher", "dataset", "eval")
+
+
+def languages_label(value: Any) -> str:
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def model_label(spec: dict[str, Any]) -> str:
+    if spec["kind"] == "teacher":
+        return "teacher"
+    if spec["kind"] == "copy":
+        return "copy w/o fine-tuning"
+    return f"{spec['init']} + KD" if spec.get("kd") else spec["init"]
+
+
+def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (run, eval group), F1 in percent."""
+    rows = []
+    for rec in records:
+        spec = rec["spec"]
+        for group, scores in rec["metrics"]["groups"].items():
+            rows.append({
+                "run_id": rec["run_id"],
+                "kind": spec["kind"],
+                "model": model_label(spec),
+                "init": spec.get("init") or "",
+                "kd": bool(spec.get("kd")),
+                "teacher": spec["teacher"],
+                "dataset": spec["dataset"],
+                "layers": spec.get("layers") or "",
+                "hidden": spec.get("hidden") or "",
+                "train_languages": languages_label(spec["train_languages"]),
+                "fraction": spec.get("fraction", 1.0),
+                "seed": spec["seed"],
+                "eval": group,
+                "f1": 100.0 * scores["f1"],
+                "wall_seconds": rec.get("wall_seconds"),
+            })
+    return rows
+
+
+def _sortable(value: Any) -> tuple:
+    return (0, float(value), "") if isinstance(value, int | float) and not isinstance(value, bool) else (1, 0.0, str(value))
+
+
+def _row_sort_key(key: tuple) -> tuple:
+    """teacher, copy, then students by init (scratch, base, teacher), other dims, KD last."""
+    model = key[0]
+    if model == "teacher":
+        rank = (0, 0)
+    elif model.startswith("copy"):
+        rank = (1, 0)
+    else:
+        rank = (2, INIT_ORDER.get(model.removesuffix(" + KD"), 9))
+    return (*rank, *[_sortable(k) for k in key[1:]], model.endswith("+ KD"))
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def text(self, digits: int = 2) -> str:
+        if len(self.values) > 1:
+            return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return f"{self.mean:.{digits}f}"
+
+
+@dataclass
+class Table:
+    row_dims: list[str]
+    col_dims: list[str]
+    rows: list[tuple]
+    cols: list[tuple]
+    cells: dict[tuple[tuple, tuple], Cell]
+
+    def averages(self) -> dict[tuple, float | None]:
+        """Avg column: mean of the row's column means (only when the row has every column)."""
+        out = {}
+        for row in self.rows:
+            means = [self.cells[(row, col)].mean for col in self.cols if (row, col) in self.cells]
+            out[row] = statistics.fmean(means) if len(means) == len(self.cols) and len(self.cols) > 1 else None
+        return out
+
+    def header(self) -> list[str]:
+        cols = [" / ".join(str(c) for c in col) for col in self.cols]
+        return [*self.row_dims, *cols] + (["Avg"] if len(self.cols) > 1 else [])
+
+    def body(self, digits: int = 2) -> list[list[str]]:
+        avgs = self.averages()
+        lines = []
+        for row in self.rows:
+            cells = [self.cells[(row, col)].text(digits) if (row, col) in self.cells else "–" for col in self.cols]
+            avg = [] if len(self.cols) <= 1 else [f"{avgs[row]:.{digits}f}" if avgs[row] is not None else "–"]
+            lines.append([str(r) for r in row] + cells + avg)
+        return lines
+
+
+def build_table(rows: list[dict[str, Any]]) -> Table:
+    """Group runs by the varying row/column dimensions; seeds are averaged."""
+    # a dimension is shown when it varies among the students (teachers have no layers/fraction)
+    students = [r for r in rows if r["kind"] == "student"] or rows
+    varying = {d for d in ROW_DIMS if len({r[d] for r in students}) > 1}
+    varying |= {d for d in COL_DIMS if len({r[d] for r in rows}) > 1}
+    row_dims = ["model", *[d for d in ROW_DIMS[1:] if d in varying]]
+    col_dims = [d for d in COL_DIMS if d in varying or d == "dataset"]
+    cells: dict[tuple[tuple, tuple], Cell] = defaultdict(Cell)
+    for r in rows:
+        cells[(tuple(r[d] for d in row_dims), tuple(r[d] for d in col_dims))].values.append(r["f1"])
+    row_keys = sorted({k[0] for k in cells}, key=_row_sort_key)
+    col_keys = sorted({k[1] for k in cells}, key=lambda c: tuple(_sortable(x) for x in c))
+    return Table(row_dims, col_dims, row_keys, col_keys, dict(cells))
+
+
+def to_markdown(table: Table, title: str = "") -> str:
+    header = table.header()
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines += ["| " + " | ".join(line) + " |" for line in table.body()]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$").replace("–", "--")
+
+
+def to_latex(table: Table, caption: str = "") -> str:
+    header = table.header()
+    spec = "l" * len(table.row_dims) + "r" * (len(header) - len(table.row_dims))
+    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(_latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(c) for c in line) + r" \\" for line in table.body()]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Wide CSV: the row dims, then mean/std/n per column, then Avg."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    names = [" / ".join(str(c) for c in col) for col in table.cols]
+    writer.writerow([*table.row_dims, *[f"{n} {s}" for n in names for s in ("mean", "std", "n")], "avg"])
+    avgs = table.averages()
+    for row in table.rows:
+        values: list[Any] = list(row)
+        for col in table.cols:
+            cell = table.cells.get((row, col))
+            values += [f"{cell.mean:.4f}", f"{cell.std:.4f}", len(cell.values)] if cell else ["", "", 0]
+        values.append(f"{avgs[row]:.4f}" if avgs[row] is not None else "")
+        writer.writerow(values)
+    return buf.getvalue()
+
+
+def _long_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in sorted(rows, key=lambda r: (r["run_id"], r["eval"])):
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and not math.isnan(v) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _per_language_csv(records: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["run_id", "model", "teacher", "dataset", "seed", "language", "f1", "support"])
+    for rec in sorted(records, key=lambda r: r["run_id"]):
+        spec = rec["spec"]
+        for lang, scores in sorted(rec["metrics"].get("per_language", {}).items()):
+            writer.writerow([rec["run_id"], model_label(spec), spec["teacher"], spec["dataset"], spec["seed"], lang,
+                             f"{100 * scores['f1']:.4f}", scores.get("support", "")])
+    return buf.getvalue()
+
+
+def write_report(work_dir: str | Path, out: str | Path | None = None, title: str | None = None) -> dict[str, Path]:
+    """Write tables and plots of every finished run in ``work_dir``; returns the written paths."""
+    from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
+    from polydistill.experiments.store import open_store
+
+    store = open_store(work_dir, must_exist=True)
+    records = store.records()
+    out = Path(out) if out else Path(work_dir) / "report"
+    rows = flatten(records)
+    table = build_table(rows) if rows else None
+    title = title or Path(work_dir).resolve().name
+    written: dict[str, Path] = {}
+    caption = f"{title}: F1 (%) on the test split, mean ± std over seeds ({len(records)} finished runs)."
+    md = [f"# {title}", "", caption, ""]
+    md.append(to_markdown(table) if table else "No finished runs yet.\n")
+    written["markdown"] = atomic_write_text(out / "table.md", "\n".join(md))
+    if table:
+        written["csv"] = atomic_write_text(out / "table.csv", to_csv(table))
+        written["latex"] = atomic_write_text(out / "table.tex", to_latex(table, caption))
+    written["runs_csv"] = atomic_write_text(out / "runs.csv", _long_csv(rows))
+    written["per_language_csv"] = atomic_write_text(out / "per_language.csv", _per_language_csv(records))
+    for path in plot_fraction_curves(rows, out):
+        written[path.stem] = path
+    for path in plot_model_bars(rows, out):
+        written[path.stem] = path
+    for path in plot_loss_curves(records, out):
+        written[path.stem] = path
+    return written

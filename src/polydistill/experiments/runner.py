@@ -1,0 +1,303 @@
+"""Resumable execution of a grid.
+
+Every run is: load data → (teacher: fine-tune | student: build by weight copy, then KD or plain
+fine-tuning | copy: build only) → evaluate on the test split per language group → one JSON in the
+store. Safe to kill at any moment:
+
+- a finished run has its result file and is never redone;
+- a run killed while training resumes from its last Trainer checkpoint (``TrainSettings.resume``);
+- a run killed after training but before its result was written re-evaluates the saved best model
+  (``train_result.json`` is written atomically right after training);
+- a built student directory is written atomically, so it is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError
+from polydistill.experiments.grid import RunSpec, expand
+from polydistill.experiments.schema import ExperimentConfig
+from polydistill.experiments.store import ResultStore, open_store
+from polydistill.io import atomic_write_json, package_versions, read_json
+
+EVAL_SEED = 0  # eval caps and dataset subsets are fixed across seeds: seeds vary training only
+
+
+@dataclass
+class GridSummary:
+    work_dir: Path
+    total: int
+    skipped: int = 0
+    finished: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def default_work_dir(config: ExperimentConfig) -> Path:
+    return Path(config.work_dir) if config.work_dir else Path("polydistill-runs") / config.name
+
+
+# ---------------------------------------------------------------- data
+
+
+def _cap_per_language(dataset, limit: int | None):
+    """At most ``limit`` examples per language, chosen by a fixed shuffle (same for every run)."""
+    if limit is None or len(dataset) == 0:
+        return dataset
+    shuffled = dataset.shuffle(seed=EVAL_SEED)
+    counts: dict[str, int] = {}
+    keep = []
+    for i, lang in enumerate(shuffled["language"]):
+        if counts.get(lang, 0) < limit:
+            counts[lang] = counts.get(lang, 0) + 1
+            keep.append(i)
+    return shuffled.select(sorted(keep))
+
+
+def _load(spec: RunSpec, languages, fraction: float | None, purpose: str = "train"):
+    from polydistill.data import load_task_data
+
+    data = load_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
+                          seed=EVAL_SEED, purpose=purpose)
+    for split in ("validation", "test"):
+        if split in data.splits:
+            data.splits[split] = _cap_per_language(data.splits[split], spec.max_eval_per_language)
+    return data
+
+
+def train_data(spec: RunSpec):
+    fraction = (spec.train_fraction or 1.0) * spec.fraction
+    return _load(spec, spec.train_languages, fraction if fraction < 1.0 else None)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _settings(spec: RunSpec, output_dir: Path, freeze: bool):
+    from polydistill.distill.settings import TrainSettings
+
+    t = spec.training
+    return TrainSettings(
+        output_dir=output_dir, epochs=t.epochs, learning_rate=t.learning_rate, batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size, eval_steps=t.eval_steps, max_length=t.max_length, seed=spec.seed,
+        freeze_word_embeddings=freeze, grad_accum=t.grad_accum, fp16=t.fp16, bf16=t.bf16,
+        max_steps=t.max_steps or -1, logging_steps=t.logging_steps, resume=True, overwrite=False,
+    )
+
+
+def _kd_settings(spec: RunSpec):
+    from polydistill.distill.settings import KDSettings
+
+    return KDSettings(**spec.kd_settings.model_dump())
+
+
+def loss_curve(log_history: list[dict[str, Any]]) -> list[list[float]]:
+    """(step, training loss) pairs from a Trainer log history (eval and summary entries skipped);
+    a step logged twice (a resumed run re-logs the steps after its checkpoint) keeps its last value."""
+    by_step = {float(e["step"]): float(e["loss"]) for e in log_history if "loss" in e and "step" in e}
+    return [[step, by_step[step]] for step in sorted(by_step)]
+
+
+def _run_result_dict(result) -> dict[str, Any]:
+    return {
+        "best_dev_f1": result.best_dev_f1,
+        "dev_metrics": result.dev_metrics,
+        "loss_curve": loss_curve(result.log_history),
+        "log_history": [e for e in result.log_history if any(k.startswith("loss") for k in e)],
+        "train_seconds": result.train_seconds,
+    }
+
+
+def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
+    import json
+
+    saved = read_json(model_dir / "run.json").get("result", {})
+    log = model_dir / "log.jsonl"
+    history = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if log.is_file() else []
+    return {
+        "best_dev_f1": saved.get("best_dev_f1"),
+        "dev_metrics": saved.get("dev_metrics", {}),
+        "loss_curve": loss_curve(history),
+        "log_history": [e for e in history if any(k.startswith("loss") for k in e)],
+        "train_seconds": saved.get("train_seconds"),
+    }
+
+
+def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
+    path = store.run_dir(spec.teacher_run) / "model"
+    if not (path / "config.json").is_file():
+        raise PolydistillError(
+            f"The fine-tuned teacher of {spec.label} is missing at {path}; delete "
+            f"{store.result_path(spec.teacher_run)} and re-run so the teacher is trained again."
+        )
+    return path
+
+
+def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
+    from polydistill.student.build import build_student
+
+    if out is not None and (out / "config.json").is_file():
+        return None  # built by an earlier attempt (atomic, so complete)
+    return build_student(
+        str(teacher_dir), out=out, layers=spec.layers, layer_map=spec.layer_map, hidden=spec.hidden,
+        init=spec.init, base=spec.base, seed=spec.seed, overwrite=False,
+    )
+
+
+def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
+    """Train the run's model into ``run_dir/model``; idempotent across kills."""
+    done = run_dir / "train_result.json"
+    model_dir = run_dir / "model"
+    if done.is_file() and (model_dir / "config.json").is_file():
+        return read_json(done)
+    if (model_dir / "run.json").is_file():
+        # killed after the best model was saved but before train_result.json: rebuild the record
+        # from what the training run wrote next to the model
+        record = _record_from_model_dir(model_dir)
+        atomic_write_json(done, record)
+        return record
+    data = train_data(spec)
+    if spec.kind == "teacher":
+        from polydistill.distill.finetune import finetune
+
+        settings = _settings(spec, model_dir, spec.training.freeze_word_embeddings)
+        result = finetune(spec.teacher_model, data, settings)
+    else:
+        teacher_dir = _teacher_dir(store, spec)
+        init_dir = run_dir / "init"
+        _build(spec, teacher_dir, init_dir)
+        # frozen *random* embeddings cannot learn (SPEC lessons): never freeze for from-scratch
+        freeze = spec.training.freeze_word_embeddings and spec.init != "from-scratch"
+        settings = _settings(spec, model_dir, freeze)
+        if spec.kd:
+            from polydistill.distill.trainer import distill
+
+            result = distill(str(teacher_dir), str(init_dir), data, settings, _kd_settings(spec))
+        else:
+            from polydistill.distill.finetune import finetune
+
+            result = finetune(str(init_dir), data, settings)
+        model_dir = Path(result.output_dir)
+    record = _run_result_dict(result)
+    atomic_write_json(done, record)
+    return record
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
+    """Test-split scores for every eval group, plus per-language scores over their union."""
+    from polydistill.evaluate import evaluate_model
+
+    groups: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    per_language: dict[str, Any] = {}
+    batch = spec.training.eval_batch_size if spec.training else 64
+    max_length = spec.training.max_length if spec.training else 128
+    for name, group in spec.eval_languages:
+        data = _load(spec, group, None, purpose="evaluate")
+        report = evaluate_model(model, tokenizer, data, split="test", batch_size=batch, max_length=max_length)
+        groups[name] = report.overall
+        baselines[name] = report.baselines
+        per_language.update(report.per_language)
+    return {"groups": groups, "per_language": per_language, "baselines": baselines}
+
+
+def _load_trained(path: Path):
+    from polydistill.modeling import load_model, load_tokenizer
+
+    return load_model(str(path)), load_tokenizer(str(path))
+
+
+def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = None) -> dict[str, Any]:
+    """Run one cell and return its record (not yet saved)."""
+    start = time.time()
+    run_dir = store.run_dir(spec.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resumed = any(run_dir.iterdir())
+    if spec.kind == "copy":
+        # §5.1: evaluate the weight-copied student as is; eval settings follow the teacher's
+        built = _build(spec, _teacher_dir(store, spec), None)
+        eval_spec = spec.model_copy(update={"training": teacher_spec.training if teacher_spec else None})
+        metrics = evaluate_groups(eval_spec, built.model, built.tokenizer)
+        train: dict[str, Any] = {"loss_curve": [], "train_seconds": 0.0, "best_dev_f1": None}
+        provenance = built.provenance
+    else:
+        train = _train(spec, store, run_dir)
+        model, tokenizer = _load_trained(run_dir / "model")
+        metrics = evaluate_groups(spec, model, tokenizer)
+        provenance = None
+        if spec.kind == "student":
+            from polydistill.student.provenance import read_provenance
+
+            provenance = read_provenance(run_dir / "init")
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "label": spec.label,
+        "metrics": metrics,
+        **train,
+        "student_provenance": provenance,
+        "model_dir": str(run_dir / "model") if spec.kind == "teacher" else None,
+        "wall_seconds": time.time() - start,
+        "resumed": resumed,
+        "versions": package_versions(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _cleanup(spec: RunSpec, store: ResultStore, keep_students: bool) -> None:
+    run_dir = store.run_dir(spec.run_id)
+    if spec.kind == "teacher":
+        # the teacher model is shared by its students; its checkpoints are not needed any more
+        shutil.rmtree(run_dir / "model.work", ignore_errors=True)
+    elif not keep_students:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_grid(
+    config: ExperimentConfig,
+    work_dir: str | os.PathLike | None = None,
+    on_event: Callable[[str, RunSpec, int, int], None] | None = None,
+) -> GridSummary:
+    """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
+    with kind in start / skip / done."""
+    work_dir = Path(work_dir) if work_dir else default_work_dir(config)
+    store = open_store(work_dir)
+    specs = expand(config)
+    atomic_write_json(work_dir / "grid.json", {
+        "schema_version": config.schema_version,
+        "config": config.model_dump(mode="json"),
+        "runs": [{"run_id": s.run_id, "label": s.label} for s in specs],
+    })
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    by_id = {s.run_id: s for s in specs}
+    summary = GridSummary(work_dir=work_dir, total=len(specs))
+    start = time.time()
+    for index, spec in enumerate(specs):
+        if store.has(spec.run_id):
+            summary.skipped += 1
+            if on_event:
+                on_event("skip", spec, index, len(specs))
+            continue
+        if on_event:
+            on_event("start", spec, index, len(specs))
+        record = execute(spec, store, by_id.get(spec.teacher_run or ""))
+        store.save(spec.run_id, record)
+        _cleanup(spec, store, config.keep_student_models)
+        summary.finished.append(spec.run_id)
+        if on_event:
+            on_event("done", spec, index, len(specs))
+    summary.seconds = time.time() - start
+    return summary

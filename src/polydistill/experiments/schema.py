@@ -1,0 +1,203 @@
+"""The experiment-grid config: a pydantic model of the YAML files in ``configs/``.
+
+One file declares a grid (teachers × datasets × student inits × KD × sizes × fractions × seeds);
+:mod:`polydistill.experiments.grid` expands it into typed run specs. Paths accept ``~`` and
+environment variables so the same file works on every machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from polydistill.errors import PolydistillError
+
+SCHEMA_VERSION = 1
+
+Init = Literal["from-scratch", "from-base", "from-teacher"]
+Languages = str | list[str]  # "all" | "seen" | "unseen" | "english" | list of codes | comma string
+
+
+def expand_path(value: str | None) -> str | None:
+    """``~`` and ``$VARS`` expanded; hub ids (no ``~``/``$``) pass through unchanged."""
+    if value is None:
+        return None
+    return os.path.expanduser(os.path.expandvars(value))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingConfig(_Strict):
+    """Training settings of one role (teacher or student); mirrors distill.TrainSettings."""
+
+    epochs: float = 30
+    learning_rate: float = 5e-5
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    eval_steps: int | None = Field(None, ge=1, description="evaluate (and checkpoint) every N steps; None = per epoch")
+    max_length: int = Field(128, ge=8)
+    freeze_word_embeddings: bool = Field(
+        False, description="freeze the word-embedding matrix; never applied to from-scratch students"
+    )
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    fp16: bool = False
+    bf16: bool = False
+
+
+class KDConfig(_Strict):
+    """TinyBERT loss weights and options; mirrors distill.KDSettings."""
+
+    att: float = 1.0
+    hid: float = 1.0
+    emb: float = 1.0
+    pred: float = 1.0
+    ce: float = 0.0
+    pred_loss: Literal["mse", "kl"] = "mse"
+    temperature: float = 1.0
+    attention: Literal["probs", "scores"] = "probs"
+
+
+class TeacherConfig(_Strict):
+    name: str = Field(..., description="short label used in tables, e.g. xlmr")
+    model: str = Field(..., description="pretrained model: local dir or hub id")
+    base: str | None = Field(None, description="checkpoint for from-base students (default: model)")
+    train_languages: Languages = "all"
+
+    @field_validator("model", "base")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return expand_path(value)
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(..., description="massive | tsm | universal-ner | a generic file path")
+    train_fraction: float | None = Field(
+        None, gt=0, le=1, description="stratified subset of the train split used by every run (CPU scale)"
+    )
+    max_eval_per_language: int | None = Field(
+        None, ge=1, description="cap on validation/test examples per language (CPU scale)"
+    )
+    eval_steps: int | None = Field(None, ge=1, description="per-dataset override of training.eval_steps")
+    train_languages: Languages | None = Field(
+        None, description="per-dataset override of the teachers' train_languages (codes differ per dataset)"
+    )
+    eval_languages: list[Languages] | dict[str, Languages] | None = Field(
+        None, description="per-dataset override of the top-level eval_languages"
+    )
+
+
+class StudentGrid(_Strict):
+    inits: list[Init] = ["from-teacher"]
+    kd: list[bool] = [True]
+    layers: list[int | None] = Field([None], description="student depth; None = half the teacher")
+    hidden: list[int | None] = Field([None], description="student width; None = the teacher's")
+    layer_map: str | list[int] = "alternate-last"
+    fractions: list[float] = Field([1.0], description="fraction of the train data for the student (§5.2)")
+    train_languages: list[Languages] = Field(
+        ["teacher"], description="'teacher' = same as the teacher, or all/seen/english/list"
+    )
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, values: list[float]) -> list[float]:
+        for value in values:
+            if not 0 < value <= 1:
+                raise ValueError(f"fraction {value} must be in (0, 1]")
+        return values
+
+    @field_validator("layers", "hidden")
+    @classmethod
+    def _positive(cls, values: list[int | None]) -> list[int | None]:
+        if any(v is not None and v < 1 for v in values):
+            raise ValueError("layer counts and hidden sizes must be positive")
+        return values
+
+
+class ExperimentConfig(_Strict):
+    schema_version: int = SCHEMA_VERSION
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    paper_ref: str = ""
+    work_dir: str | None = None
+    data_root: str | None = Field(None, description="local data root (default: $POLYDISTILL_DATA_ROOT or the hub)")
+    teachers: list[TeacherConfig] = Field(..., min_length=1)
+    datasets: list[DatasetConfig] = Field(..., min_length=1)
+    eval_languages: list[Languages] | dict[str, Languages] = Field(
+        ["all"], description="test-set language groups reported; a mapping names them (e.g. seen: [en-US, de-DE])"
+    )
+    seeds: list[int] = Field([0], min_length=1)
+    teacher_seed: int | None = Field(
+        None, description="one teacher per (model, dataset) trained with this seed and shared by all students; "
+        "None = the first seed"
+    )
+    students: StudentGrid | None = StudentGrid()
+    copy_without_finetune: bool = Field(False, description="also evaluate each copied student directly (§5.1)")
+    teacher_training: TrainingConfig = TrainingConfig()
+    student_training: TrainingConfig = TrainingConfig()
+    kd: KDConfig = KDConfig()
+    keep_student_models: bool = Field(False, description="keep student model dirs after evaluation")
+    torch_threads: int | None = Field(None, ge=1)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {value} is not supported; this polydistill reads version {SCHEMA_VERSION}")
+        return value
+
+    @field_validator("work_dir", "data_root")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return expand_path(value)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExperimentConfig:
+        names = [t.name for t in self.teachers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"teacher names must be unique, got {names}")
+        datasets = [d.name for d in self.datasets]
+        if len(set(datasets)) != len(datasets):
+            raise ValueError(f"dataset names must be unique, got {datasets}")
+        return self
+
+
+def _one_sentence(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "top level"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling against configs/paper/*.yaml)"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return f"{source}: invalid value at '{where}': {msg}{more}."
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise PolydistillError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}.")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise PolydistillError(_one_sentence(err, source)) from None
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read and validate a grid YAML; any problem is one sentence naming the key."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PolydistillError(f"config {path} does not exist; pass a YAML file such as configs/cpu/table1.yaml.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PolydistillError(f"{path} is not valid YAML ({str(err).splitlines()[0]}).") from None
+    return parse_config(data, source=str(path))

@@ -1,0 +1,259 @@
+"""Build a student from a teacher by weight copy: depth (layer map) and width (index selection).
+
+``build_student`` is the library entry point behind ``polydistill student``. It checks every input
+before loading weights, builds the student from the teacher's config with the student's sizes
+(seeded, so fresh parts are reproducible), copies tensors per ``init``, and writes an ordinary
+Hugging Face model directory plus ``polydistill.json`` and a README model card, atomically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError, require
+from polydistill.student.adapters import ArchitectureAdapter, get_adapter
+from polydistill.student.layer_maps import explicit_length, resolve_layer_map
+from polydistill.student.selection import WidthPlan, uniform_plan
+
+INITS = ("from-teacher", "from-base", "from-scratch")
+WIDTH_SELECTIONS = ("uniform", "importance")
+
+
+@dataclass
+class BuiltStudent:
+    model: Any  # a transformers PreTrainedModel, in eval mode
+    tokenizer: Any  # the teacher's tokenizer (None if the teacher was given as a model without one)
+    provenance: dict[str, Any]
+    path: Path | None  # the written model directory, if ``out`` was given
+
+
+def task_of_model(model) -> str:
+    """sequence / token / base, from the model class (in-memory models may lack config.architectures)."""
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return "sequence"
+    if name.endswith("ForTokenClassification"):
+        return "token"
+    return "base"
+
+
+def _teacher_config(teacher):
+    """(config, name) of a path / hub id or an already-loaded model, without loading weights."""
+    from polydistill.modeling import load_config
+
+    if isinstance(teacher, (str, Path)):
+        return load_config(teacher), str(teacher)
+    require(hasattr(teacher, "config") and hasattr(teacher, "state_dict"),
+            f"The teacher must be a model directory, a hub id or a loaded model, not {type(teacher).__name__}.")
+    return teacher.config, getattr(teacher.config, "_name_or_path", "") or type(teacher).__name__
+
+
+def _load_teacher_weights(teacher, config):
+    """The teacher model from a path / hub id (or as given when already loaded)."""
+    from safetensors import SafetensorError
+
+    from polydistill.modeling import load_model
+
+    if not isinstance(teacher, (str, Path)):
+        return teacher
+    try:
+        return load_model(teacher, config=config)
+    except SafetensorError as err:  # not caught by load_model: a truncated or garbled model.safetensors
+        raise PolydistillError(
+            f"Could not load the weights of {teacher} ({err}); model.safetensors is corrupt, re-save the teacher."
+        ) from err
+
+
+def _base_config(base, teacher_config):
+    """(config, name) of the base model, after checking its shape and vocabulary size match the teacher's."""
+    from polydistill.modeling import load_config
+
+    if isinstance(base, (str, Path)):
+        config, name = load_config(base), str(base)
+    else:
+        config, name = base.config, getattr(base.config, "_name_or_path", "") or type(base).__name__
+    require(config.model_type == teacher_config.model_type,
+            f"The base model {name} has architecture {config.model_type!r} but the teacher has "
+            f"{teacher_config.model_type!r}; pass the checkpoint the teacher was fine-tuned from.")
+    for field in ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads"):
+        require(getattr(config, field) == getattr(teacher_config, field),
+                f"The base model {name} has {field}={getattr(config, field)} but the teacher has "
+                f"{getattr(teacher_config, field)}; pass the checkpoint the teacher was fine-tuned from.")
+    require(config.vocab_size == teacher_config.vocab_size,
+            f"The base model {name} has a vocabulary of {config.vocab_size} but the teacher's has "
+            f"{teacher_config.vocab_size}; the base must share the teacher's tokenizer.")
+    return config, name
+
+
+def _check_base_tokenizer(base, name, teacher_tokenizer) -> None:
+    """Refuse a base whose tokenizer (if it has one) is not the teacher's."""
+    from polydistill.modeling import load_tokenizer, vocabularies_match
+
+    if not isinstance(base, (str, Path)) or teacher_tokenizer is None:
+        return
+    try:
+        base_tokenizer = load_tokenizer(base)
+    except PolydistillError:
+        return  # a weights-only base: the vocabulary size check has to do
+    require(vocabularies_match(base_tokenizer, teacher_tokenizer),
+            f"The base model {name} uses another vocabulary than the teacher; the base must share the "
+            "teacher's tokenizer.")
+
+
+def _importance_plan(teacher, tokenizer, hidden, intermediate, heads, teacher_layers, seed) -> WidthPlan:
+    if importlib.util.find_spec("polydistill.student.importance") is None:
+        raise PolydistillError("Importance-based width selection is not available yet; use --width-select uniform.")
+    module = importlib.import_module("polydistill.student.importance")
+    return module.importance_plan(teacher, tokenizer=tokenizer, hidden=hidden, intermediate=intermediate,
+                                  heads=heads, teacher_layers=teacher_layers, seed=seed)
+
+
+def _check_width_fits(adapter: ArchitectureAdapter, config, plan: WidthPlan) -> None:
+    """Width changes the supported architectures' configs cannot express."""
+    if plan.is_identity(config):
+        return
+    require(adapter.head_size(config) == config.hidden_size // config.num_attention_heads,
+            "The teacher sets its own attention_head_size; width reduction needs head size = hidden / heads.")
+    embedding_size = adapter.embedding_size(config)
+    require(embedding_size == config.hidden_size or plan.hidden_size != embedding_size,
+            f"A hidden size of {plan.hidden_size} equals the teacher's embedding size, which removes the "
+            "embedding projection the copy needs; choose another --hidden.")
+    require(getattr(config, "conv_groups", 1) == 1 or plan.hidden_size == config.hidden_size,
+            "The teacher's convolution layer uses groups > 1, which cannot be narrowed; keep the hidden size.")
+
+
+def _sizes(config) -> dict[str, int]:
+    heads = config.num_attention_heads
+    return {"num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size, "num_heads": heads,
+            "head_size": config.hidden_size // heads}
+
+
+def build_student(
+    teacher,
+    out: str | Path | None = None,
+    *,
+    layers: int | None = None,
+    layer_map: str | Sequence[int] = "alternate-last",
+    hidden: int | None = None,
+    intermediate: int | None = None,
+    heads: int | None = None,
+    init: str = "from-teacher",
+    base=None,
+    seed: int = 0,
+    overwrite: bool = False,
+    width_plan: WidthPlan | None = None,
+    teacher_layers: Sequence[int] | None = None,
+    width_select: str = "uniform",
+    tokenizer=None,
+) -> BuiltStudent:
+    """Build (and, with ``out``, save) a student of ``teacher``.
+
+    teacher: model directory, hub id or loaded model (sequence / token classification or bare encoder).
+    layers: student depth (default: the teacher's, or the length of an explicit map).
+    layer_map: alternate-last | alternate-first | first | last | explicit 0-indexed list or "0,2,5".
+    teacher_layers: explicit 0-indexed teacher layers (overrides ``layer_map``).
+    hidden / intermediate / heads: student widths (default: the teacher's), uniform selection unless
+    ``width_plan`` (e.g. importance-based, per-layer sets) or ``width_select="importance"`` is given.
+    init: from-teacher (copy embeddings, layers, head) | from-base (copy from ``base``, fresh head) |
+    from-scratch (nothing copied; standard init seeded by ``seed``).
+    """
+    import torch
+
+    from polydistill.io import atomic_output_dir, check_output_dir, package_versions
+    from polydistill.modeling import auto_class, load_model, load_tokenizer
+    from polydistill.student.provenance import write_provenance
+    from polydistill.student.weights import copy_weights
+
+    require(init in INITS, f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
+    require(init != "from-base" or base is not None,
+            "--init from-base needs --base, the pretrained checkpoint the teacher was fine-tuned from.")
+    require(width_select in WIDTH_SELECTIONS,
+            f"Unknown width selection {width_select!r}; choose one of {', '.join(WIDTH_SELECTIONS)}.")
+    if out is not None:
+        check_output_dir(out, overwrite)  # refuse before any slow loading
+
+    # Everything that can be checked from the config is checked before the weights are loaded.
+    t_config, teacher_name = _teacher_config(teacher)
+    adapter = get_adapter(t_config)
+    n_teacher = t_config.num_hidden_layers
+    spec = list(teacher_layers) if teacher_layers is not None else layer_map
+    n_student = layers if layers is not None else (explicit_length(spec) or n_teacher)
+    mapped = resolve_layer_map(spec, n_teacher, int(n_student))
+    if width_plan is None and width_select == "uniform":
+        width_plan = uniform_plan(t_config, hidden, intermediate, heads, n_layers=len(mapped))
+    base_config, base_name = _base_config(base, t_config) if init == "from-base" else (None, None)
+
+    if tokenizer is None and isinstance(teacher, (str, Path)):
+        tokenizer = load_tokenizer(teacher)
+    if init == "from-base":
+        _check_base_tokenizer(base, base_name, tokenizer)
+    teacher_model = _load_teacher_weights(teacher, t_config)
+    t_config = teacher_model.config
+    if width_plan is None:  # importance selection needs the loaded teacher
+        width_plan = _importance_plan(teacher_model, tokenizer, hidden, intermediate, heads, mapped, seed)
+    plan = width_plan
+    plan.validate(t_config, len(mapped))
+    _check_width_fits(adapter, t_config, plan)
+
+    base_model = None
+    if init == "from-base":
+        base_model = base if not isinstance(base, (str, Path)) else load_model(base, task="base", config=base_config)
+
+    task = task_of_model(teacher_model)
+    s_config = adapter.student_config(t_config, len(mapped), plan.hidden_size, plan.intermediate_size,
+                                      plan.num_heads)
+    s_config.architectures = [type(teacher_model).__name__]
+    torch.manual_seed(seed)  # fresh parts (all of from-scratch, the head of from-base) are reproducible
+    student = auto_class(task).from_config(s_config)
+
+    copied: list[str] = []
+    if init == "from-teacher":
+        copy_weights(teacher_model, student, adapter, plan, mapped, t_config, include_head=True)
+        copied = ["embeddings", "layers", "head"]
+    elif init == "from-base":
+        copy_weights(adapter.backbone(base_model), adapter.backbone(student), adapter, plan, mapped,
+                     base_model.config, include_head=False)
+        copied = ["embeddings", "layers"]
+    student.eval()
+
+    labels = [t_config.id2label[i] for i in sorted(t_config.id2label)] if task != "base" else []
+    spec_name = spec if isinstance(spec, str) and explicit_length(spec) is None else "explicit"
+    provenance = {
+        "polydistill_student": 1,
+        "teacher": teacher_name,
+        "teacher_architecture": type(teacher_model).__name__,
+        "architecture": adapter.name,
+        "model_type": t_config.model_type,
+        "task": task,
+        "base": base_name,
+        "init": init,
+        "copied": copied,
+        "layer_map": spec_name,
+        "teacher_layers": mapped,
+        "num_layers": len(mapped),
+        "width": plan.to_dict(with_indices=plan.method != "uniform"),
+        "teacher_sizes": _sizes(t_config),
+        "labels": labels,
+        "seed": seed,
+        "parameters": sum(p.numel() for p in student.parameters()),
+        "teacher_parameters": sum(p.numel() for p in teacher_model.parameters()),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+
+    path = None
+    if out is not None:
+        with atomic_output_dir(out, overwrite) as tmp:
+            student.save_pretrained(tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            write_provenance(tmp, provenance)
+        path = Path(out)
+    return BuiltStudent(model=student, tokenizer=tokenizer, provenance=provenance, path=path)

@@ -1,0 +1,141 @@
+"""evaluate_model on tiny random models: breakdowns, baselines, label checks and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from factories import make_model
+
+from polydistill.data import load_task_data
+from polydistill.evaluate import evaluate_model
+from polydistill.evaluate.baselines import majority_label, random_ner_scores
+from polydistill.evaluate.evaluate import predict
+from polydistill.errors import PolydistillError
+
+FIX = Path(__file__).parent / "fixtures" / "data"
+
+
+@pytest.fixture(scope="module")
+def massive():
+    return load_task_data("massive", "en-US,de-DE,sw-KE,cy-GB", data_root=FIX, purpose="evaluate")
+
+
+@pytest.fixture(scope="module")
+def uner():
+    return load_task_data("uner", "da_ddt,hr_set,de_pud", data_root=FIX, purpose="evaluate")
+
+
+def labelled_model(task, label_names, seed=0, arch="bert"):
+    model, tok = make_model(arch, task, num_labels=len(label_names), seed=seed)
+    model.config.id2label = dict(enumerate(label_names))
+    model.config.label2id = {n: i for i, n in enumerate(label_names)}
+    return model, tok
+
+
+def test_classification_report_is_consistent(massive):
+    model, tok = labelled_model("sequence", massive.label_names)
+    report = evaluate_model(model, tok, massive, split="test", max_length=32)
+    assert report.languages == ["cy-GB", "de-DE", "en-US", "sw-KE"]
+    per = report.per_language
+    assert sum(s["support"] for s in per.values()) == report.overall["support"] == 16
+    weighted = sum(s["accuracy"] * s["support"] for s in per.values()) / report.overall["support"]
+    assert weighted == pytest.approx(report.overall["accuracy"])
+    # the overall F1 is sklearn's macro-F1 on the pooled predictions
+    from sklearn.metrics import f1_score
+
+    trues, preds, _ = predict(model, tok, massive, "test", max_length=32)
+    assert report.overall["f1"] == pytest.approx(f1_score(trues, preds, average="macro"))
+    # groups from Table 11: sw-KE and cy-GB are unseen, en-US and de-DE seen
+    assert report.groups["unseen"]["languages"] == ["cy-GB", "sw-KE"]
+    assert report.groups["seen"]["support"] == 8
+    majority = report.baselines["majority"]
+    assert majority["from"] == "train" and majority["label"] in massive.label_names
+    # 4 intents equally frequent in train: ties go to the smallest id; 1 of 4 test examples per locale
+    assert majority["overall"]["accuracy"] == pytest.approx(0.25)
+    assert json.loads(json.dumps(report.to_dict()))["overall"]["support"] == 16
+
+
+def test_language_filter_and_partitions(massive):
+    model, tok = labelled_model("sequence", massive.label_names)
+    report = evaluate_model(model, tok, massive, languages="unseen", max_length=32)
+    assert report.languages == ["cy-GB", "sw-KE"] and report.overall["support"] == 8
+    assert report.groups == {}  # a single group equals the overall
+    with pytest.raises(PolydistillError, match="Unknown language 'fr-FR'"):
+        evaluate_model(model, tok, massive, languages="fr-FR")
+
+
+def test_permuted_label_order_is_remapped(massive):
+    names = massive.label_names
+    model, tok = labelled_model("sequence", names)
+    base = evaluate_model(model, tok, massive, max_length=32)
+    perm = list(reversed(range(len(names))))
+    permuted, _ = labelled_model("sequence", [names[i] for i in perm])
+    permuted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        permuted.classifier.weight.copy_(model.classifier.weight[perm])
+        permuted.classifier.bias.copy_(model.classifier.bias[perm])
+    assert evaluate_model(permuted, tok, massive, max_length=32).overall == base.overall
+
+
+def test_label_set_and_head_mismatch(massive, uner):
+    model, tok = make_model("bert", "sequence", num_labels=60)  # LABEL_A ... names
+    with pytest.raises(PolydistillError, match="not the dataset's 60 labels"):
+        evaluate_model(model, tok, massive)
+    token_model, tok = labelled_model("token", massive.label_names)
+    with pytest.raises(PolydistillError, match="'token' head but massive is a 'sequence' task"):
+        evaluate_model(token_model, tok, massive)
+    model, tok = labelled_model("sequence", massive.label_names)
+    with pytest.raises(PolydistillError, match="Split 'dev' does not exist"):
+        evaluate_model(model, tok, massive, split="dev")
+
+
+def test_ner_report_and_random_baseline(uner):
+    model, tok = labelled_model("token", uner.label_names, arch="xlm-roberta")
+    report = evaluate_model(model, tok, uner, split="test", max_length=64, random_runs=5)
+    assert report.task == "token" and set(report.per_language) == {"da_ddt", "hr_set", "de_pud"}
+    assert report.overall["tokens"] == sum(len(t) for t in uner.splits["test"]["tokens"])
+    weighted = sum(s["accuracy"] * s["tokens"] for s in report.per_language.values()) / report.overall["tokens"]
+    assert weighted == pytest.approx(report.overall["accuracy"])
+    assert report.groups["test-only"]["languages"] == ["de_pud"]
+    random = report.baselines["random"]
+    assert random["runs"] == 5 and 0 <= random["overall"]["f1"] < 0.5
+
+
+def test_random_ner_baseline_matches_its_definition():
+    names = ["O", "B-PER", "I-PER"]
+    truth = [["B-PER", "I-PER", "O", "O"], ["O", "B-PER"]] * 20
+    a = random_ner_scores(truth, names, runs=30)
+    assert a == random_ner_scores(truth, names, runs=30)  # deterministic
+    assert a["runs"] == 30 and 0 < a["f1"] < 1 and a["f1_std"] > 0
+    # uniformly random tags: about a third of the words right
+    assert abs(a["accuracy"] - 1 / 3) < 0.05
+    assert majority_label([2, 1, 1, 2, 0]) == 1
+    with pytest.raises(PolydistillError):
+        majority_label([])
+
+
+def test_trained_model_beats_the_majority_baseline(massive):
+    """A tiny model fitted on the test utterances themselves must score (near) perfectly: the
+    report's numbers move with the predictions, they are not constants."""
+    from polydistill.data.tokenize import data_collator, tokenize_task_data
+
+    model, tok = labelled_model("sequence", massive.label_names)
+    encoded = tokenize_task_data(massive, tok, max_length=32)["test"]
+    batch = data_collator("sequence", tok)([encoded[i] for i in range(len(encoded))])
+    batch.pop("language", None)
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    for _ in range(60):
+        loss = model(**batch).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    report = evaluate_model(model, tok, massive, max_length=32)
+    assert report.overall["accuracy"] >= 0.9 > report.baselines["majority"]["overall"]["accuracy"]
+    assert np.isclose(sum(s["accuracy"] * s["support"] for s in report.per_language.values()) / 16,
+                      report.overall["accuracy"])

@@ -6,6 +6,8 @@ directory (config, model.safetensors, tokenizer) of a 4-layer, hidden-32 model.
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 import torch
@@ -28,6 +30,19 @@ WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 UNIGRAM_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
+def _cached(builder):
+    """Train each tokenizer once per session: the trainers are not bit-reproducible across calls,
+    and tests compare vocabularies of teachers and students built separately."""
+    cached = functools.lru_cache(maxsize=None)(lambda corpus, vocab_size: builder(list(corpus), vocab_size))
+
+    @functools.wraps(builder)
+    def wrapper(corpus=CORPUS, vocab_size: int = 300):
+        return copy.deepcopy(cached(tuple(corpus), vocab_size))
+
+    return wrapper
+
+
+@_cached
 def make_wordpiece_tokenizer(corpus=CORPUS, vocab_size: int = 300):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertTokenizerFast
@@ -44,6 +59,7 @@ def make_wordpiece_tokenizer(corpus=CORPUS, vocab_size: int = 300):
     return BertTokenizerFast(tokenizer_object=tok)
 
 
+@_cached
 def make_unigram_tokenizer(corpus=CORPUS, vocab_size: int = 300):
     """A SentencePiece-style Unigram tokenizer with XLM-R's special tokens (<s>, </s>, ...)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers

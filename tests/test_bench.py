@@ -136,12 +136,12 @@ def test_fake_timer_medians_warmup_excluded():
     case = Case("cpu", 8, 1)
     # one warm-up (a huge 100 s: must not count), then five timed runs
     runners = _fake_runners(clock, {"a": [100, 5, 1, 3, 2, 4], "b": [100, 1, 1, 9, 1, 2]})
-    samples = time_interleaved(runners, [case], repeats=5, warmup=1, timer=clock)
-    assert samples["a"][case] == [5, 1, 3, 2, 4]
-    assert samples["b"][case] == [1, 1, 9, 1, 2]
+    samples = time_interleaved(runners, [case], repeats=5, warmup=1, clocks={"wall": clock})
+    assert samples["a"][case] == {"wall": [5, 1, 3, 2, 4]}
+    assert samples["b"][case] == {"wall": [1, 1, 9, 1, 2]}
     timings = summarise(samples["a"])
-    assert timings[case.key].median_s == 3
-    assert summarise(samples["b"])[case.key].median_s == 1
+    assert timings[case.key].median_s() == 3
+    assert summarise(samples["b"])[case.key].median_s("wall") == 1
     # warm-up ran first for both models, then the rotated interleaving
     assert [n for n, _ in clock.calls] == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]
 
@@ -162,8 +162,9 @@ def test_interleaving_cancels_drift_between_identical_models():
 
         return prepare
 
-    samples = time_interleaved({"a": drifting("a"), "b": drifting("b")}, [case], repeats=9, warmup=0, timer=clock)
-    ratio = summarise(samples["a"])[case.key].median_s / summarise(samples["b"])[case.key].median_s
+    samples = time_interleaved({"a": drifting("a"), "b": drifting("b")}, [case], repeats=9, warmup=0,
+                               clocks={"wall": clock})
+    ratio = summarise(samples["a"])[case.key].median_s() / summarise(samples["b"])[case.key].median_s()
     # sequential (a×9 then b×9) would give medians 1.5 vs 2.4, ratio 0.63
     assert 0.95 < ratio < 1.05
 
@@ -175,8 +176,20 @@ def test_time_interleaved_rejects_bad_counts():
         time_interleaved({}, [], repeats=1, warmup=-1)
 
 
-def _result(name, total, encoder, disk, medians):
-    timings = {c.key: CaseTiming(c, m, [m]) for c, m in medians.items()}
+def test_every_clock_is_read_around_each_call():
+    """Wall and CPU clocks both bracket the same call; a clock that does not move gives zero samples."""
+    case = Case("cpu", 8, 1)
+    wall, frozen = FakeClock(), FakeClock()
+    runners = _fake_runners(wall, {"a": [2, 4, 6]})
+    samples = time_interleaved(runners, [case], repeats=3, warmup=0, clocks={"wall": wall, "cpu": frozen})
+    assert samples["a"][case] == {"wall": [2, 4, 6], "cpu": [0, 0, 0]}
+    timing = summarise(samples["a"])[case.key]
+    assert timing.to_dict()["median_s"] == {"wall": 4, "cpu": 0}
+    assert timing.sequences_per_s("wall") == pytest.approx(0.25)
+
+
+def _result(name, total, encoder, disk, medians, cpu_medians=None):
+    timings = {c.key: CaseTiming(c, {"wall": [m], "cpu": [(cpu_medians or medians)[c]]}) for c, m in medians.items()}
     params = ParamCounts(total=total, embedding=total - encoder, word_embedding=total - encoder, encoder=encoder, other=0)
     return ModelResult(name, name, params, disk, disk, {}, timings)
 
@@ -184,19 +197,21 @@ def _result(name, total, encoder, disk, medians):
 def test_ratios_against_first_model():
     lat, thr = Case("cpu", 32, 1), Case("cpu", 32, 32)
     teacher = _result("teacher", 1000, 600, 4000, {lat: 0.010, thr: 0.400})
-    student = _result("student", 700, 300, 2800, {lat: 0.005, thr: 0.200})
+    student = _result("student", 700, 300, 2800, {lat: 0.005, thr: 0.200}, {lat: 0.004, thr: 0.100})
     tiny = _result("tiny", 250, 100, 1000, {lat: 0.004, thr: 0.100})
     ratios = compute_ratios([teacher, student, tiny])
-    assert ratios["teacher"]["params"] == 1.0 and ratios["teacher"]["speedup"][thr.key] == 1.0
+    assert ratios["teacher"]["params"] == 1.0 and ratios["teacher"]["speedup"]["wall"][thr.key] == 1.0
     assert ratios["student"]["params"] == pytest.approx(0.7)
     assert ratios["student"]["encoder_params"] == pytest.approx(0.5)
-    assert ratios["student"]["speedup"] == {lat.key: pytest.approx(2.0), thr.key: pytest.approx(2.0)}
-    assert ratios["tiny"]["speedup"][lat.key] == pytest.approx(2.5)
-    assert ratios["tiny"]["speedup"][thr.key] == pytest.approx(4.0)
+    assert ratios["student"]["speedup"]["wall"] == {lat.key: pytest.approx(2.0), thr.key: pytest.approx(2.0)}
+    # each clock against the baseline on the same clock
+    assert ratios["student"]["speedup"]["cpu"] == {lat.key: pytest.approx(2.5), thr.key: pytest.approx(4.0)}
+    assert ratios["tiny"]["speedup"]["wall"][lat.key] == pytest.approx(2.5)
+    assert ratios["tiny"]["speedup"]["wall"][thr.key] == pytest.approx(4.0)
     assert ratios["tiny"]["disk"] == pytest.approx(0.25)
     # throughput is batch ÷ median time
-    assert student.timings[thr.key].sequences_per_s == pytest.approx(160.0)
-    assert student.timings[thr.key].tokens_per_s == pytest.approx(160.0 * 32)
+    assert student.timings[thr.key].sequences_per_s() == pytest.approx(160.0)
+    assert student.timings[thr.key].to_dict()["tokens_per_s"]["wall"] == pytest.approx(160.0 * 32)
 
 
 def test_unique_names():
@@ -225,15 +240,15 @@ def test_bench_models_end_to_end_with_fake_timer(model_dirs):
 
     steps = []
     report = bench_models([teacher, student], lengths=[8, 16], batch_size=4, repeats=3, warmup=1, threads=1,
-                          device="cpu", timer=timer, on_step=lambda *a: steps.append(a))
+                          device="cpu", clocks={"wall": timer}, on_step=lambda *a: steps.append(a))
     data = report.to_dict()
     assert [m["name"] for m in data["models"]] == ["teacher", "student"]
     assert data["cases"] == ["cpu/b1/L8", "cpu/b4/L8", "cpu/b1/L16", "cpu/b4/L16"]
     assert len(steps) == 2 * 4 * (3 + 1)
     for model in report.models:
         assert set(model.timings) == set(data["cases"])
-        assert all(t.samples_s == [1.0, 1.0, 1.0] for t in model.timings.values())
-    assert data["ratios"]["student"]["speedup"]["cpu/b4/L16"] == 1.0
+        assert all(t.samples_s == {"wall": [1.0, 1.0, 1.0]} for t in model.timings.values())
+    assert data["ratios"]["student"]["speedup"]["wall"]["cpu/b4/L16"] == 1.0
     assert data["ratios"]["student"]["encoder_params"] == pytest.approx(0.5)
     assert report.models[1].shape["layers"] == 2
     assert data["settings"]["machine"]["torch_threads"] == 1
@@ -278,8 +293,12 @@ def test_cli_writes_json_and_table(model_dirs, tmp_path):
     data = json.loads(out.read_text())
     assert data["baseline"] == "teacher"
     assert set(data["ratios"]) == {"teacher", "student"}
-    assert all(len(t["samples_s"]) == 2 for m in data["models"] for t in m["timings"].values())
-    assert "student" in result.output and "speed" in result.output
+    for model in data["models"]:
+        for timing in model["timings"].values():
+            assert {clock: len(v) for clock, v in timing["samples_s"].items()} == {"wall": 2, "cpu": 2}
+            assert all(s >= 0 for v in timing["samples_s"].values() for s in v)
+    assert set(data["ratios"]["student"]["speedup"]) == {"wall", "cpu"}
+    assert "student" in result.output and "speed (wall clock)" in result.output
     assert not list(tmp_path.glob(".bench.json.*"))  # atomic: no temporary left behind
 
 
@@ -289,6 +308,7 @@ def test_cli_writes_json_and_table(model_dirs, tmp_path):
         (["--lengths", "32,abc"], "comma-separated"),
         (["--lengths", "0"], "positive"),
         (["-m", "/nonexistent/model"], "does not exist"),
+        (["--clock", "gpu"], "--clock"),
     ],
 )
 def test_cli_bad_input_is_one_clear_error(model_dirs, args, message):

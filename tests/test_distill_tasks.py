@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 
 from factories import CORPUS, make_model
-
 from polydistill.data.types import TaskData
 
 KEYWORDS = {"jazz": 0, "weather": 1, "hello": 2}
@@ -36,7 +35,7 @@ def _sequence_rows(n: int, rng: random.Random) -> dict[str, list]:
 def _token_rows(n: int, rng: random.Random) -> dict[str, list]:
     rows = {"tokens": [], "tags": [], "language": []}
     places = sorted(LOCATIONS)
-    for i in range(n):
+    for _ in range(n):
         words = rng.sample(FILLER, rng.randint(2, 6))
         for _ in range(rng.randint(1, 2)):
             words.insert(rng.randint(0, len(words)), rng.choice(places))

@@ -25,7 +25,7 @@ from polydistill.experiments.store import ResultStore
 LANGS = ("english", "spanish", "french")  # french is in tsm's unseen partition
 
 
-def write_tsm(root: Path, per_split=(24, 8, 8)) -> Path:
+def write_tsm(root: Path, per_split=(12, 6, 6)) -> Path:
     """Invented tsm-layout lines (no real tweet is ever committed): label follows a keyword."""
     rng = random.Random(0)
     cue = {0: "hallo welt das ist", 1: "what is the weather", 2: "play some jazz music"}
@@ -42,7 +42,7 @@ def write_tsm(root: Path, per_split=(24, 8, 8)) -> Path:
 
 def grid_dict(tmp_path: Path) -> dict:
     teacher = make_model_dir(tmp_path / "models", "bert", "base")
-    training = {"epochs": 3, "learning_rate": 5e-3, "batch_size": 8, "eval_steps": 3, "max_length": 32,
+    training = {"epochs": 2, "learning_rate": 5e-3, "batch_size": 8, "eval_steps": 2, "max_length": 32,
                 "logging_steps": 1}
     return {
         "name": "tiny",
@@ -105,8 +105,9 @@ def _run_cli(path: Path, work: Path) -> subprocess.Popen:
 def _kill_when(proc: subprocess.Popen, condition, timeout: float = 120) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if proc.poll() is not None:
-            return False  # finished before the kill point
+        if proc.poll() is not None:  # finished before the kill point: it must have succeeded
+            assert proc.returncode == 0, proc.stderr.read().decode()[-3000:]
+            return False
         if condition():
             proc.send_signal(signal.SIGKILL)
             proc.wait()

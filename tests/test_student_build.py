@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModel
 
 from factories import ARCHS, make_config, make_model, make_model_dir
+from polydistill.errors import PolydistillError
 from polydistill.modeling import auto_class
 from polydistill.student import build_student, get_adapter, read_provenance
 from polydistill.student.build import task_of_model
@@ -51,7 +52,8 @@ def _expected(teacher, name, adapter, prov, layer_prefix):
     dim_step = head_size // width["head_size"]
     inner = [h * head_size + d for h in range(0, teacher_sizes["num_heads"], head_step)
              for d in range(0, head_size, dim_step)]
-    sets = {"hidden": hidden, "embed": hidden, "ffn": ffn, "inner": inner, None: None}
+    factorised = getattr(teacher.config, "embedding_size", None) not in (None, teacher.config.hidden_size)
+    sets = {"hidden": hidden, "embed": None if factorised else hidden, "ffn": ffn, "inner": inner, None: None}
     match = re.match(rf"{re.escape(layer_prefix)}\.(\d+)\.(.*)", name)
     src = f"{layer_prefix}.{prov['teacher_layers'][int(match.group(1))]}.{match.group(2)}" if match else name
     value = teacher.state_dict()[src]
@@ -199,3 +201,52 @@ def test_saved_teacher_directory_round_trip(tmp_path):
     assert built.provenance["teacher"] == str(teacher_dir)
     assert built.provenance["labels"] == ["LABEL_A", "LABEL_B", "LABEL_C"]
     assert built.tokenizer is not None and (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+def _variant(arch, **changes):
+    model, tokenizer = make_model(arch, "sequence")
+    config = model.config
+    for key, value in changes.items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    return _perturb(type(model)(config).eval(), 1), tokenizer
+
+
+@pytest.mark.parametrize(
+    "arch, changes",
+    [
+        # DeBERTa-v2-xlarge style: conv layer after the first block, separate position projections.
+        ("deberta-v2", dict(conv_kernel_size=3, share_att_key=False)),
+        # ELECTRA-small style: embeddings narrower than the hidden size, with embeddings_project.
+        ("electra", dict(embedding_size=16)),
+    ],
+    ids=["deberta-conv-pos-proj", "electra-factorised"],
+)
+def test_architecture_variants(arch, changes):
+    teacher, tokenizer = _variant(arch, **changes)
+    adapter = get_adapter(teacher)
+    names = set(teacher.state_dict())
+    assert any("conv.conv" in n or "embeddings_project" in n for n in names)
+    batch = _batch(tokenizer)
+    full = build_student(teacher, tokenizer=tokenizer)
+    torch.testing.assert_close(_forward(full.model, batch, "sequence"), _forward(teacher, batch, "sequence"),
+                               rtol=0, atol=1e-6)
+    small = build_student(teacher, tokenizer=tokenizer, layers=2, hidden=8, intermediate=32)
+    prefix = _layer_prefix(small.model, adapter)
+    for name, tensor in small.model.state_dict().items():
+        torch.testing.assert_close(tensor, _expected(teacher, name, adapter, small.provenance, prefix), rtol=0,
+                                   atol=0, msg=name)
+    assert _forward(small.model, batch, "sequence").shape == (2, 3)
+    if arch == "electra":
+        assert small.model.config.embedding_size == 16
+        with pytest.raises(PolydistillError, match="embedding size"):
+            build_student(teacher, tokenizer=tokenizer, hidden=16)
+
+
+def test_layers_chosen_elsewhere_keep_their_name_and_the_package_exports_build_student():
+    import polydistill
+
+    teacher, tokenizer = _teacher("bert", "base")
+    built = polydistill.build_student(teacher, tokenizer=tokenizer, teacher_layers=[0, 3], layer_map="importance")
+    assert built.provenance["teacher_layers"] == [0, 3] and built.provenance["layer_map"] == "importance"
+    assert built.provenance["num_layers"] == 2 and built.provenance["labels"] == []

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from factories import CORPUS, make_model_dir
 
+from factories import CORPUS, make_model_dir
 from polydistill.errors import PolydistillError
 from polydistill.lang.vocab import vocab_reduce
 from polydistill.modeling import load_model, load_tokenizer
@@ -237,3 +237,26 @@ def test_byte_level_bpe(tmp_path):
         ids = new_tok(text)["input_ids"]
         assert new_tok.unk_token_id not in ids  # byte-level alphabet kept: everything is still representable
         assert new_tok.decode(ids, skip_special_tokens=True) == text
+
+
+def test_cli_vocab_reduce(tmp_path, capsys):
+    from polydistill.cli import main
+
+    src = make_model_dir(tmp_path, "xlm-roberta", "token")
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("\n".join(ENGLISH) + "\n")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["vocab", "reduce", "--model", str(src), "--corpus", str(corpus), "--out", str(out),
+              "--min-sentence-freq", "0"])
+    assert exit_.value.code == 0
+    assert "fewer" in capsys.readouterr().out
+    assert load_model(out).config.vocab_size == len(load_tokenizer(out)) < len(load_tokenizer(src))
+    assert type(load_model(out)).__name__ == "XLMRobertaForTokenClassification"
+    # an existing output without --overwrite, or no corpus at all: one sentence on stderr, exit code 2
+    for argv, message in ((["--corpus", str(corpus)], "already exists"), ([], "--corpus")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["vocab", "reduce", "--model", str(src), "--out", str(out), *argv])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "error: " in err and message in err and "Traceback" not in err

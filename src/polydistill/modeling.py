@@ -72,6 +72,8 @@ def auto_class(task: Task):
 
 def load_model(source: str | Path, task: Task | None = None, trust_remote_code: bool = False, **kwargs):
     """Load a model with the head its config names (or ``task``), from safetensors only."""
+    from safetensors import SafetensorError
+
     config = kwargs.pop("config", None) or load_config(source, trust_remote_code)
     task = task or task_of_config(config)
     if task not in TASKS:
@@ -81,7 +83,7 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
         return auto_class(task).from_pretrained(
             source, config=config, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
         )
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PolydistillError(
             f"Could not load the weights of {_describe(source)} ({detail[:200]}); the checkpoint may be "

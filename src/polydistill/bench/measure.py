@@ -6,8 +6,8 @@ and device, as the median of repeated timings after warm-up. Models are *interle
 runs every model on every case, in an order rotated per repeat, so machine drift (other jobs, turbo,
 thermal) hits all models alike and ratios between them stay meaningful on a noisy machine.
 
-The timing core (:func:`time_interleaved`) only sees callables and a timer, so it is tested with a
-fake clock; :func:`bench_models` wires it to real models.
+Every sample is read on two clocks, wall time and process CPU time (see :data:`CLOCKS`). The timing
+core (:func:`time_interleaved`) only sees callables and clocks, so it is tested with fake clocks; :func:`bench_models` wires it to real models.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from typing import Any
 from polydistill.errors import PolydistillError, require
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+# Wall time is what a user waits for. Process CPU time is recorded alongside because on a shared
+# machine a process also waits for a core: with one torch thread, CPU time is the work itself and
+# stays put when other jobs load the machine (with N threads it sums over threads, spin-waits included).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass(frozen=True, order=True)
@@ -56,26 +60,27 @@ class ParamCounts:
 
 @dataclass
 class CaseTiming:
+    """Samples of one model on one case, per clock ("wall": elapsed time, "cpu": process CPU time)."""
+
     case: Case
-    median_s: float
-    samples_s: list[float]
+    samples_s: dict[str, list[float]]
 
-    @property
-    def sequences_per_s(self) -> float:
-        return self.case.batch_size / self.median_s if self.median_s > 0 else float("inf")
+    def median_s(self, clock: str = "wall") -> float:
+        return statistics.median(self.samples_s[clock])
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.sequences_per_s * self.case.seq_len
+    def sequences_per_s(self, clock: str = "wall") -> float:
+        median = self.median_s(clock)
+        return self.case.batch_size / median if median > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
+        clocks = list(self.samples_s)
         return {
             **asdict(self.case),
             "key": self.case.key,
             "kind": self.case.kind,
-            "median_s": self.median_s,
-            "sequences_per_s": self.sequences_per_s,
-            "tokens_per_s": self.tokens_per_s,
+            "median_s": {c: self.median_s(c) for c in clocks},
+            "sequences_per_s": {c: self.sequences_per_s(c) for c in clocks},
+            "tokens_per_s": {c: self.sequences_per_s(c) * self.case.seq_len for c in clocks},
             "samples_s": self.samples_s,
         }
 
@@ -210,16 +215,17 @@ def time_interleaved(
     cases: Sequence[Case],
     repeats: int,
     warmup: int = 1,
-    timer: Callable[[], float] = time.perf_counter,
+    clocks: Mapping[str, Callable[[], float]] | None = None,
     on_step: Callable[[str, Case, str], None] | None = None,
-) -> dict[str, dict[Case, list[float]]]:
-    """Time ``runners[name](case)()`` for every model and case; returns the raw samples in seconds.
+) -> dict[str, dict[Case, dict[str, list[float]]]]:
+    """Time ``runners[name](case)()`` for every model and case: samples[name][case][clock] in seconds.
 
     ``runners[name](case)`` prepares inputs (untimed) and returns the call to time. Warm-up calls
-    run first for every model and case and are not recorded.
+    run first for every model and case and are not recorded. ``clocks`` defaults to :data:`CLOCKS`.
     """
     require(repeats >= 1, f"repeats must be at least 1, got {repeats}.")
     require(warmup >= 0, f"warmup must be 0 or more, got {warmup}.")
+    clocks = dict(clocks or CLOCKS)
     names = list(runners)
     calls = {(name, case): runners[name](case) for case in cases for name in names}
     for case in cases:
@@ -228,18 +234,23 @@ def time_interleaved(
                 calls[name, case]()
                 if on_step:
                     on_step("warm-up", case, name)
-    samples: dict[str, dict[Case, list[float]]] = {name: {case: [] for case in cases} for name in names}
+    samples = {name: {case: {clock: [] for clock in clocks} for case in cases} for name in names}
     for _, case, name in interleaved_schedule(names, cases, repeats):
-        start = timer()
+        starts = {clock: read() for clock, read in clocks.items()}
         calls[name, case]()
-        samples[name][case].append(timer() - start)
+        for clock, read in clocks.items():
+            samples[name][case][clock].append(read() - starts[clock])
         if on_step:
             on_step("timed", case, name)
     return samples
 
 
-def summarise(samples: Mapping[Case, list[float]]) -> dict[str, CaseTiming]:
-    return {case.key: CaseTiming(case, statistics.median(s), list(s)) for case, s in samples.items()}
+def summarise(samples: Mapping[Case, Mapping[str, list[float]]]) -> dict[str, CaseTiming]:
+    return {case.key: CaseTiming(case, {c: list(v) for c, v in by_clock.items()}) for case, by_clock in samples.items()}
+
+
+def _clocks_of(model: ModelResult) -> list[str]:
+    return list(next(iter(model.timings.values())).samples_s) if model.timings else []
 
 
 def compute_ratios(models: Sequence[ModelResult]) -> dict[str, dict[str, Any]]:
@@ -258,10 +269,14 @@ def compute_ratios(models: Sequence[ModelResult]) -> dict[str, dict[str, Any]]:
             "encoder_params": frac(model.params.encoder, base.params.encoder),
             "embedding_params": frac(model.params.embedding, base.params.embedding),
             "disk": frac(model.disk_bytes, base.disk_bytes),
+            # per clock: {case key: speed-up}
             "speedup": {
-                key: frac(base.timings[key].median_s, timing.median_s)
-                for key, timing in model.timings.items()
-                if key in base.timings
+                clock: {
+                    key: frac(base.timings[key].median_s(clock), timing.median_s(clock))
+                    for key, timing in model.timings.items()
+                    if key in base.timings and clock in base.timings[key].samples_s
+                }
+                for clock in _clocks_of(model)
             },
         }
     return ratios
@@ -369,7 +384,7 @@ def bench_models(
     threads: int | None = None,
     device: str = "auto",
     names: Sequence[str] | None = None,
-    timer: Callable[[], float] = time.perf_counter,
+    clocks: Mapping[str, Callable[[], float]] | None = None,
     on_step: Callable[[str, Case, str], None] | None = None,
     on_load: Callable[[str], None] | None = None,
 ) -> BenchReport:
@@ -409,7 +424,7 @@ def bench_models(
         runners[name] = _make_runner(by_device)
 
     try:
-        samples = time_interleaved(runners, cases, repeats, warmup, timer=timer, on_step=on_step)
+        samples = time_interleaved(runners, cases, repeats, warmup, clocks=clocks, on_step=on_step)
     except RuntimeError as err:  # e.g. a sequence longer than the model's position table
         raise PolydistillError(f"A model failed to run on the benchmark inputs: {str(err).splitlines()[0][:200]}") from err
     for result in results:
@@ -422,6 +437,7 @@ def bench_models(
         "devices": devices,
         "interleaved": True,
         "statistic": "median",
+        "clocks": list(clocks or CLOCKS),
         "machine": machine_info(),
         "versions": package_versions(),
     }

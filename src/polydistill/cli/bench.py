@@ -23,8 +23,8 @@ def _fmt_ratio(value: float | None, suffix: str = "×") -> str:
     return "–" if value is None else f"{value:.2f}{suffix}"
 
 
-def render_tables(report: dict):
-    """Two rich tables (size, speed) from a report dict (as written to JSON)."""
+def render_tables(report: dict, clock: str = "wall"):
+    """Two rich tables (size, speed on ``clock``) from a report dict (as written to JSON)."""
     from rich.table import Table
 
     ratios = report["ratios"]
@@ -38,7 +38,7 @@ def render_tables(report: dict):
             f"{p['total'] / 1e6:.2f}", f"{p['embedding'] / 1e6:.2f}", f"{p['encoder'] / 1e6:.2f}",
             f"{model['disk_bytes'] / 1e6:.1f}", _fmt_ratio(r["params"]), _fmt_ratio(r["disk"]),
         )
-    speed = Table(title=f"speed: median of {report['settings']['repeats']} interleaved runs, "
+    speed = Table(title=f"speed ({clock} clock): median of {report['settings']['repeats']} interleaved runs, "
                         f"{report['settings']['machine']['torch_threads']} thread(s); × = speed-up vs {report['baseline']}")
     speed.add_column("model")
     for key in report["cases"]:
@@ -49,8 +49,11 @@ def render_tables(report: dict):
         cells = []
         for key in report["cases"]:
             timing = model["timings"][key]
-            value = f"{timing['median_s'] * 1e3:.1f}" if timing["batch_size"] == 1 else f"{timing['sequences_per_s']:.1f}"
-            cells.append(f"{value} ({_fmt_ratio(ratios[model['name']]['speedup'].get(key))})")
+            if timing["batch_size"] == 1:
+                value = f"{timing['median_s'][clock] * 1e3:.1f}"
+            else:
+                value = f"{timing['sequences_per_s'][clock]:.1f}"
+            cells.append(f"{value} ({_fmt_ratio(ratios[model['name']]['speedup'][clock].get(key))})")
         speed.add_row(model["name"], *cells)
     return size, speed
 
@@ -64,6 +67,8 @@ def bench(
     batch_size: int = typer.Option(32, "--batch-size", help="Batch size of the throughput runs (latency uses 1)."),
     threads: int | None = typer.Option(None, "--threads", help="torch.set_num_threads for the run (default: torch's)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cpu,cuda or auto (CPU plus CUDA when present)."),
+    clock: str = typer.Option("wall", "--clock", help="Clock shown in the table: wall, or cpu (process CPU time, "
+                              "steadier on a shared machine with --threads 1). The JSON holds both."),
 ) -> None:
     """Parameters, disk size, batch-1 latency and batch throughput of models, interleaved in one process."""
     from rich.console import Console
@@ -75,6 +80,8 @@ def bench(
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
     parsed = _parse_lengths(lengths)
+    if clock not in ("wall", "cpu"):
+        raise PolydistillError(f"--clock must be wall or cpu, got {clock!r}.")
     if out is not None and out.exists() and out.is_dir():
         raise PolydistillError(f"--out {out} is a directory; pass a file path such as bench.json.")
     console, err_console = Console(), Console(stderr=True)
@@ -92,7 +99,7 @@ def bench(
         report = bench_models(model, lengths=parsed, batch_size=batch_size, repeats=repeats, warmup=warmup,
                               threads=threads, device=device, on_step=on_step, on_load=on_load)
     data = report.to_dict()
-    for table in render_tables(data):
+    for table in render_tables(data, clock):
         console.print(table)
     if out is not None:
         atomic_write_json(out, data)

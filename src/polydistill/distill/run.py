@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.data.types import TaskData
-from polydistill.distill.checks import check_labels, labels_compatible
+from polydistill.distill.checks import check_labels, labels_compatible, model_task
 from polydistill.distill.settings import TrainSettings
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_output_dir, atomic_write_json, check_output_dir, package_versions
@@ -83,9 +83,9 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
         model = load_model(source, task=data.task, config=config)
         tokenizer = tokenizer or load_tokenizer(source)
         provenance = _read_provenance(source)
-    if task_of_config(model.config) not in ("base", data.task):
+    if model_task(model) not in ("base", data.task):
         raise PolydistillError(
-            f"The {who} is a {task_of_config(model.config)} classifier but {data.name} is a {data.task} task; "
+            f"The {who} is a {model_task(model)} classifier but {data.name} is a {data.task} task; "
             "pass a model for this task or a base checkpoint."
         )
     if not labels_compatible(model.config, data.label_names):

@@ -33,11 +33,12 @@ from polydistill.distill.checks import (
     check_labels,
     check_teacher_trained,
     check_vocabularies,
+    model_task,
 )
 from polydistill.distill.run import Resolved, RunResult, freeze_word_embeddings, resolve_model, run_training
 from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.errors import PolydistillError
-from polydistill.modeling import load_model, load_tokenizer, task_of_config
+from polydistill.modeling import load_model, load_tokenizer
 
 PROJECTION_FILE = "kd_projection.pt"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -166,7 +167,7 @@ def _load_teacher(teacher, data: TaskData, kd: KDSettings):
         source = Path(teacher)
         teacher = load_model(source)
         tokenizer = load_tokenizer(source)
-    task = task_of_config(teacher.config)
+    task = model_task(teacher)
     if task == "base":
         check_teacher_trained(teacher, source, allow=False)  # a bare encoder cannot give logits
     if task != data.task:

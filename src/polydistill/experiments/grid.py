@@ -31,6 +31,7 @@ class RunSpec(BaseModel):
     data_root: str | None = None
     train_fraction: float | None = None  # dataset-level subset (CPU scale)
     max_eval_per_language: int | None = None
+    max_dev_per_language: int | None = None
     train_languages: Languages = "all"
     teacher_train_languages: Languages = "all"
     eval_languages: list[tuple[str, Languages]] = [("all", "all")]  # (name, languages)
@@ -85,6 +86,7 @@ def expand(config: ExperimentConfig) -> list[RunSpec]:
                 data_root=config.data_root,
                 train_fraction=dataset.train_fraction,
                 max_eval_per_language=dataset.max_eval_per_language,
+                max_dev_per_language=dataset.max_dev_per_language or dataset.max_eval_per_language,
                 teacher_train_languages=teacher_langs,
                 eval_languages=eval_groups(dataset.eval_languages or config.eval_languages),
             )

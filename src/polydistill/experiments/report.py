@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_text
 
 INIT_ORDER = {"from-scratch": 0, "from-base": 1, "from-teacher": 2}
@@ -208,17 +209,39 @@ def _per_language_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_report(work_dir: str | Path, out: str | Path | None = None, title: str | None = None) -> dict[str, Path]:
-    """Write tables and plots of every finished run in ``work_dir``; returns the written paths."""
-    from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
+def write_report(work_dir: str | Path, out: str | Path | None = None, title: str | None = None,
+                 grid: str | None = None) -> dict[str, Path]:
+    """Write tables and plots of the finished runs in ``work_dir``; returns the written paths.
+
+    Several grids may share one work dir (and their common runs): with ``grid`` only that grid's
+    runs are reported; without it, every grid gets its own report in ``out/<grid>/`` when there are
+    several, and the one grid (or all runs) is reported in ``out`` otherwise.
+    """
     from polydistill.experiments.store import open_store
 
     store = open_store(work_dir, must_exist=True)
-    records = store.records()
     out = Path(out) if out else Path(work_dir) / "report"
+    grids = store.grids()
+    records = store.records()
+    if grid is not None:
+        if grid not in grids:
+            raise PolydistillError(f"{work_dir} has no grid named {grid!r}; grids there: {', '.join(grids) or 'none'}.")
+        ids = set(grids[grid])
+        return _write_one([r for r in records if r["run_id"] in ids], out, title or grid)
+    if len(grids) > 1:
+        written: dict[str, Path] = {}
+        for name, ids in grids.items():
+            chosen = [r for r in records if r["run_id"] in set(ids)]
+            written.update({f"{name}/{k}": v for k, v in _write_one(chosen, out / name, name).items()})
+        return written
+    return _write_one(records, out, title or (next(iter(grids)) if grids else Path(work_dir).resolve().name))
+
+
+def _write_one(records: list[dict[str, Any]], out: Path, title: str) -> dict[str, Path]:
+    from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
+
     rows = flatten(records)
     table = build_table(rows) if rows else None
-    title = title or Path(work_dir).resolve().name
     written: dict[str, Path] = {}
     caption = f"{title}: F1 (%) on the test split, mean ± std over seeds ({len(records)} finished runs)."
     md = [f"# {title}", "", caption, ""]

@@ -13,6 +13,7 @@ store. Safe to kill at any moment:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -66,9 +67,10 @@ def _load(spec: RunSpec, languages, fraction: float | None, purpose: str = "trai
 
     data = load_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
                           seed=EVAL_SEED, purpose=purpose)
-    for split in ("validation", "test"):
+    caps = {"validation": spec.max_dev_per_language, "test": spec.max_eval_per_language}
+    for split, cap in caps.items():
         if split in data.splits:
-            data.splits[split] = _cap_per_language(data.splits[split], spec.max_eval_per_language)
+            data.splits[split] = _cap_per_language(data.splits[split], cap)
     return data
 
 
@@ -273,7 +275,7 @@ def run_grid(
     work_dir = Path(work_dir) if work_dir else default_work_dir(config)
     store = open_store(work_dir)
     specs = expand(config)
-    atomic_write_json(work_dir / "grid.json", {
+    atomic_write_json(work_dir / "grids" / f"{config.name}.json", {
         "schema_version": config.schema_version,
         "config": config.model_dump(mode="json"),
         "runs": [{"run_id": s.run_id, "label": s.label} for s in specs],
@@ -285,19 +287,55 @@ def run_grid(
     by_id = {s.run_id: s for s in specs}
     summary = GridSummary(work_dir=work_dir, total=len(specs))
     start = time.time()
-    for index, spec in enumerate(specs):
-        if store.has(spec.run_id):
-            summary.skipped += 1
+    pending = list(enumerate(specs))
+    while pending:
+        progressed, waiting = False, []
+        for index, spec in pending:
+            if store.has(spec.run_id):
+                summary.skipped += 1
+                progressed = True
+                if on_event:
+                    on_event("skip", spec, index, len(specs))
+                continue
+            if spec.teacher_run and not store.has(spec.teacher_run):
+                waiting.append((index, spec))  # its teacher is being trained by another process
+                continue
+            with _run_lock(store.run_dir(spec.run_id)) as locked:
+                if not locked:  # another `grid run` sharing this work dir is on it
+                    waiting.append((index, spec))
+                    continue
+                if store.has(spec.run_id):
+                    waiting.append((index, spec))  # finished meanwhile: counted as skipped next pass
+                    continue
+                if on_event:
+                    on_event("start", spec, index, len(specs))
+                record = execute(spec, store, by_id.get(spec.teacher_run or ""))
+                store.save(spec.run_id, record)
+                _cleanup(spec, store, config.keep_student_models)
+            summary.finished.append(spec.run_id)
+            progressed = True
             if on_event:
-                on_event("skip", spec, index, len(specs))
-            continue
-        if on_event:
-            on_event("start", spec, index, len(specs))
-        record = execute(spec, store, by_id.get(spec.teacher_run or ""))
-        store.save(spec.run_id, record)
-        _cleanup(spec, store, config.keep_student_models)
-        summary.finished.append(spec.run_id)
-        if on_event:
-            on_event("done", spec, index, len(specs))
+                on_event("done", spec, index, len(specs))
+        pending = waiting
+        if pending and not progressed:
+            time.sleep(5)
     summary.seconds = time.time() - start
     return summary
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """An exclusive, non-blocking lock on a run (released by the OS even on SIGKILL)."""
+    import fcntl
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -84,6 +84,9 @@ class DatasetConfig(_Strict):
     max_eval_per_language: int | None = Field(
         None, ge=1, description="cap on validation/test examples per language (CPU scale)"
     )
+    max_dev_per_language: int | None = Field(
+        None, ge=1, description="cap on validation examples per language (default: max_eval_per_language)"
+    )
     eval_steps: int | None = Field(None, ge=1, description="per-dataset override of training.eval_steps")
     train_languages: Languages | None = Field(
         None, description="per-dataset override of the teachers' train_languages (codes differ per dataset)"

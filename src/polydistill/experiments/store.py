@@ -2,7 +2,7 @@
 
 Layout of a work dir::
 
-    grid.json                 the resolved config of the last ``grid run`` (provenance)
+    grids/<name>.json         resolved config and run ids of each grid run here (grids may share runs)
     results/<run_id>.json     one finished run (spec, metrics, loss curve, wall time, versions)
     runs/<run_id>/            models and Trainer checkpoints of runs in progress or kept
     report/                   written by ``grid report``
@@ -40,6 +40,14 @@ class ResultStore:
 
     def save(self, run_id: str, record: dict[str, Any]) -> Path:
         return atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
+
+    def grids(self) -> dict[str, list[str]]:
+        """Run ids of every grid recorded in this work dir, by grid name."""
+        folder = self.root / "grids"
+        if not folder.is_dir():
+            return {}
+        return {p.stem: [r["run_id"] for r in read_json(p)["runs"]] for p in sorted(folder.glob("*.json"))
+                if not p.name.startswith(".")}
 
     def records(self) -> list[dict[str, Any]]:
         """Every finished run, sorted by run id (temporary files from a killed write are ignored)."""

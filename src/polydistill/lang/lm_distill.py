@@ -181,12 +181,13 @@ def fit_teacher_head(teacher, dataset, collator, steps: int, lr: float, batch_si
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    head = teacher.get_output_embeddings()
     head_module = _head_module(teacher)
     losses = []
     teacher.train()  # only the head's dropout matters; the body runs in eval below
     teacher.base_model.eval()
-    for _step in range(steps):
+    from tqdm.auto import trange
+
+    for _step in trange(steps, desc="fitting the teacher's MLM head", mininterval=10):
         idx = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
         batch = collator([dataset[i] for i in idx])
         with torch.no_grad():
@@ -197,7 +198,6 @@ def fit_teacher_head(teacher, dataset, collator, steps: int, lr: float, batch_si
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    del head
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -332,7 +332,13 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
     """Distil ``teacher_source`` into a ``settings.layers``-layer MLM student on the corpus files."""
     from transformers import TrainingArguments
 
-    from polydistill.io import atomic_output_dir, atomic_write_json, atomic_write_text, check_output_dir, package_versions
+    from polydistill.io import (
+        atomic_output_dir,
+        atomic_write_json,
+        atomic_write_text,
+        check_output_dir,
+        package_versions,
+    )
     from polydistill.modeling import load_tokenizer
 
     settings.check()

@@ -45,7 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.errors import PolydistillError, require
-from polydistill.io import atomic_output_dir, atomic_write_json, atomic_write_text, package_versions, read_json
+from polydistill.io import (
+    atomic_output_dir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    package_versions,
+    read_json,
+)
 
 PROVENANCE_FILE = "polydistill.json"
 # Files describing the old vocabulary that would contradict the rebuilt tokenizer.json.
@@ -441,6 +448,8 @@ def vocab_reduce(
     from polydistill.modeling import load_config, load_tokenizer
 
     start = time.time()
+    if out is not None:
+        check_output_dir(out, overwrite)  # refuse before the slow work
     model_dir = Path(model_dir)
     config = load_config(model_dir)
     tokenizer = load_tokenizer(model_dir)

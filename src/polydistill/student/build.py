@@ -18,7 +18,7 @@ from typing import Any
 
 from polydistill.errors import PolydistillError, require
 from polydistill.student.adapters import ArchitectureAdapter, get_adapter
-from polydistill.student.layer_maps import explicit_length, resolve_layer_map
+from polydistill.student.layer_maps import LAYER_MAPS, explicit_length, resolve_layer_map
 from polydistill.student.selection import WidthPlan, uniform_plan
 
 INITS = ("from-teacher", "from-base", "from-scratch")
@@ -221,10 +221,15 @@ def build_student(
         copy_weights(adapter.backbone(base_model), adapter.backbone(student), adapter, plan, mapped,
                      base_model.config, include_head=False)
         copied = ["embeddings", "layers"]
-    student.eval()
+    student = student.to(next(teacher_model.parameters()).dtype).eval()  # keep the teacher's precision
 
     labels = [t_config.id2label[i] for i in sorted(t_config.id2label)] if task != "base" else []
-    spec_name = spec if isinstance(spec, str) and explicit_length(spec) is None else "explicit"
+    # A named map; or, for layers chosen elsewhere (teacher_layers=), the name the caller gives, e.g. importance.
+    named = isinstance(layer_map, str) and explicit_length(layer_map) is None
+    if teacher_layers is None:
+        spec_name = layer_map if named else "explicit"
+    else:
+        spec_name = layer_map if named and layer_map not in LAYER_MAPS else "explicit"
     provenance = {
         "polydistill_student": 1,
         "teacher": teacher_name,

@@ -497,3 +497,55 @@ def importance_layers(teacher, n_student: int, calibration, seed: int = 0, crite
     """The 0-indexed teacher layers a ``n_student``-layer student should copy (ascending)."""
     del seed  # the calibration subset carries the seed; elimination itself is deterministic
     return layer_importance(teacher, n_student, calibration, criterion=criterion).layers
+
+
+# -- the CLI's entry point --------------------------------------------------------------------------
+
+
+@dataclass
+class ImportanceChoice:
+    """What ``polydistill student`` passes on to ``build_student`` (teacher already loaded)."""
+
+    teacher: Any
+    tokenizer: Any
+    teacher_layers: list[int] | None
+    width_plan: WidthPlan | None
+
+
+def choose_by_importance(teacher, *, calibration_data: str | None, calibration_languages: str = "all",
+                         calibration_size: int = 256, data_root: str | None = None, max_length: int = 128,
+                         layers: int | None = None, layer_map: str = "alternate-last", hidden: int | None = None,
+                         intermediate: int | None = None, heads: int | None = None,
+                         width_select: str = "uniform", seed: int = 0) -> ImportanceChoice:
+    """Load the teacher and calibration data once; choose layers (``layer_map='importance'``) and/or
+    the width plan (``width_select='importance'``) by importance; anything else is left to
+    ``build_student``'s own defaults (``None``)."""
+    from polydistill.modeling import load_model, load_tokenizer
+    from polydistill.student.layer_maps import resolve_layer_map
+    from polydistill.student.selection import uniform_plan
+
+    require(calibration_data is not None,
+            "Importance selection (--width-select importance or --layer-map importance) needs "
+            "--calibration-data DATASET (a few hundred task examples, e.g. the teacher's training data).")
+    model, tokenizer = teacher, None
+    if isinstance(teacher, (str, bytes)) or hasattr(teacher, "__fspath__"):
+        model, tokenizer = load_model(teacher), load_tokenizer(teacher)
+    calibration = load_calibration(tokenizer, calibration_data, languages=calibration_languages,
+                                   size=calibration_size, data_root=data_root, seed=seed, max_length=max_length)
+    n_teacher = model.config.num_hidden_layers
+    n_student = n_teacher if layers is None else int(layers)
+    selection = None
+    if str(layer_map).strip().lower() == "importance":
+        selection = layer_importance(model, n_student, calibration)
+        teacher_layers = selection.layers
+    else:
+        teacher_layers = resolve_layer_map(layer_map, n_teacher, n_student)
+    if width_select == "importance":
+        plan = importance_plan(model, hidden=hidden, intermediate=intermediate, heads=heads,
+                               teacher_layers=teacher_layers, seed=seed, calibration=calibration)
+    else:
+        plan = uniform_plan(model.config, hidden, intermediate, heads, n_layers=len(teacher_layers))
+    if selection is not None:
+        plan.details["layer_selection"] = selection.to_dict()
+    return ImportanceChoice(teacher=model, tokenizer=tokenizer, width_plan=plan,
+                            teacher_layers=teacher_layers if selection is not None else None)

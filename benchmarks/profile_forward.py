@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -21,29 +20,35 @@ from polydistill.io import atomic_write_text
 from polydistill.modeling import load_model
 
 
-def module_shares(model, inputs, repeats: int) -> dict[str, float]:
-    """Median seconds per forward spent in embeddings, each encoder layer, and the rest (pooler, glue)."""
+def module_shares(model, inputs, repeats: int, clock) -> dict[str, float]:
+    """Median forward time and, per run, the share of embeddings, encoder layers, pooler and the rest.
+
+    Shares are computed inside each run and then the median taken, so that a preemption in one run
+    (this machine is shared) does not make the parts stop adding up to the whole.
+    """
     backbone = model.base_model
     parts = {"embeddings": backbone.embeddings}
     parts.update({f"layer {i}": layer for i, layer in enumerate(backbone.encoder.layer)})
     if getattr(backbone, "pooler", None) is not None:
         parts["pooler"] = backbone.pooler
-    starts, spent = {}, defaultdict(list)
+    starts, spent = {}, {}
     for name, module in parts.items():
-        module.register_forward_pre_hook(lambda m, a, name=name: starts.__setitem__(name, time.perf_counter()))
-        module.register_forward_hook(lambda m, a, o, name=name: spent[name].append(time.perf_counter() - starts[name]))
-    totals = []
+        module.register_forward_pre_hook(lambda m, a, name=name: starts.__setitem__(name, clock()))
+        module.register_forward_hook(lambda m, a, o, name=name: spent.__setitem__(name, clock() - starts[name]))
+    runs = []
     with torch.inference_mode():
         model(**inputs)  # warm-up
-        spent.clear()
         for _ in range(repeats):
-            start = time.perf_counter()
+            spent.clear()
+            start = clock()
             model(**inputs)
-            totals.append(time.perf_counter() - start)
-    shares = {name: statistics.median(values) for name, values in spent.items()}
-    shares["total"] = statistics.median(totals)
-    shares["other (outside the modules above)"] = shares["total"] - sum(v for k, v in shares.items() if k != "total")
-    return shares
+            total = clock() - start
+            layers = sum(v for k, v in spent.items() if k.startswith("layer "))
+            runs.append({"total": total, "embeddings": spent["embeddings"] / total, "layers": layers / total,
+                         "per_layer": layers / (len(parts) - 1 - ("pooler" in parts)),
+                         "pooler": spent.get("pooler", 0.0) / total,
+                         "rest": 1 - (spent["embeddings"] + layers + spent.get("pooler", 0.0)) / total})
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def main() -> None:
@@ -54,29 +59,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=12, help="operators shown in the profiler table")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: thread CPU time (steady on a shared machine with --threads 1); wall: elapsed")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this text file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     lines = [f"# profile: batch {args.batch_size}, length {args.length}, {args.threads} thread(s), "
-             f"median of {args.repeats}", ""]
+             f"{args.clock} clock, median of {args.repeats}", ""]
     for path in args.model:
         model = load_model(path).eval()
         config = model.config
         ids = torch.randint(5, config.vocab_size, (args.batch_size, args.length), generator=torch.Generator().manual_seed(0))
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        shares = module_shares(model, inputs, args.repeats)
-        total = shares["total"]
+        shares = module_shares(model, inputs, args.repeats, clock)
         lines.append(f"## {path.name} ({config.num_hidden_layers}L, hidden {config.hidden_size}, "
                      f"FFN {config.intermediate_size}, {config.num_attention_heads} heads, vocab {config.vocab_size:,}; "
                      f"attention {config._attn_implementation})")
-        lines.append(f"forward {total * 1e3:.1f} ms")
-        layers = [v for k, v in shares.items() if k.startswith("layer ")]
-        lines.append(f"  embeddings {shares['embeddings'] * 1e3:.2f} ms ({shares['embeddings'] / total:.1%}); "
-                     f"encoder layers {sum(layers) * 1e3:.1f} ms ({sum(layers) / total:.1%}, "
-                     f"{statistics.mean(layers) * 1e3:.2f} ms/layer); pooler "
-                     f"{shares.get('pooler', 0) * 1e3:.2f} ms; rest {shares['other (outside the modules above)'] * 1e3:.2f} ms")
+        lines.append(f"forward {shares['total'] * 1e3:.1f} ms")
+        lines.append(f"  encoder layers {shares['layers']:.1%} ({shares['per_layer'] * 1e3:.2f} ms/layer), "
+                     f"embeddings {shares['embeddings']:.1%}, pooler {shares['pooler']:.1%}, "
+                     f"rest (masks, glue outside the modules) {shares['rest']:.1%}")
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof, torch.inference_mode():
-            model(**inputs)
+            for _ in range(args.repeats):
+                model(**inputs)
+        lines.append(f"torch.profiler over {args.repeats} forwards:")
         lines.append("```")
         lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
         lines.append("```")

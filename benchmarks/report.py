@@ -171,7 +171,7 @@ def render() -> str:
         for path in profiles:
             lines = path.read_text(encoding="utf-8").splitlines()
             out += [f"From `benchmarks/results/{path.name}` ({lines[0].lstrip('# ')}):", ""]
-            out += [f"- {lines[i].lstrip('# ')}: {lines[i + 1]};{lines[i + 2]}"
+            out += [f"- {lines[i].lstrip('# ')}: {lines[i + 1]}; {lines[i + 2].strip()}"
                     for i in range(len(lines)) if lines[i].startswith("## ")]
             out.append("")
     out.append(END)

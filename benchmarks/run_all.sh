@@ -20,8 +20,7 @@ python benchmarks/vocab_reduce.py --model "$E5" --model "$WORK/e5-6L" --work "$W
 
 # (a) KD step ratio (script owned by the distillation stage): ours vs the naive way, lengths 32 and 128
 if [[ -f benchmarks/kd_step_ratio.py ]]; then
-    python benchmarks/kd_step_ratio.py --help >/dev/null
-    python benchmarks/kd_step_ratio.py --threads "$THREADS" --out "$RESULTS/kd_step_ratio.json"
+    python benchmarks/kd_step_ratio.py --threads "$THREADS" --repeats 7 --out "$RESULTS/kd_step_ratio.json"
 else
     echo "benchmarks/kd_step_ratio.py not present: KD step ratio skipped" >&2
 fi
@@ -34,6 +33,9 @@ polydistill bench --model "$E5" --model "$WORK/e5-6L" --model "$WORK/e5-6L-h192"
 
 # profiles that explain the ratios (where the time goes inside one forward)
 python benchmarks/profile_forward.py --model "$E5" --model "$WORK/e5-6L" --model "$WORK/e5-6L-h192" \
-    --threads "$THREADS" --batch-size 32 --length 128 --out "$RESULTS/profile_b32_L128.md"
+    --threads "$THREADS" --batch-size 32 --length 128 --repeats 3 --out "$RESULTS/profile_b32_L128.md"
 python benchmarks/profile_forward.py --model "$E5" --model "$WORK/e5-6L" --model "$WORK/e5-6L-h192" \
     --threads "$THREADS" --batch-size 1 --length 32 --repeats 20 --out "$RESULTS/profile_b1_L32.md"
+
+# regenerate the measured section of docs/performance.md from benchmarks/results/
+python benchmarks/report.py --write docs/performance.md

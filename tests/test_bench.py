@@ -329,3 +329,16 @@ def test_cli_main_exit_code_2(model_dirs, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_bench_real_e5_parameter_split(e5_dir):
+    """multilingual-e5-small: 250,037 × 384 word embeddings dominate; 12 layers of 1.77 M parameters."""
+    report = bench_models([e5_dir], lengths=[8], batch_size=2, repeats=1, warmup=0, threads=1, device="cpu")
+    params = report.models[0].params
+    assert params.word_embedding == 250_037 * 384
+    assert params.embedding == params.word_embedding + 512 * 384 + 2 * 384 + 2 * 384  # + positions, types, LN
+    per_layer = 4 * (384 * 384 + 384) + (384 * 1536 + 1536) + (1536 * 384 + 384) + 2 * (2 * 384)
+    assert params.encoder == 12 * per_layer
+    assert params.other == 384 * 384 + 384  # the pooler
+    assert report.models[0].shape["attn_implementation"] == "sdpa"

@@ -92,14 +92,17 @@ def test_token_classification_kd_runs(tmp_path):
     assert "f1" in result.dev_metrics and result.log_history[0]["loss_pred"] >= 0
 
 
-def test_from_teacher_kd_beats_from_scratch_kd(tmp_path, seq_data):
-    teacher, tokenizer = tiny_model(seq_data)
-    trained = finetune(teacher, seq_data, _settings(tmp_path / "teacher", max_steps=24, learning_rate=5e-3,
-                                                    eval_steps=12, logging_steps=12), tokenizer=tokenizer)
+def test_from_teacher_kd_beats_from_scratch_kd(tmp_path):
+    data = tiny_task("sequence", n_train=64, n_dev=24)
+    # a wider initialisation lets the tiny teacher leave the ln(3) plateau within a few steps
+    teacher, tokenizer = tiny_model(data, initializer_range=0.1)
+    trained = finetune(teacher, data, _settings(tmp_path / "teacher", max_steps=20, learning_rate=5e-3,
+                                                batch_size=16, eval_steps=20, logging_steps=20), tokenizer=tokenizer)
+    assert trained.dev_metrics["loss"] < 1.05  # the teacher learned something (ln 3 ≈ 1.099)
     dev_loss = {}
     for init in ("from-teacher", "from-scratch"):
         built = build_student(trained.output_dir, layers=2, init=init)
-        result = distill(trained.output_dir, built, seq_data,
-                         _settings(tmp_path / init, max_steps=4, eval_steps=4, logging_steps=4))
+        result = distill(trained.output_dir, built, data,
+                         _settings(tmp_path / init, max_steps=4, batch_size=16, eval_steps=4, logging_steps=4))
         dev_loss[init] = result.dev_metrics["loss"]
-    assert dev_loss["from-teacher"] < dev_loss["from-scratch"] - 0.05, dev_loss
+    assert dev_loss["from-teacher"] < dev_loss["from-scratch"] - 0.03, dev_loss

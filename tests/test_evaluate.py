@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from factories import make_model
 
+from factories import make_model
 from polydistill.data import load_task_data
+from polydistill.errors import PolydistillError
 from polydistill.evaluate import evaluate_model
 from polydistill.evaluate.baselines import majority_label, random_ner_scores
 from polydistill.evaluate.evaluate import predict
-from polydistill.errors import PolydistillError
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 
@@ -119,33 +119,33 @@ def test_random_ner_baseline_matches_its_definition():
 
 
 def test_trained_model_beats_the_majority_baseline(massive):
-    """A tiny model fitted on the test utterances: the report's accuracy equals a direct forward
-    pass's, beats the majority baseline, and per-language accuracies average back to it."""
-    from factories import make_config, make_wordpiece_tokenizer
+    """A tiny model whose head is fitted on the test utterances: the report's accuracy equals a
+    direct forward pass's, beats the majority baseline, and per-language accuracies average back."""
     from transformers import AutoModelForSequenceClassification
 
+    from factories import make_config, make_wordpiece_tokenizer
     from polydistill.data.tokenize import data_collator, tokenize_task_data
 
-    test = massive.splits["test"]
-    tok = make_wordpiece_tokenizer(corpus=list(test["text"]), vocab_size=400)
-    config = make_config("bert", tok, num_labels=massive.num_labels)
+    tok = make_wordpiece_tokenizer(corpus=list(massive.splits["test"]["text"]), vocab_size=400)
+    config = make_config("bert", tok, num_labels=massive.num_labels, initializer_range=0.5)  # distinct features
     config.id2label, config.label2id = massive.id2label, massive.label2id
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
     encoded = tokenize_task_data(massive, tok, max_length=32)["test"]
     batch = data_collator("sequence", tok)([encoded[i] for i in range(len(encoded))])
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(25):
-        loss = model(**batch).loss
+    labels = batch.pop("labels")
+    with torch.no_grad():  # fit only the head on fixed features: fast and deterministic
+        features = model.bert(**batch).pooler_output
+    optim = torch.optim.Adam(model.classifier.parameters(), lr=0.05)
+    for _ in range(200):
+        loss = torch.nn.functional.cross_entropy(model.classifier(features), labels)
         optim.zero_grad()
         loss.backward()
         optim.step()
-    model.eval()
     with torch.no_grad():
-        direct = (model(**batch).logits.argmax(-1) == batch["labels"]).float().mean().item()
+        direct = (model(**batch).logits.argmax(-1) == labels).float().mean().item()
     report = evaluate_model(model, tok, massive, max_length=32)
     assert report.overall["accuracy"] == pytest.approx(direct)
-    assert report.overall["accuracy"] > report.baselines["majority"]["overall"]["accuracy"]
+    assert report.overall["accuracy"] > 0.8 > report.baselines["majority"]["overall"]["accuracy"]
     assert np.isclose(sum(s["accuracy"] * s["support"] for s in report.per_language.values()) / 16,
                       report.overall["accuracy"])

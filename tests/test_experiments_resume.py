@@ -42,7 +42,7 @@ def write_tsm(root: Path, per_split=(12, 6, 6)) -> Path:
 
 def grid_dict(tmp_path: Path) -> dict:
     teacher = make_model_dir(tmp_path / "models", "bert", "base")
-    training = {"epochs": 2, "learning_rate": 5e-3, "batch_size": 8, "eval_steps": 2, "max_length": 32,
+    training = {"epochs": 4, "learning_rate": 3e-3, "batch_size": 4, "eval_steps": 6, "max_length": 32,
                 "logging_steps": 1}
     return {
         "name": "tiny",

@@ -260,3 +260,33 @@ def test_cli_vocab_reduce(tmp_path, capsys):
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert "error: " in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_real_e5_reduced_to_swahili(tmp_path, e5_dir, shared_data):
+    """Real check: multilingual-e5-small reduced to MASSIVE sw-KE (≥ 60 % fewer parameters, same outputs)."""
+    import gzip
+
+    rows = [json.loads(line) for line in gzip.open(shared_data / "massive/data/sw-KE.jsonl.gz", "rt")]
+    train = [r["utt"] for r in rows if r["partition"] == "train"]
+    test = [r["utt"] for r in rows if r["partition"] == "test"][:200]
+    result = vocab_reduce(e5_dir, train, tmp_path / "e5-sw", corpus_description="MASSIVE sw-KE train")
+    rec = result.provenance["vocab_reduction"]
+    assert rec["params_after"] <= 0.4 * rec["params_before"]
+    old_tok, new_tok = load_tokenizer(e5_dir), load_tokenizer(result.path)
+    old_model, new_model = load_model(e5_dir), load_model(result.path)
+    old_to_new = result.plan.old_to_new
+    same = 0
+    for text in test:
+        old_ids, new_ids = old_tok(text)["input_ids"], new_tok(text)["input_ids"]
+        assert new_tok.unk_token_id not in new_ids  # Swahili characters are all kept
+        if all(i in old_to_new for i in old_ids):
+            assert [old_to_new[i] for i in old_ids] == new_ids
+            same += 1
+            if same <= 20:
+                with torch.no_grad():
+                    a = old_model(torch.tensor([old_ids])).last_hidden_state
+                    b = new_model(torch.tensor([new_ids])).last_hidden_state
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert same >= len(test) // 2
+    assert (result.path / "1_Pooling").is_dir()  # still a sentence-transformers model

@@ -135,3 +135,14 @@ class TaskCollator:
 
 def data_collator(task: str, tokenizer) -> TaskCollator:
     return TaskCollator(task, tokenizer)
+
+
+def position_limit(config) -> int | None:
+    """Longest input a model's position embeddings allow (RoBERTa-style models offset positions by
+    ``pad_token_id + 1``), or None when the config does not say."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not limit:
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
+        limit -= (config.pad_token_id if config.pad_token_id is not None else 1) + 1
+    return int(limit)

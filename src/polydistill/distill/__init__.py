@@ -1,0 +1,27 @@
+"""Teacher fine-tuning and TinyBERT-style task distillation (000 §2.1, §3).
+
+``finetune(model, data, settings, tokenizer=None) -> RunResult`` and
+``distill(teacher, student, data, settings, kd=None, tokenizer=None) -> RunResult``; settings are
+``TrainSettings`` / ``KDSettings``. Imported lazily so that ``import polydistill.distill`` stays cheap.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "TrainSettings": "polydistill.distill.settings",
+    "KDSettings": "polydistill.distill.settings",
+    "RunResult": "polydistill.distill.run",
+    "finetune": "polydistill.distill.finetune",
+    "distill": "polydistill.distill.trainer",
+    "KDTrainer": "polydistill.distill.trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'polydistill.distill' has no attribute {name!r}")

@@ -38,7 +38,7 @@ class RunResult:
     train_seconds: float
     global_step: int = 0
     resumed_from: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # stage record: layer map, KD settings, provenance
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -221,6 +221,7 @@ def run_training(
         train_seconds=round(seconds, 2),
         global_step=trainer.state.global_step,
         resumed_from=last,
+        extra=record,
     )
     with atomic_output_dir(settings.output_dir, settings.overwrite) as tmp:
         trainer.model.save_pretrained(tmp)  # safetensors (the only format in transformers 5)
@@ -241,7 +242,7 @@ def run_training(
                 "settings": json.loads(settings.model_dump_json()),
                 "source": str(resolved.source) if resolved.source else None,
                 **record,
-                "result": {k: v for k, v in result.to_dict().items() if k != "log_history"},
+                "result": {k: v for k, v in result.to_dict().items() if k not in ("log_history", "extra")},
                 "versions": package_versions(),
             },
         )

@@ -151,6 +151,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     ``model``: a loaded model or a model directory (``tokenizer`` may then be None). ``languages``
     restricts the evaluated languages (codes, or partition names of the dataset).
     """
+    from polydistill.data.tokenize import position_limit
     from polydistill.modeling import load_model, load_tokenizer, task_of_config
 
     started = time.perf_counter()
@@ -173,6 +174,11 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
             "on this dataset."
         )
     _label_mapping(model.config, data.label_names)  # fail before any work
+    notes = list(data.warnings)
+    limit = position_limit(model.config)
+    if limit is not None and max_length > limit:
+        notes.append(f"max_length {max_length} exceeds the model's {limit} positions; used {limit}.")
+        max_length = limit
     split_ds = data.splits[split]
     chosen = _select_languages(data, split_ds, languages)
     split_ds = split_ds.filter(lambda lang: lang in set(chosen), input_columns=LANGUAGE)
@@ -206,7 +212,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         model=name, dataset=data.name, task=data.task, split=split, languages=chosen,
         label_names=list(data.label_names), overall=overall, per_language=per_language, groups=groups,
         baselines=baselines, max_length=max_length, source=data.source,
-        seconds=round(time.perf_counter() - started, 2), warnings=list(data.warnings),
+        seconds=round(time.perf_counter() - started, 2), warnings=notes,
     )
 
 

@@ -487,10 +487,10 @@ def vocab_reduce(
         "seconds": None,
     }
     record["params_reduction"] = round(1 - record["params_after"] / record["params_before"], 4)
+    # A student's provenance (teacher, copied layers, ...) stays valid; only its size changes.
     provenance = dict(_read_provenance(model_dir) or {})
-    if provenance:
-        provenance.setdefault("history", []).append({k: v for k, v in provenance.items() if k != "history"})
-    provenance.setdefault("teacher", provenance.get("teacher", str(model_dir)))
+    if "parameters" in provenance:
+        provenance["parameters"] = record["params_after"]
     provenance["vocab_reduction"] = record
     provenance["versions"] = package_versions()
     new_tokenizer = None

@@ -73,6 +73,20 @@ def model_card(prov: dict[str, Any]) -> str:
     if width["method"] == "uniform" and prov["init"] != "from-scratch":
         lines.append("  Uniform selection keeps evenly spaced elements (floor(j·n/k)), the same hidden indices in "
                      "embeddings, LayerNorms, attention and FFN so the residual stream stays aligned.")
+    if width.get("criterion"):  # importance selection (student/importance.py): say how it was measured
+        cal = width.get("calibration") or {}
+        lines.append(
+            f"  Importance selection, criterion {width['criterion']}; calibration data: "
+            f"{cal.get('examples', width.get('calibration_examples'))} examples of {cal.get('dataset', '?')} "
+            f"({cal.get('split', 'train')}, seed {cal.get('seed', '?')}); scoring took {width.get('scoring_seconds')} s. "
+            "The kept indices are under `width.indices` in `polydistill.json`."
+        )
+    if width.get("layer_selection"):
+        chosen = width["layer_selection"]
+        lines.append(
+            f"  Teacher layers chosen by importance ({chosen['criterion']}): greedy removal of the layer whose "
+            f"removal raises the calibration loss least; removal order {[s['removed'] for s in chosen['trace']]}."
+        )
     if prov.get("labels"):
         lines.append(f"- **Labels:** {len(prov['labels'])} ({', '.join(map(str, prov['labels'][:20]))}"
                      f"{', …' if len(prov['labels']) > 20 else ''}).")

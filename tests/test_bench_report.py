@@ -1,0 +1,83 @@
+"""benchmarks/report.py: the measured section of docs/performance.md, rendered from results files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from polydistill.bench.measure import Case, CaseTiming, ModelResult, ParamCounts, compute_ratios
+from polydistill.errors import PolydistillError
+
+REPORT = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
+
+
+@pytest.fixture()
+def report(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_report", REPORT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path)
+    return module
+
+
+def _model(name, layers, total, medians):
+    cases = {Case("cpu", n, b): t for (n, b), t in medians.items()}
+    timings = {c.key: CaseTiming(c, {"wall": [t], "cpu": [t / 2]}) for c, t in cases.items()}
+    shape = {"layers": layers, "hidden": 384, "intermediate": 1536, "vocab": 1000, "attn_implementation": "sdpa"}
+    return ModelResult(name, f"/m/{name}", ParamCounts(total, total // 2, total // 2, total // 2, 0), total * 4,
+                       total * 4, shape, timings)
+
+
+def _bench(tmp_path, student_speedup: float):
+    teacher = _model("e5-small", 12, 1000, {(32, 1): 0.1, (32, 32): 2.0})
+    student = _model("e5-6L", 6, 900, {(32, 1): 0.1 / student_speedup, (32, 32): 2.0 / student_speedup})
+    models = [teacher, student]
+    data = {
+        "baseline": "e5-small",
+        "settings": {"repeats": 3, "warmup": 1, "lengths": [32], "batch_size": 32, "clocks": ["wall", "cpu"],
+                     "machine": {"cpu": "x", "cpu_count": 2, "torch_threads": 1, "load_average": [1, 1, 1]},
+                     "versions": {"torch": "t", "transformers": "tf"}},
+        "cases": ["cpu/b1/L32", "cpu/b32/L32"],
+        "models": [m.to_dict() for m in models],
+        "ratios": compute_ratios(models),
+    }
+    (tmp_path / "bench.json").write_text(json.dumps(data))
+
+
+def test_targets_met_and_missed(report, tmp_path):
+    _bench(tmp_path, student_speedup=2.0)
+    (tmp_path / "kd_step_ratio.json").write_text(json.dumps({"threads": 1, "repeats": 7, "student": "s", "rows": [
+        {"length": 24, "batch_size": 32, "student_step_s": 1, "teacher_forward_s": 0.5, "kd_ours_s": 1.6,
+         "kd_naive_s": 2.4, "ratio_ours": 1.067, "ratio_naive": 1.6},
+        {"length": 128, "batch_size": 32, "student_step_s": 1, "teacher_forward_s": 0.5, "kd_ours_s": 1.8,
+         "kd_naive_s": 2.4, "ratio_ours": 1.2, "ratio_naive": 1.6}]}))
+    text = report.render()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "2.00× **met**" in rows["6L vs 12L same width, throughput, batch 32, length 32"]
+    assert "ours 1.067, naive 1.600 **met**" in rows["KD step ratio, batch 32, length 24"]
+    assert "ours 1.200, naive 1.600 **missed**" in rows["KD step ratio, batch 32, length 128"]
+    assert "--model /m/e5-small --model /m/e5-6L" in text
+
+
+def test_slow_student_is_reported_missed(report, tmp_path):
+    _bench(tmp_path, student_speedup=1.5)
+    text = report.render()
+    assert "1.50× **missed**" in text and "**met**" not in text.split("### (d)")[0]
+
+
+def test_write_replaces_only_the_marked_section(report, tmp_path, monkeypatch):
+    _bench(tmp_path, student_speedup=2.0)
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"intro\n{report.START}\nold numbers\n{report.END}\noutro\n")
+    monkeypatch.setattr(sys, "argv", ["report.py", "--write", str(doc)])
+    report.main()
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "old numbers" not in text and "2.00× **met**" in text
+    doc.write_text("no markers here\n")
+    with pytest.raises(PolydistillError, match="section"):
+        report.main()

@@ -7,7 +7,8 @@ batch: (a) a plain student train step (forward + CE + backward + AdamW step), (b
 (no_grad), (c) our KD step (``KDTrainer.compute_loss``: SDPA forward, hooks on the 6 mapped layers,
 attention maps recomputed from Q/K; all five terms + backward + step), (d) the naive KD step (both
 models in eager attention with output_attentions + output_hidden_states, same five terms).
-ratio = median(KD step) / (median(a) + median(b)).
+ratio = median(KD step) / (median(a) + median(b)), on process CPU time (stable on a shared machine
+with one thread) and, for reference, on wall time.
 
     python benchmarks/kd_step_ratio.py --threads 2 --repeats 7 --out benchmarks/results/kd_step_ratio.json
 """
@@ -15,8 +16,6 @@ ratio = median(KD step) / (median(a) + median(b)).
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import statistics
 import tempfile
 import time
@@ -39,10 +38,12 @@ def make_batch(tokenizer, batch_size: int, length: int) -> dict[str, torch.Tenso
     return dict(enc)
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process). On a shared machine the wall time swings with other
+    people's load; with one intra-op thread the process CPU time is the stable measure of work."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -73,17 +74,14 @@ def main() -> None:
     layer_map = list(range(1, 12, 2))
     kd = KDSettings()
 
-    def prepare(model):
-        model.train()
-        model.get_input_embeddings().weight.requires_grad_(False)
-        return model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-
-    plain_student, plain_opt = prepare(copy.deepcopy(student))
-    ours_student, ours_opt = prepare(copy.deepcopy(student))
-    naive_student, naive_opt = prepare(copy.deepcopy(student))
-    naive_teacher = copy.deepcopy(teacher)
-    naive_student.set_attn_implementation("eager")
-    naive_teacher.set_attn_implementation("eager")
+    # One student and one teacher serve every variant (the naive one switches them to eager attention and
+    # back), so memory stays at two models; timing does not depend on the weights' values.
+    student.train()
+    student.get_input_embeddings().weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-5)
+    plain_student = ours_student = naive_student = student
+    plain_opt = ours_opt = naive_opt = optimizer
+    naive_teacher = teacher
     with tempfile.TemporaryDirectory() as tmp:
         trainer = KDTrainer(model=ours_student, args=TrainingArguments(output_dir=tmp, report_to="none"),
                             teacher=teacher, kd=kd, layer_map=layer_map, task="sequence")
@@ -105,6 +103,15 @@ def main() -> None:
         ours_opt.zero_grad(set_to_none=True)
 
     def naive_step(batch):
+        naive_student.set_attn_implementation("eager")
+        naive_teacher.set_attn_implementation("eager")
+        try:
+            naive_kd(batch)
+        finally:
+            naive_student.set_attn_implementation("sdpa")
+            naive_teacher.set_attn_implementation("sdpa")
+
+    def naive_kd(batch):
         feats = {k: v for k, v in batch.items() if k != "labels"}
         mask = feats["attention_mask"]
         with torch.no_grad():
@@ -128,27 +135,37 @@ def main() -> None:
         batch = make_batch(tokenizer, args.batch_size, length)
         for fn in steps.values():  # warm-up
             fn(batch)
-        times: dict[str, list[float]] = {name: [] for name in steps}
+        wall: dict[str, list[float]] = {name: [] for name in steps}
+        cpu: dict[str, list[float]] = {name: [] for name in steps}
         for _ in range(args.repeats):
             for name, fn in steps.items():  # interleaved, so load drift hits all four alike
-                times[name].append(timed(lambda fn=fn: fn(batch)))
-        med = {name: statistics.median(v) for name, v in times.items()}
+                w, c = timed(lambda fn=fn, batch=batch: fn(batch))
+                wall[name].append(w)
+                cpu[name].append(c)
+        med = {name: statistics.median(v) for name, v in cpu.items()}
+        med_wall = {name: statistics.median(v) for name, v in wall.items()}
         base = med["student_step"] + med["teacher_forward"]
-        row = {"length": length, "batch_size": args.batch_size, **{f"{k}_s": round(v, 4) for k, v in med.items()},
+        base_wall = med_wall["student_step"] + med_wall["teacher_forward"]
+        row = {"length": length, "batch_size": args.batch_size, **{f"{k}_cpu_s": round(v, 4) for k, v in med.items()},
                "ratio_ours": round(med["kd_ours"] / base, 3), "ratio_naive": round(med["kd_naive"] / base, 3),
-               "raw_seconds": times}
+               "ratio_ours_wall": round(med_wall["kd_ours"] / base_wall, 3),
+               "ratio_naive_wall": round(med_wall["kd_naive"] / base_wall, 3),
+               "raw_cpu_seconds": cpu, "raw_wall_seconds": wall}
         rows.append(row)
-        print(f"len {length:4d}: student {med['student_step']:.3f}s  teacher {med['teacher_forward']:.3f}s  "
-              f"ours {med['kd_ours']:.3f}s (×{row['ratio_ours']})  naive {med['kd_naive']:.3f}s "
-              f"(×{row['ratio_naive']})", flush=True)
+        print(f"len {length:4d} (CPU s): student {med['student_step']:.3f}  teacher {med['teacher_forward']:.3f}  "
+              f"ours {med['kd_ours']:.3f} (×{row['ratio_ours']})  naive {med['kd_naive']:.3f} "
+              f"(×{row['ratio_naive']}); wall ratios ×{row['ratio_ours_wall']} / ×{row['ratio_naive_wall']}",
+              flush=True)
 
-    print("\n| seq len | student step s | teacher fwd s | KD ours s | KD naive s | ratio ours | ratio naive |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| seq len | student step | teacher fwd | KD ours | KD naive | ratio ours | ratio naive | (wall: ours / naive) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['length']} | {r['student_step_s']} | {r['teacher_forward_s']} | {r['kd_ours_s']} | "
-              f"{r['kd_naive_s']} | {r['ratio_ours']} | {r['ratio_naive']} |")
+        print(f"| {r['length']} | {r['student_step_cpu_s']} | {r['teacher_forward_cpu_s']} | {r['kd_ours_cpu_s']} | "
+              f"{r['kd_naive_cpu_s']} | {r['ratio_ours']} | {r['ratio_naive']} | "
+              f"{r['ratio_ours_wall']} / {r['ratio_naive_wall']} |")
+    print("(CPU seconds per step, median; ratio = KD step / (student step + teacher forward))")
     atomic_write_json(args.out, {
-        "model": str(args.model), "threads": args.threads, "repeats": args.repeats,
+        "model": str(args.model), "threads": args.threads, "measure": "median process CPU seconds (and wall)", "repeats": args.repeats,
         "student": "6-layer from-teacher copy, word embeddings frozen", "kd": kd.model_dump(),
         "rows": rows, "versions": package_versions(),
     })

@@ -61,6 +61,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=12, help="operators shown in the profiler table")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                         help="cpu: thread CPU time (steady on a shared machine with --threads 1); wall: elapsed")
+    parser.add_argument("--attn", choices=["sdpa", "eager"], default=None,
+                        help="attention implementation (default: the model's own, SDPA for BERT)")
+    parser.add_argument("--outputs", action="store_true",
+                        help="return all attentions and hidden states, as naive KD does (needs --attn eager)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this text file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,13 +73,17 @@ def main() -> None:
              f"{args.clock} clock, median of {args.repeats}", ""]
     for path in args.model:
         model = load_model(path).eval()
+        if args.attn:
+            model.set_attn_implementation(args.attn)
         config = model.config
         ids = torch.randint(5, config.vocab_size, (args.batch_size, args.length), generator=torch.Generator().manual_seed(0))
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if args.outputs:
+            inputs.update(output_attentions=True, output_hidden_states=True)
         shares = module_shares(model, inputs, args.repeats, clock)
         lines.append(f"## {path.name} ({config.num_hidden_layers}L, hidden {config.hidden_size}, "
                      f"FFN {config.intermediate_size}, {config.num_attention_heads} heads, vocab {config.vocab_size:,}; "
-                     f"attention {config._attn_implementation})")
+                     f"attention {config._attn_implementation}{', all attentions + hidden states returned' if args.outputs else ''})")
         lines.append(f"forward {shares['total'] * 1e3:.1f} ms")
         lines.append(f"  encoder layers {shares['layers']:.1%} ({shares['per_layer'] * 1e3:.2f} ms/layer), "
                      f"embeddings {shares['embeddings']:.1%}, pooler {shares['pooler']:.1%}, "

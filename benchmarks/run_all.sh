@@ -36,6 +36,9 @@ python benchmarks/profile_forward.py --model "$E5" --model "$WORK/e5-6L" --model
     --threads "$THREADS" --batch-size 32 --length 128 --repeats 3 --out "$RESULTS/profile_b32_L128.md"
 python benchmarks/profile_forward.py --model "$E5" --model "$WORK/e5-6L" --model "$WORK/e5-6L-h192" \
     --threads "$THREADS" --batch-size 1 --length 32 --repeats 20 --out "$RESULTS/profile_b1_L32.md"
+# what the naive KD forward pays: eager attention returning every attention map and hidden state
+python benchmarks/profile_forward.py --model "$E5" --model "$WORK/e5-6L" --attn eager --outputs \
+    --threads "$THREADS" --batch-size 32 --length 128 --repeats 3 --out "$RESULTS/profile_eager_b32_L128.md"
 
 # regenerate the measured section of docs/performance.md from benchmarks/results/
 python benchmarks/report.py --write docs/performance.md

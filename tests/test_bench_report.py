@@ -63,6 +63,17 @@ def test_targets_met_and_missed(report, tmp_path):
     assert "--model /m/e5-small --model /m/e5-6L" in text
 
 
+def test_kd_rows_with_cpu_and_wall_clocks(report, tmp_path):
+    (tmp_path / "kd_step_ratio.json").write_text(json.dumps({"threads": 1, "repeats": 3, "student": "s", "rows": [
+        {"length": 128, "batch_size": 32, "student_step_cpu_s": 1, "teacher_forward_cpu_s": 0.5, "kd_ours_cpu_s": 1.6,
+         "kd_naive_cpu_s": 1.8, "ratio_ours": 1.067, "ratio_naive": 1.2, "ratio_ours_wall": 1.3,
+         "ratio_naive_wall": 1.1}]}))
+    row = next(line for line in report.render().splitlines() if line.startswith("| KD step ratio"))
+    wall, cpu = row.split(" | ")[2:4]
+    assert wall == "ours 1.300, naive 1.100 **missed**"
+    assert cpu == "ours 1.067, naive 1.200 **met**"
+
+
 def test_slow_student_is_reported_missed(report, tmp_path):
     _bench(tmp_path, student_speedup=1.5)
     text = report.render()

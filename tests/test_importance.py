@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -43,7 +45,7 @@ def bert():
 
 
 def test_planted_ffn_unit_and_head_rank_first(bert):
-    model, tokenizer = make_model("bert", "sequence")
+    model, tokenizer = copy.deepcopy(bert[0]), bert[1]
     layer = model.bert.encoder.layer[2]
     with torch.no_grad():  # FFN unit 17 of layer 2 and head 1 of layer 2 dominate what the layer writes
         layer.intermediate.dense.weight[17] *= 6
@@ -85,6 +87,15 @@ def test_planted_head_dimension_ranks_first(bert):
     plan = importance_plan(model, hidden=16, intermediate=32, teacher_layers=[1, 3], scores=scores)
     assert len(plan.head_dim) == 4 and j in plan.head_dim
     assert top_k(scores.inner.sum((0, 1)), 1) == [j]
+    assert all(j in dims for layer in plan.head_dims for dims in layer)  # every head keeps its own top dims
+    student = build_student(model, tokenizer=tokenizer, teacher_layers=[1, 3], width_plan=plan).model
+    h = torch.tensor(plan.hidden)
+    for i, k in enumerate([1, 3]):  # Q, K and V of a head keep the same (per-head) dimensions
+        inner = torch.tensor([head * HEAD_SIZE + d for head, dims in enumerate(plan.head_dims[i]) for d in dims])
+        t_att, s_att = model.bert.encoder.layer[k].attention, student.bert.encoder.layer[i].attention
+        for proj in ("query", "key", "value"):
+            assert torch.equal(getattr(s_att.self, proj).weight, getattr(t_att.self, proj).weight[inner][:, h])
+        assert torch.equal(s_att.output.dense.weight, t_att.output.dense.weight[h][:, inner])
 
 
 def test_plan_is_sorted_sized_and_copied_consistently_along_the_residual_stream(bert, tmp_path):

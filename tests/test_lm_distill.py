@@ -150,6 +150,8 @@ def test_lm_distill_with_mlm_teacher_output_loads(tmp_path):
     assert set(result.best_val_terms) == {"ce", "mlm", "cos"}  # mse off by default
     train_logs = [h for h in result.log_history if "loss_ce" in h]
     assert len(train_logs) == 4
+    first = result.log_history[0]  # the untrained student's validation terms (eval on start)
+    assert first["step"] == 0 and {"eval_loss_ce", "eval_loss_mlm", "eval_loss_cos"} <= set(first)
     total = result.best_val_terms["ce"] * 5 + result.best_val_terms["mlm"] * 2 + result.best_val_terms["cos"]
     assert result.best_val_loss == pytest.approx(total, rel=1e-4)
     model = AutoModelForMaskedLM.from_pretrained(result.output_dir)

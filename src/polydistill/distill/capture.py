@@ -110,6 +110,10 @@ class LayerCapture:
         finally:
             self._active = False
 
+    def clear(self) -> None:
+        """Drop the records (the loss graph keeps what backward needs)."""
+        self.records = Records()
+
     def hidden_states(self) -> list[Tensor]:
         return [self.records.hidden[i] for i in self.layers]
 

@@ -114,6 +114,9 @@ class KDTrainer(Trainer):
             )
         if "ce" in w:
             terms["ce"] = losses.classification_loss(s_out.logits, labels)
+        self.student_capture.clear()
+        if self.teacher_capture is not None:
+            self.teacher_capture.clear()
         self._check_and_record(terms)
         loss = sum(w[name] * value for name, value in terms.items())
         return (loss, s_out) if return_outputs else loss

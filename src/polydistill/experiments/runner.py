@@ -238,7 +238,12 @@ def _load_trained(path: Path):
 
 def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = None) -> dict[str, Any]:
     """Run one cell and return its record (not yet saved)."""
+    from transformers import set_seed
+
     start = time.time()
+    # new heads are initialised before the Trainer seeds anything: seed here so a run gives the same
+    # numbers whether it runs first in a fresh process, after other runs, or after a restart
+    set_seed(spec.seed)
     run_dir = store.run_dir(spec.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = any(run_dir.iterdir())

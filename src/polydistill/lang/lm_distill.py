@@ -391,8 +391,10 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
         _head_module(student).apply(student._init_weights)
         student.tie_weights()
 
+    resume = _last_checkpoint(work)
     args = TrainingArguments(
         output_dir=str(work),
+        eval_on_start=resume is None,  # the untrained student's validation terms: the baseline each should beat
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
@@ -422,7 +424,6 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
         data_collator=collator, teacher=teacher, loss_weights=loss_weights, temperature=settings.temperature,
         eval_seed=settings.seed + 1, callbacks=list(callbacks),
     )
-    resume = _last_checkpoint(work)
     start = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - start
@@ -445,6 +446,11 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
         "train_seconds": round(seconds, 1),
         "resumed_from": resume,
     }
+    teacher_prov = Path(teacher_source) / PROVENANCE_FILE
+    if teacher_prov.is_file():  # e.g. a vocabulary-reduced teacher: keep that step visible
+        from polydistill.io import read_json
+
+        provenance["teacher_provenance"] = read_json(teacher_prov)
     provenance["lm_distill"] = record
     provenance["versions"] = package_versions()
     with atomic_output_dir(out, settings.overwrite) as tmp:

@@ -33,6 +33,8 @@ class WidthPlan:
     intermediate: per student layer, kept FFN units.
     heads: per student layer, kept teacher head ids.
     head_dim: kept indices inside a head (shared by all kept heads).
+    head_dims: optional, per student layer and kept head, that head's own kept indices (same count as
+    ``head_dim``); importance selection sets it because which dimensions matter differs per head.
     """
 
     hidden: list[int]
@@ -41,6 +43,7 @@ class WidthPlan:
     head_dim: list[int]
     method: str = "uniform"
     details: dict[str, Any] = field(default_factory=dict)
+    head_dims: list[list[list[int]]] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -60,6 +63,9 @@ class WidthPlan:
 
     def inner(self, layer: int, teacher_head_size: int) -> list[int]:
         """Kept indices of the all-head (Q/K/V output) dimension in student layer ``layer``."""
+        if self.head_dims is not None:
+            return [h * teacher_head_size + d for h, dims in zip(self.heads[layer], self.head_dims[layer], strict=True)
+                    for d in dims]
         return [h * teacher_head_size + d for h in self.heads[layer] for d in self.head_dim]
 
     def is_identity(self, teacher_config) -> bool:
@@ -70,6 +76,7 @@ class WidthPlan:
             and all(s == list(range(teacher_config.intermediate_size)) for s in self.intermediate)
             and all(s == list(range(n_heads)) for s in self.heads)
             and self.head_dim == list(range(teacher_config.hidden_size // n_heads))
+            and (self.head_dims is None or all(d == self.head_dim for layer in self.head_dims for d in layer))
         )
 
     def validate(self, teacher_config, n_layers: int) -> None:
@@ -84,6 +91,14 @@ class WidthPlan:
         for i in range(n_layers):
             _check_indices(f"FFN (layer {i})", self.intermediate[i], t_ffn)
             _check_indices(f"head (layer {i})", self.heads[i], t_heads)
+        if self.head_dims is not None:
+            require(len(self.head_dims) == n_layers and all(len(self.head_dims[i]) == len(self.heads[i])
+                                                            for i in range(n_layers)),
+                    "The width plan's per-head dimensions must list one set per kept head of every layer.")
+            for i, layer_dims in enumerate(self.head_dims):
+                for dims in layer_dims:
+                    _check_indices(f"head dimension (layer {i})", dims, t_head_size)
+                    require(len(dims) == len(self.head_dim), "Every head must keep the same number of dimensions.")
         require(len({len(s) for s in self.intermediate}) == 1 and len({len(s) for s in self.heads}) == 1,
                 "Every student layer must keep the same number of FFN units and heads (one config size).")
         require(self.num_heads * self.head_size == self.hidden_size,
@@ -101,6 +116,8 @@ class WidthPlan:
         if with_indices:
             out["indices"] = {"hidden": self.hidden, "intermediate": self.intermediate, "heads": self.heads,
                               "head_dim": self.head_dim}
+            if self.head_dims is not None:
+                out["indices"]["head_dims"] = self.head_dims
         out.update(self.details)
         return out
 

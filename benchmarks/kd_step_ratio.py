@@ -4,8 +4,8 @@ Teacher: multilingual-e5-small (12 layers, hidden 384, 250k vocabulary) wrapped 
 sequence-classification head (3 labels); student: its 6-layer from-teacher copy (``build_student``),
 word embeddings frozen (as in the CPU runs). Per repeat, interleaved in one process on the same
 batch: (a) a plain student train step (forward + CE + backward + AdamW step), (b) a teacher forward
-(no_grad), (c) our KD step (``KDTrainer.compute_loss``: SDPA forward, hooks on the 6 mapped layers,
-attention maps recomputed from Q/K; all five terms + backward + step), (d) the naive KD step (both
+(no_grad), (c) our KD step (``KDTrainer.compute_loss``: hooks on the 6 mapped layers only, maps kept by the
+recording attention function in mapped layers, SDPA elsewhere; all five terms + backward + step), (d) the naive KD step (both
 models in eager attention with output_attentions + output_hidden_states, same five terms).
 ratio = median(KD step) / (median(a) + median(b)), on process CPU time (stable on a shared machine
 with one thread) and, for reference, on wall time.
@@ -103,13 +103,14 @@ def main() -> None:
         ours_opt.zero_grad(set_to_none=True)
 
     def naive_step(batch):
+        previous = naive_student.config._attn_implementation, naive_teacher.config._attn_implementation
         naive_student.set_attn_implementation("eager")
         naive_teacher.set_attn_implementation("eager")
         try:
             naive_kd(batch)
-        finally:
-            naive_student.set_attn_implementation("sdpa")
-            naive_teacher.set_attn_implementation("sdpa")
+        finally:  # back to what ours installed (its recording attention function)
+            naive_student.set_attn_implementation(previous[0])
+            naive_teacher.set_attn_implementation(previous[1])
 
     def naive_kd(batch):
         feats = {k: v for k, v in batch.items() if k != "labels"}

@@ -116,7 +116,8 @@ def bench_tables(bench: dict) -> list[str]:
         header = ["model"]
         for key in bench["cases"]:
             device, batch, length = key.split("/")
-            header.append(f"{device} {'latency' if batch == 'b1' else 'throughput'} {batch} {length}")
+            device = "" if device == "cpu" else f"{device} "  # the device is CPU unless said otherwise
+            header.append(f"{device}{'latency' if batch == 'b1' else 'throughput'} {batch} {length}")
         rows = []
         for model in bench["models"]:
             cells = [f"`{model['name']}`"]
@@ -152,7 +153,7 @@ def vocab_table(vocab: dict) -> list[str]:
     c = vocab["corpus"]
     return [f"Command: `{vocab['command']}` — corpus: {c['source']} ({c['sentences']:,} sentences); each "
             "reduction runs `polydistill vocab reduce --model M --corpus FILE --out DIR` (time includes process start).",
-            ""] + _table(["model", "time s", "vocab rows", "params M", "params kept", "disk MB"], rows)
+            ""] + _table(["model", "time s", "embedding rows", "params M", "params kept", "disk MB"], rows)
 
 
 def kd_table(kd: dict) -> list[str]:

@@ -139,3 +139,14 @@ def test_generic_conll_per_language_folders(tmp_path):
 def test_generic_empty_directory(tmp_path):
     with pytest.raises(PolydistillError, match="holds no train/validation/test files"):
         load_task_data(tmp_path)
+
+
+def test_content_fingerprint_sees_row_selection():
+    from datasets import DatasetDict
+
+    from polydistill.data.load import content_fingerprint
+
+    ds = Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0], "language": ["x"] * 3})
+    one, two = ds.select([0, 1]), ds.select([1, 2])
+    assert content_fingerprint(DatasetDict({"train": one})) != content_fingerprint(DatasetDict({"train": two}))
+    assert content_fingerprint(DatasetDict({"train": one})) == content_fingerprint(DatasetDict({"train": ds.select([0, 1])}))

@@ -290,3 +290,21 @@ def test_real_e5_reduced_to_swahili(tmp_path, e5_dir, shared_data):
                 torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     assert same >= len(test) // 2
     assert (result.path / "1_Pooling").is_dir()  # still a sentence-transformers model
+
+
+def test_reduce_a_built_student_post_distillation(tmp_path):
+    from polydistill.student.build import build_student
+
+    teacher = make_model_dir(tmp_path, "deberta-v2", "token")
+    built = build_student(teacher, tmp_path / "student", layers=2, layer_map="alternate-first")
+    result = vocab_reduce(built.path, ENGLISH, tmp_path / "reduced", min_sentence_freq=0.0)
+    prov = json.loads((result.path / "polydistill.json").read_text())
+    assert prov["teacher_layers"] == built.provenance["teacher_layers"] == [0, 2]
+    assert prov["teacher"] == built.provenance["teacher"]
+    assert prov["parameters"] == prov["vocab_reduction"]["params_after"] < built.provenance["parameters"]
+    model, tok = load_model(result.path), load_tokenizer(result.path)
+    assert type(model).__name__ == "DebertaV2ForTokenClassification" and model.config.num_hidden_layers == 2
+    batch = tok(ENGLISH, padding=True, return_tensors="pt")
+    old = built.tokenizer(ENGLISH, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(built.model(**old).logits, model(**batch).logits, rtol=0, atol=1e-5)

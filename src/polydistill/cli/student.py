@@ -40,13 +40,15 @@ def student(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
     """Build a student: copy the mapped teacher layers, shrink widths by index selection, save a HF model dir."""
+    import importlib.util
     import time
 
     from polydistill.student.build import build_student
 
     start = time.perf_counter()
     width_plan, teacher_layers, tokenizer = None, None, None
-    if width_select == "importance" or layer_map.strip().lower() == "importance":
+    wants_importance = width_select == "importance" or layer_map.strip().lower() == "importance"
+    if wants_importance and importlib.util.find_spec("polydistill.student.importance") is not None:
         from polydistill.io import check_output_dir
         from polydistill.student.importance import choose_by_importance
 

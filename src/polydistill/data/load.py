@@ -60,11 +60,11 @@ def data_folder(adapter: DatasetAdapter, data_root: str | os.PathLike | None) ->
 
 
 def _features(task: str):
-    from datasets import Features, List, Value
+    from datasets import Features, Sequence, Value  # Sequence(Value) is List(Value) on datasets >= 4
 
     if task == "sequence":
         return Features({TEXT: Value("string"), LABEL: Value("int64"), LANGUAGE: Value("string")})
-    return Features({TOKENS: List(Value("string")), TAGS: List(Value("int64")), LANGUAGE: Value("string")})
+    return Features({TOKENS: Sequence(Value("string")), TAGS: Sequence(Value("int64")), LANGUAGE: Value("string")})
 
 
 def content_fingerprint(splits, *parts: str) -> str:
@@ -74,13 +74,18 @@ def content_fingerprint(splits, *parts: str) -> str:
         digest.update(part.encode("utf-8") + b"\0")
     for split in sorted(splits):
         digest.update(split.encode() + b"\0")
-        table = splits[split].data.table  # freshly built splits: no indices mapping yet
-        for column in table.column_names:
-            digest.update(column.encode() + b"\0")
-            for chunk in table.column(column).chunks:
-                for buffer in chunk.buffers():
-                    if buffer is not None:
-                        digest.update(buffer)
+        dataset = splits[split]
+        tables = [dataset.data.table]
+        if dataset._indices is not None:  # a select()/filter() view: the rows it picks matter too
+            tables.append(dataset._indices.table)
+        for table in tables:
+            for column in table.column_names:
+                digest.update(column.encode() + b"\0")
+                for chunk in table.column(column).chunks:
+                    digest.update(f"{chunk.offset}:{len(chunk)}".encode())  # slices share their buffers
+                    for buffer in chunk.buffers():
+                        if buffer is not None:
+                            digest.update(buffer)
     return digest.hexdigest()
 
 

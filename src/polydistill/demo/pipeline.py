@@ -83,11 +83,11 @@ def demo_config(teacher: str, teacher_label: str, pretrained: bool, quick: bool 
     from polydistill.experiments.schema import parse_config
 
     # a random-init encoder needs a larger learning rate and more epochs than a pretrained one
-    t_epochs, t_lr = (6, 1e-4) if pretrained else (25, 1e-3)
-    s_epochs, s_lr = (6, 1e-4) if pretrained else (15, 5e-4)
+    t_epochs, t_lr = (6, 2e-4) if pretrained else (15, 1e-3)
+    s_epochs, s_lr = (6, 2e-4) if pretrained else (10, 1e-3)
     if quick:
         t_epochs, s_epochs = 2, 2
-    training = {"batch_size": 16, "eval_batch_size": 64, "max_length": 48, "logging_steps": 5}
+    training = {"batch_size": 32, "eval_batch_size": 64, "max_length": 32, "logging_steps": 4}
     return parse_config({
         "name": "demo",
         "description": "polydistill demo on the shipped MASSIVE sample",

@@ -1,15 +1,22 @@
-"""Capture only what the KD loss needs, from mapped layers only, without eager attention.
+"""Capture only what the KD loss needs, from mapped layers only, without eager attention everywhere.
 
-Forward hooks record the embedding output (hidden_states[0]), the outputs of the mapped encoder
-layers, and the outputs of their query/key projections. Attention maps are recomputed from Q and K
-(QK^T/sqrt(d), masked softmax), so the forward itself keeps running on SDPA: asking the model for
-``output_attentions`` would switch every layer to eager attention and materialise all L maps.
-DeBERTa-v2 has no Q/K-only attention (relative-position terms), so there the maps come from
-``output_attentions`` (its attention is eager anyway).
+Hidden states: forward hooks on the embedding output (hidden_states[0]) and on the mapped encoder
+layers only.
 
-Hooks are installed once and record only inside ``with capture.recording():``, so evaluation and
-saving run untouched; records are dropped at the start of each recording (nothing is cached
-between steps).
+Attention maps: asking a model for ``output_attentions`` switches *every* layer to eager attention
+and returns post-dropout maps of all L layers. Instead the model runs on ``polydistill_kd``, an
+attention function registered with transformers' ``AttentionInterface``: in a mapped layer, while
+recording, it computes scores = QK^T/sqrt(d), the masked softmax, keeps the map (pre-dropout
+probabilities, or the pre-softmax scores) and finishes the layer with that same map — the map is
+computed once and serves both the forward pass and the loss; every other layer (the teacher's
+unmapped half), and every layer outside recording (evaluation), runs PyTorch SDPA.
+If an architecture does not route its attention through ``AttentionInterface`` but exposes Q/K
+projections, the maps are recomputed from hooked Q/K outputs (``losses.attention_maps_from_qk``)
+while the forward stays on SDPA. DeBERTa-v2 (relative-position terms, eager-only) falls back to
+``output_attentions``.
+
+Hooks record only inside ``with capture.recording():``; ``clear()`` drops the records after each
+loss, so nothing is kept between steps.
 """
 
 from __future__ import annotations
@@ -18,33 +25,84 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 from polydistill.distill.losses import attention_maps_from_qk
+
+KD_ATTENTION = "polydistill_kd"
+_RECORDER = "_polydistill_recorder"
 
 
 def _first(output):
     return output[0] if isinstance(output, tuple | list) else output
 
 
+def kd_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """The ``polydistill_kd`` attention: eager with map recording in mapped layers, else SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    recorder = getattr(module, _RECORDER, None)
+    if recorder is None or not recorder.active:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    masked = scores
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:  # sdpa-style mask: True = may attend
+            masked = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            masked = scores + attention_mask
+    probs = masked.softmax(dim=-1)
+    recorder.store(scores if recorder.kind == "scores" else probs)
+    weights = nn.functional.dropout(probs, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+def register_kd_attention() -> None:
+    """Make ``polydistill_kd`` known to transformers (attention function + SDPA-style boolean masks)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(KD_ATTENTION, kd_attention_forward)
+    AttentionMaskInterface.register(KD_ATTENTION, sdpa_mask)
+
+
+class _Recorder:
+    def __init__(self, capture: LayerCapture, index: int, kind: str):
+        self.capture, self.index, self.kind = capture, index, kind
+
+    @property
+    def active(self) -> bool:
+        return self.capture._active
+
+    def store(self, attention_map: Tensor) -> None:
+        self.capture.records.maps[self.index] = attention_map
+
+
 @dataclass
 class Records:
     embeddings: Tensor | None = None
     hidden: dict[int, Tensor] = field(default_factory=dict)
+    maps: dict[int, Tensor] = field(default_factory=dict)
     query: dict[int, Tensor] = field(default_factory=dict)
     key: dict[int, Tensor] = field(default_factory=dict)
 
 
 class LayerCapture:
-    """Records hidden states / Q·K of ``layers`` (0-indexed encoder layers) of one model.
+    """Records what the KD loss needs from ``layers`` (0-indexed encoder layers) of one model.
 
     ``embeddings``/``hidden``/``attention`` say which kinds are needed (a switched-off loss term
-    captures nothing).
+    captures nothing); ``attention_kind`` is ``probs`` or ``scores``; ``mode`` forces an attention
+    capture path (``interface``, ``qk``; default: the best available).
     """
 
-    def __init__(self, model: nn.Module, layers: list[int], *, embeddings: bool, hidden: bool, attention: bool):
+    def __init__(self, model: nn.Module, layers: list[int], *, embeddings: bool, hidden: bool, attention: bool,
+                 attention_kind: str = "probs", mode: str | None = None):
         from polydistill.student.adapters import get_adapter
 
+        self.model = model
         self.adapter = get_adapter(model)
         self.num_heads = self.adapter.num_heads(model.config)
         self.layers = list(layers)
@@ -52,13 +110,15 @@ class LayerCapture:
         self.records = Records()
         self._active = False
         self._handles: list = []
+        self._tagged: list[nn.Module] = []
+        self._previous_attention: str | None = None
         encoder_layers = self.adapter.layers(model)
         n = len(encoder_layers)
         bad = [i for i in self.layers if not 0 <= i < n]
         if bad:
             raise ValueError(f"layers {bad} out of range for a {n}-layer model")
-        # Q/K hooks where the architecture allows; otherwise output_attentions (see module doc).
-        self.qk_available = all(self.adapter.qk_projections(encoder_layers[i]) is not None for i in self.layers)
+        qk_ok = self.adapter.query_key is not None
+        self.mode = mode or ("interface" if qk_ok and self._routes_attention(model) else "qk" if qk_ok else "outputs")
         if embeddings:
             backbone = self.adapter.backbone(model)
             # ELECTRA with factorised embeddings: hidden_states[0] is after embeddings_project.
@@ -67,21 +127,24 @@ class LayerCapture:
         for i in self.layers:
             layer = encoder_layers[i]
             if hidden:
-                self._hook(layer, self._store(self.records_hidden, i))
-            if attention and self.qk_available:
+                self._hook(layer, self._store("hidden", i))
+            if attention and self.mode == "interface":
+                attention_module = layer.get_submodule(self.adapter.query_key[0].rsplit(".", 1)[0])
+                setattr(attention_module, _RECORDER, _Recorder(self, i, attention_kind))
+                self._tagged.append(attention_module)
+            elif attention and self.mode == "qk":
                 query, key = self.adapter.qk_projections(layer)
-                self._hook(query, self._store(self.records_query, i))
-                self._hook(key, self._store(self.records_key, i))
+                self._hook(query, self._store("query", i))
+                self._hook(key, self._store("key", i))
+        if attention and self.mode == "interface":
+            register_kd_attention()
+            self._previous_attention = model.config._attn_implementation
+            model.set_attn_implementation(KD_ATTENTION)
 
-    # dict accessors resolved at call time, because ``records`` is replaced every recording
-    def records_hidden(self) -> dict[int, Tensor]:
-        return self.records.hidden
-
-    def records_query(self) -> dict[int, Tensor]:
-        return self.records.query
-
-    def records_key(self) -> dict[int, Tensor]:
-        return self.records.key
+    @staticmethod
+    def _routes_attention(model: nn.Module) -> bool:
+        """Whether the model dispatches attention through transformers' AttentionInterface."""
+        return bool(getattr(model, "_supports_attention_backend", False)) and hasattr(model, "set_attn_implementation")
 
     def _hook(self, module: nn.Module, fn) -> None:
         self._handles.append(module.register_forward_hook(fn))
@@ -90,16 +153,16 @@ class LayerCapture:
         if self._active:
             self.records.embeddings = _first(output)
 
-    def _store(self, target, index: int):
+    def _store(self, kind: str, index: int):
         def hook(module, inputs, output) -> None:
             if self._active:
-                target()[index] = _first(output)
+                getattr(self.records, kind)[index] = _first(output)
 
         return hook
 
     @property
     def needs_output_attentions(self) -> bool:
-        return self.want_attention and not self.qk_available
+        return self.want_attention and self.mode == "outputs"
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[Records]:
@@ -119,7 +182,9 @@ class LayerCapture:
 
     def attention_maps(self, token_mask: Tensor, kind: str, model_attentions=None) -> list[Tensor]:
         """(B, H, L, L) maps of the mapped layers, in ``layers`` order."""
-        if self.qk_available:
+        if self.mode == "interface":
+            return [self.records.maps[i] for i in self.layers]
+        if self.mode == "qk":
             return [
                 attention_maps_from_qk(self.records.query[i], self.records.key[i], self.num_heads, token_mask, kind)
                 for i in self.layers
@@ -129,6 +194,13 @@ class LayerCapture:
         return [model_attentions[i] for i in self.layers]
 
     def remove(self) -> None:
+        """Remove hooks and recorders and restore the model's attention implementation."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for module in self._tagged:
+            delattr(module, _RECORDER)
+        self._tagged.clear()
+        if self._previous_attention is not None:
+            self.model.set_attn_implementation(self._previous_attention)
+            self._previous_attention = None

@@ -62,10 +62,20 @@ class KDTrainer(Trainer):
                   "attention": "att" in self.weights}
         self.needs_teacher = any(name in self.weights for name in ("att", "hid", "emb", "pred"))
         n_student = len(self.layer_map)
-        self.student_capture = LayerCapture(self.model, list(range(n_student)), **wanted)
-        self.teacher_capture = LayerCapture(self.teacher, self.layer_map, **wanted) if self.needs_teacher else None
+        kind = kd.attention
+        self.student_capture = LayerCapture(self.model, list(range(n_student)), attention_kind=kind, **wanted)
+        self.teacher_capture = (LayerCapture(self.teacher, self.layer_map, attention_kind=kind, **wanted)
+                                if self.needs_teacher else None)
         self._term_sums: dict[str, float] = {}
         self._term_count = 0
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        finally:  # leave both models as they came: no hooks, their own attention implementation
+            self.student_capture.remove()
+            if self.teacher_capture is not None:
+                self.teacher_capture.remove()
 
     # -- optimisation of the projection W (trained with the student, not saved inside it) ------
     def create_optimizer(self, model=None):

@@ -99,12 +99,14 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    trues: list = []
-    preds: list = []
+    # batches of similar length pad little: predict in length order, store results in data order
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    trues: list = [None] * len(encoded)
+    preds: list = [None] * len(encoded)
     try:
         with torch.inference_mode():
-            for start in range(0, len(encoded), batch_size):
-                rows = range(start, min(start + batch_size, len(encoded)))
+            for start in range(0, len(order), batch_size):
+                rows = order[start: start + batch_size]
                 features = [encoded[i] for i in rows]
                 batch = collate(features)
                 batch.pop("labels")
@@ -112,14 +114,14 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
                 pred = logits.argmax(-1).cpu()
                 if mapping is not None:
                     pred = torch.tensor(mapping)[pred]
+                sentences = source[rows]
                 if data.task == "sequence":
-                    trues.extend(source[start: rows.stop]["label"])
-                    preds.extend(pred.tolist())
+                    for j, i in enumerate(rows):
+                        trues[i], preds[i] = sentences["label"][j], int(pred[j])
                     continue
-                sentences = source[start: rows.stop]
                 words = tokenizer(sentences[TOKENS], is_split_into_words=True, truncation=True, max_length=max_length)
                 width = pred.shape[1]
-                for j, (tags, feature) in enumerate(zip(sentences[TAGS], features, strict=True)):
+                for j, (i, tags, feature) in enumerate(zip(rows, sentences[TAGS], features, strict=True)):
                     shift = width - len(feature["input_ids"]) if tokenizer.padding_side == "left" else 0
                     row = [outside] * len(tags)
                     seen = set()
@@ -127,8 +129,7 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
                         if word is not None and word not in seen:
                             seen.add(word)
                             row[word] = int(pred[j, pos + shift])
-                    trues.append(list(tags))
-                    preds.append(row)
+                    trues[i], preds[i] = list(tags), row
     finally:
         model.train(was_training)
     return trues, preds, languages

@@ -111,3 +111,16 @@ def test_collators_pad_dynamically_and_drop_language(uner, massive):
     assert batch["attention_mask"].sum(1).tolist() == [len(seq[i]["input_ids"]) for i in range(4)]
     with pytest.raises(PolydistillError, match="task must be"):
         data_collator("regression", tok)
+
+
+def test_cache_key_follows_later_edits_of_the_splits(massive, tmp_path):
+    from polydistill.data.types import TaskData
+
+    tok = make_wordpiece_tokenizer()
+    full = tokenize_task_data(massive, tok, max_length=32, cache_dir=tmp_path)
+    capped = TaskData(name=massive.name, task=massive.task, label_names=massive.label_names,
+                      splits=massive.splits.copy(), languages=massive.languages, fingerprint=massive.fingerprint)
+    capped.splits["test"] = capped.splits["test"].shuffle(seed=0).select(range(3))  # same stale fingerprint
+    out = tokenize_task_data(capped, tok, max_length=32, cache_dir=tmp_path)
+    assert len(out["test"]) == 3 and len(full["test"]) == 8
+    assert len(list(tmp_path.iterdir())) == 2

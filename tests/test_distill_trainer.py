@@ -106,3 +106,14 @@ def test_from_teacher_kd_beats_from_scratch_kd(tmp_path):
                          _settings(tmp_path / init, max_steps=4, batch_size=16, eval_steps=4, logging_steps=4))
         dev_loss[init] = result.dev_metrics["loss"]
     assert dev_loss["from-teacher"] < dev_loss["from-scratch"] - 0.03, dev_loss
+
+
+def test_deberta_kd_uses_output_attentions_and_refuses_scores(tmp_path, seq_data):
+    teacher, tokenizer = tiny_model(seq_data, arch="deberta-v2")
+    built = build_student(teacher, layers=2, tokenizer=tokenizer)
+    with pytest.raises(PolydistillError, match="--attention probs"):
+        distill(teacher, built, seq_data, _settings(tmp_path / "s"), KDSettings(attention="scores", **ALLOW),
+                tokenizer=tokenizer)
+    result = distill(teacher, built, seq_data, _settings(tmp_path / "kd", max_steps=1, eval_steps=1),
+                     KDSettings(**ALLOW), tokenizer=tokenizer)
+    assert result.log_history[0]["loss_att"] >= 0

@@ -217,3 +217,11 @@ def test_cli_lm_distill(tmp_path, capsys):
         main(["lm-distill", "--teacher", str(teacher), "--corpus", str(tmp_path / "missing.txt"),
               "--out", str(tmp_path / "o2")])
     assert exit_.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_headless_deberta_teacher(tmp_path):
+    """DeBERTa-v2's MLM head takes the word embeddings as an argument: the head fit must still work."""
+    teacher = make_model_dir(tmp_path, "deberta-v2", "base")
+    result = lm_distill(teacher, [str(_corpus(tmp_path, n=2))],
+                        _settings(tmp_path / "out", max_steps=1, eval_steps=1, fit_teacher_head_steps=2))
+    assert result.teacher_head == "fitted" and result.best_val_terms["ce"] >= 0

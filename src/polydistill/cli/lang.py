@@ -74,6 +74,7 @@ def lm_distill_cmd(
         help="Teacher without an MLM head (e.g. e5): train a head on the frozen teacher for this many steps "
         "first, giving soft targets; 0 drops the soft-target term (with a warning) and keeps MLM + cosine.",
     ),
+    fit_teacher_head_lr: float = typer.Option(1e-3, "--fit-teacher-head-lr", help="Learning rate of that head fit."),
     epochs: float = typer.Option(3.0, "--epochs"),
     max_steps: int = typer.Option(-1, "--max-steps"),
     learning_rate: float = typer.Option(5e-4, "--learning-rate"),
@@ -96,7 +97,8 @@ def lm_distill_cmd(
     settings = LMDistillSettings(
         output_dir=str(out), layers=layers, layer_map=layer_map, alpha_ce=alpha_ce, alpha_mlm=alpha_mlm,
         alpha_cos=alpha_cos, alpha_mse=alpha_mse, temperature=temperature, mlm_probability=mlm_probability,
-        mlm_smoothing=mlm_smoothing, fit_teacher_head_steps=fit_teacher_head_steps, epochs=epochs,
+        mlm_smoothing=mlm_smoothing, fit_teacher_head_steps=fit_teacher_head_steps,
+        fit_teacher_head_lr=fit_teacher_head_lr, epochs=epochs,
         max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, eval_steps=eval_steps, validation_fraction=validation_fraction,
         max_lines=max_lines, seed=seed, overwrite=overwrite,

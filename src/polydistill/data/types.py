@@ -30,7 +30,7 @@ class TaskData:
     languages: list[str] = field(default_factory=list)
     # languages that have no train split (evaluation only), e.g. UNER's PUD treebanks
     test_only_languages: list[str] = field(default_factory=list)
-    # content hash of the splits (+ name, labels): the tokenisation cache key; "" = compute on demand
+    # content hash of the splits as loaded (+ name, labels, fraction, seed): identifies the data
     fingerprint: str = ""
     # where the data came from: a local folder or hf://<hub id>
     source: str = ""

@@ -23,5 +23,8 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        # importing a submodule binds its name here (finetune, ...): rebind it to the function
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'polydistill.distill' has no attribute {name!r}")

@@ -89,8 +89,7 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
 
     source = data.splits[split]
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
-                    splits=DatasetDict({split: source}), languages=data.languages,
-                    fingerprint=f"{data.fingerprint}:{split}" if data.fingerprint else "")
+                    splits=DatasetDict({split: source}), languages=data.languages)
     encoded = tokenize_task_data(view, tokenizer, max_length=max_length)[split]
     languages = list(encoded[LANGUAGE])
     collate = data_collator(data.task, tokenizer)
@@ -187,8 +186,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         raise PolydistillError(f"The {split} split of {data.name} has no examples for {' '.join(chosen)}; "
                                "choose languages or a split that has data.")
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
-                    splits=_one_split(split, split_ds), languages=chosen,
-                    fingerprint=f"{data.fingerprint}:{','.join(chosen)}" if data.fingerprint else "")
+                    splits=_one_split(split, split_ds), languages=chosen, source=data.source)
     trues, preds, langs = predict(model, tokenizer, view, split, batch_size, max_length)
 
     by_lang: dict[str, list[int]] = defaultdict(list)

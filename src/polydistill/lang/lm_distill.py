@@ -172,7 +172,14 @@ def _head_parameters(model) -> list[torch.nn.Parameter]:
 
 
 def fit_teacher_head(teacher, dataset, collator, steps: int, lr: float, batch_size: int, seed: int) -> list[float]:
-    """Train only the MLM head on the frozen teacher body (option A for head-less teachers)."""
+    """Train only the MLM head on the frozen teacher body (option A for head-less teachers).
+
+    The body's parameters do not require gradients, so its forward builds no graph; the whole model
+    stays in eval mode (no dropout), which works for every head layout (BERT ``cls``, XLM-R ``lm_head``,
+    DeBERTa-v2 ``lm_predictions``, ELECTRA generator).
+    """
+    from tqdm.auto import trange
+
     params = _head_parameters(teacher)
     require(params, "The teacher's MLM head has no trainable parameters apart from its tied decoder.")
     for p in teacher.parameters():
@@ -181,38 +188,20 @@ def fit_teacher_head(teacher, dataset, collator, steps: int, lr: float, batch_si
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    head_module = _head_module(teacher)
+    teacher.eval()
     losses = []
-    teacher.train()  # only the head's dropout matters; the body runs in eval below
-    teacher.base_model.eval()
-    from tqdm.auto import trange
-
     for _step in trange(steps, desc="fitting the teacher's MLM head", mininterval=10):
         idx = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
         batch = collator([dataset[i] for i in idx])
-        with torch.no_grad():
-            hidden = teacher.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
-        logits = head_module(hidden)
+        logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = mlm_loss(logits, batch["labels"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     return losses
-
-
-def _head_module(model):
-    """The module mapping the encoder's last hidden state to vocabulary logits."""
-    for name in ("cls", "lm_head", "generator_lm_head", "lm_predictions"):
-        module = getattr(model, name, None)
-        if module is not None:
-            if name == "generator_lm_head":  # ELECTRA: generator_predictions then generator_lm_head
-                return torch.nn.Sequential(model.generator_predictions, module)
-            return module
-    raise PolydistillError(f"Unsupported masked-LM head in {type(model).__name__}; use a BERT/XLM-R/DeBERTa/ELECTRA teacher.")
 
 
 # ------------------------------------------------------------------------------------------- the student
@@ -349,6 +338,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
     _check_resume_settings(work, teacher_source, corpus, settings)
 
     tokenizer = load_tokenizer(teacher_source)
+    torch.manual_seed(settings.seed)  # a missing MLM head is initialised reproducibly
     teacher, has_head = load_mlm_teacher(teacher_source)
     data = load_corpus(corpus, tokenizer, settings.max_length, settings.validation_fraction, settings.seed,
                        settings.max_lines)
@@ -385,11 +375,8 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
                        "dropped; training uses MLM (student head freshly initialised) and cosine only.", teacher_source)
         require(any(w > 0 for w in loss_weights.values()), "With the soft-target term dropped no loss term is left.")
 
+    # Option B: the student starts from the teacher's freshly initialised (seeded) head.
     student, provenance = build_mlm_student(teacher, tokenizer, settings.layers, settings.layer_map, settings.seed)
-    if teacher_head.startswith("none"):  # no fitted head to start from: fresh head, decoder tied to embeddings
-        torch.manual_seed(settings.seed)
-        _head_module(student).apply(student._init_weights)
-        student.tie_weights()
 
     resume = _last_checkpoint(work)
     args = TrainingArguments(

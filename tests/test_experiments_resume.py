@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from factories import CORPUS, make_model_dir
 
+from factories import CORPUS, make_model_dir
 from polydistill.experiments.grid import expand
 from polydistill.experiments.report import write_report
 from polydistill.experiments.runner import run_grid

@@ -73,7 +73,8 @@ def targets(bench: dict | None, kd: dict | None, vocab: dict | None) -> list[str
         def cell(ours, naive):
             if ours is None:
                 return "–"
-            return f"ours {ours:.3f}, naive {naive:.3f} {_status(ours, lambda v, n=naive: v <= 1.15 and v < n)}"
+            return (f"ours {ours:.3f} (≤ 1.15 {_status(ours, lambda v: v <= 1.15)}), naive {naive:.3f} "
+                    f"(ours < naive {_status(ours, lambda v, n=naive: v < n)})")
 
         for row in kd["rows"]:
             clocks = kd_ratios(row)

@@ -58,8 +58,8 @@ def test_targets_met_and_missed(report, tmp_path):
     text = report.render()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "2.00× **met**" in rows["6L vs 12L same width, throughput, batch 32, length 32"]
-    assert "ours 1.067, naive 1.600 **met**" in rows["KD step ratio, batch 32, length 24"]
-    assert "ours 1.200, naive 1.600 **missed**" in rows["KD step ratio, batch 32, length 128"]
+    assert "ours 1.067 (≤ 1.15 **met**), naive 1.600 (ours < naive **met**)" in rows["KD step ratio, batch 32, length 24"]
+    assert "ours 1.200 (≤ 1.15 **missed**), naive 1.600 (ours < naive **met**)" in rows["KD step ratio, batch 32, length 128"]
     assert "--model /m/e5-small --model /m/e5-6L" in text
 
 
@@ -70,8 +70,8 @@ def test_kd_rows_with_cpu_and_wall_clocks(report, tmp_path):
          "ratio_naive_wall": 1.1}]}))
     row = next(line for line in report.render().splitlines() if line.startswith("| KD step ratio"))
     wall, cpu = row.split(" | ")[2:4]
-    assert wall == "ours 1.300, naive 1.100 **missed**"
-    assert cpu == "ours 1.067, naive 1.200 **met**"
+    assert wall == "ours 1.300 (≤ 1.15 **missed**), naive 1.100 (ours < naive **missed**)"
+    assert cpu == "ours 1.067 (≤ 1.15 **met**), naive 1.200 (ours < naive **met**)"
 
 
 def test_slow_student_is_reported_missed(report, tmp_path):

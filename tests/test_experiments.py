@@ -146,7 +146,7 @@ def test_store_and_report_shapes(tmp_path):
     cell = table.cells[(row, ("massive",))]
     assert sorted(cell.values) == pytest.approx([85.0, 86.0])
     assert cell.text() == "85.50 ± 0.71"
-    assert table.averages()[row] == pytest.approx(85.5)
+    assert table.averages()[row] == {"Avg": pytest.approx(85.5)}
     md = to_markdown(table)
     assert "| model | fraction | massive | tsm | Avg |" in md and "85.50 ± 0.71" in md
     assert r"$\pm$" in to_latex(table)

@@ -104,24 +104,36 @@ class Table:
     cols: list[tuple]
     cells: dict[tuple[tuple, tuple], Cell]
 
-    def averages(self) -> dict[tuple, float | None]:
-        """Avg column: mean of the row's column means (only when the row has every column)."""
+    def avg_groups(self) -> dict[str, list[tuple]]:
+        """Avg columns: over all columns, or one per eval group when groups differ (all vs unseen)."""
+        if "eval" in self.col_dims:
+            at = self.col_dims.index("eval")
+            by_group: dict[str, list[tuple]] = defaultdict(list)
+            for col in self.cols:
+                by_group[str(col[at])].append(col)
+            return {f"Avg {g}": cols for g, cols in by_group.items() if len(cols) > 1}
+        return {"Avg": list(self.cols)} if len(self.cols) > 1 else {}
+
+    def averages(self) -> dict[tuple, dict[str, float | None]]:
+        """Mean of the row's column means per Avg column (only when the row has all those columns)."""
         out = {}
         for row in self.rows:
-            means = [self.cells[(row, col)].mean for col in self.cols if (row, col) in self.cells]
-            out[row] = statistics.fmean(means) if len(means) == len(self.cols) and len(self.cols) > 1 else None
+            out[row] = {}
+            for label, cols in self.avg_groups().items():
+                means = [self.cells[(row, col)].mean for col in cols if (row, col) in self.cells]
+                out[row][label] = statistics.fmean(means) if len(means) == len(cols) else None
         return out
 
     def header(self) -> list[str]:
         cols = [" / ".join(str(c) for c in col) for col in self.cols]
-        return [*self.row_dims, *cols] + (["Avg"] if len(self.cols) > 1 else [])
+        return [*self.row_dims, *cols, *self.avg_groups()]
 
     def body(self, digits: int = 2) -> list[list[str]]:
         avgs = self.averages()
         lines = []
         for row in self.rows:
             cells = [self.cells[(row, col)].text(digits) if (row, col) in self.cells else "–" for col in self.cols]
-            avg = [] if len(self.cols) <= 1 else [f"{avgs[row]:.{digits}f}" if avgs[row] is not None else "–"]
+            avg = [f"{v:.{digits}f}" if v is not None else "–" for v in avgs[row].values()]
             lines.append([str(r) for r in row] + cells + avg)
         return lines
 
@@ -175,14 +187,15 @@ def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     names = [" / ".join(str(c) for c in col) for col in table.cols]
-    writer.writerow([*table.row_dims, *[f"{n} {s}" for n in names for s in ("mean", "std", "n")], "avg"])
+    writer.writerow([*table.row_dims, *[f"{n} {s}" for n in names for s in ("mean", "std", "n")],
+                     *table.avg_groups()])
     avgs = table.averages()
     for row in table.rows:
         values: list[Any] = list(row)
         for col in table.cols:
             cell = table.cells.get((row, col))
             values += [f"{cell.mean:.4f}", f"{cell.std:.4f}", len(cell.values)] if cell else ["", "", 0]
-        values.append(f"{avgs[row]:.4f}" if avgs[row] is not None else "")
+        values += [f"{v:.4f}" if v is not None else "" for v in avgs[row].values()]
         writer.writerow(values)
     return buf.getvalue()
 

@@ -16,6 +16,7 @@ with one thread) and, for reference, on wall time.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import tempfile
 import time
@@ -132,15 +133,18 @@ def main() -> None:
     steps = {"student_step": student_step, "teacher_forward": teacher_forward, "kd_ours": ours_step,
              "kd_naive": naive_step}
     rows = []
+    shuffler = random.Random(0)
     for length in args.lengths:
         batch = make_batch(tokenizer, args.batch_size, length)
         for fn in steps.values():  # warm-up
             fn(batch)
         wall: dict[str, list[float]] = {name: [] for name in steps}
         cpu: dict[str, list[float]] = {name: [] for name in steps}
+        order = list(steps)
         for _ in range(args.repeats):
-            for name, fn in steps.items():  # interleaved, so load drift hits all four alike
-                w, c = timed(lambda fn=fn, batch=batch: fn(batch))
+            shuffler.shuffle(order)  # interleaved in a fresh order each repeat: drift and order effects even out
+            for name in order:
+                w, c = timed(lambda fn=steps[name], batch=batch: fn(batch))
                 wall[name].append(w)
                 cpu[name].append(c)
         med = {name: statistics.median(v) for name, v in cpu.items()}

@@ -165,3 +165,12 @@ def test_store_and_report_shapes(tmp_path):
 def test_report_refuses_a_dir_without_results(tmp_path):
     with pytest.raises(PolydistillError, match="no results"):
         write_report(tmp_path)
+
+
+def test_one_avg_column_per_eval_group():
+    cfg = parse_config({**MINIMAL, "seeds": [0], "eval_languages": {"all": "all", "unseen": "unseen"}})
+    records = [{"run_id": s.run_id, **_record(s, 0.5 if s.dataset == "tsm" else 0.7)} for s in expand(cfg)]
+    table = build_table(flatten(records))
+    assert table.col_dims == ["dataset", "eval"]
+    assert table.header()[-2:] == ["Avg all", "Avg unseen"]
+    assert table.averages()[table.rows[0]] == {"Avg all": pytest.approx(60.0), "Avg unseen": pytest.approx(60.0)}

@@ -102,7 +102,7 @@ def _run_cli(path: Path, work: Path) -> subprocess.Popen:
     )
 
 
-def _kill_when(proc: subprocess.Popen, condition, timeout: float = 120) -> bool:
+def _kill_when(proc: subprocess.Popen, condition, timeout: float = 300) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:  # finished before the kill point: it must have succeeded

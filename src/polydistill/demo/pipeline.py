@@ -86,7 +86,7 @@ def demo_config(teacher: str, teacher_label: str, pretrained: bool, quick: bool 
     t_epochs, t_lr = (6, 2e-4) if pretrained else (15, 1e-3)
     s_epochs, s_lr = (6, 2e-4) if pretrained else (10, 1e-3)
     if quick:
-        t_epochs, s_epochs = 2, 2
+        t_epochs, s_epochs = 1, 1
     training = {"batch_size": 32, "eval_batch_size": 64, "max_length": 32, "logging_steps": 4}
     return parse_config({
         "name": "demo",

@@ -174,3 +174,24 @@ def test_one_avg_column_per_eval_group():
     assert table.col_dims == ["dataset", "eval"]
     assert table.header()[-2:] == ["Avg all", "Avg unseen"]
     assert table.averages()[table.rows[0]] == {"Avg all": pytest.approx(60.0), "Avg unseen": pytest.approx(60.0)}
+
+
+def test_grid_report_cli_with_two_grids_sharing_a_work_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from polydistill.cli import app
+    from polydistill.io import atomic_write_json
+
+    store = ResultStore(tmp_path)
+    for name, datasets in (("a", [{"name": "tsm"}]), ("b", [{"name": "tsm"}, {"name": "massive"}])):
+        runs = expand(parse_config({**MINIMAL, "name": name, "datasets": datasets}))
+        for spec in runs:  # the tsm runs are the same cells in both grids: stored once
+            store.save(spec.run_id, _record(spec, 0.5))
+        atomic_write_json(tmp_path / "grids" / f"{name}.json", {"runs": [{"run_id": s.run_id} for s in runs]})
+    result = CliRunner().invoke(app, ["grid", "report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "# a" in result.output and "# b" in result.output
+    assert (tmp_path / "report" / "a" / "table.csv").is_file() and (tmp_path / "report" / "b" / "table.tex").is_file()
+    assert "| model | tsm |" in (tmp_path / "report" / "a" / "table.md").read_text()
+    missing = CliRunner().invoke(app, ["grid", "report", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0

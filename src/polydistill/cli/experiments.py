@@ -63,7 +63,9 @@ def _report(work_dir: Path, out: Path | None) -> None:
     from polydistill.experiments.report import write_report
 
     written = write_report(work_dir, out)
-    typer.echo(Path(written["markdown"]).read_text(encoding="utf-8"))
+    for key, path in written.items():
+        if key == "markdown" or key.endswith("/markdown"):  # one per grid when a work dir holds several
+            typer.echo(Path(path).read_text(encoding="utf-8"))
     typer.echo("written: " + ", ".join(str(p) for p in written.values()))
 
 

@@ -56,7 +56,9 @@ class RunSpec(BaseModel):
         if self.kind == "teacher":
             return f"teacher {self.teacher}/{self.dataset} seed {self.seed}"
         parts = [self.init or "", "+KD" if self.kd else "", f"L{self.layers}" if self.layers else "",
-                 f"H{self.hidden}" if self.hidden else "", f"{self.fraction:g}" if self.fraction < 1 else ""]
+                 f"H{self.hidden}" if self.hidden else "", f"{self.fraction:g}" if self.fraction < 1 else "",
+                 "" if self.train_languages == self.teacher_train_languages
+                 else f"on {','.join(self.train_languages) if isinstance(self.train_languages, list) else self.train_languages}"]
         head = "copy w/o fine-tuning" if self.kind == "copy" else " ".join(p for p in parts if p)
         return f"{head} {self.teacher}/{self.dataset} seed {self.seed}"
 

@@ -88,6 +88,9 @@ def test_planted_head_dimension_ranks_first(bert):
     assert len(plan.head_dim) == 4 and j in plan.head_dim
     assert top_k(scores.inner.sum((0, 1)), 1) == [j]
     assert all(j in dims for layer in plan.head_dims for dims in layer)  # every head keeps its own top dims
+    shared = importance_plan(model, hidden=16, intermediate=32, teacher_layers=[1, 3], scores=scores,
+                             per_head_dims=False)
+    assert shared.head_dims is None and shared.head_dim == plan.head_dim
     student = build_student(model, tokenizer=tokenizer, teacher_layers=[1, 3], width_plan=plan).model
     h = torch.tensor(plan.hidden)
     for i, k in enumerate([1, 3]):  # Q, K and V of a head keep the same (per-head) dimensions

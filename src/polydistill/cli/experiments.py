@@ -19,6 +19,8 @@ def run(
     report: bool = typer.Option(True, help="write the report when the grid finishes"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs and which are finished, run nothing"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (overrides torch_threads)"),
+    only: list[str] | None = typer.Option(None, "--only", help="run only cells whose id or label contains this "
+                                          "(repeatable; their teachers are included)"),
 ) -> None:
     """Run every unfinished cell of a grid; kill it any time, re-running continues."""
     from rich.console import Console
@@ -52,7 +54,7 @@ def run(
             else:
                 progress.advance(task)
 
-        summary = run_grid(cfg, out, on_event=on_event)
+        summary = run_grid(cfg, out, on_event=on_event, only=only or None)
     typer.echo(f"grid {cfg.name}: {len(summary.finished)} run(s) finished now, {summary.skipped} already done, "
                f"{summary.total} total, {summary.seconds:.0f} s; results in {summary.work_dir}")
     if report:

@@ -290,16 +290,25 @@ def run_grid(
     config: ExperimentConfig,
     work_dir: str | os.PathLike | None = None,
     on_event: Callable[[str, RunSpec, int, int], None] | None = None,
+    only: list[str] | None = None,
 ) -> GridSummary:
     """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
-    with kind in start / skip / done."""
+    with kind in start / skip / done. ``only``: run just the cells whose id or label contains one of
+    these strings (plus the teachers they need)."""
     work_dir = Path(work_dir) if work_dir else default_work_dir(config)
     store = open_store(work_dir)
-    specs = expand(config)
+    all_specs = expand(config)
+    specs = all_specs
+    if only:
+        chosen = {s.run_id for s in all_specs if any(p in s.run_id or p in s.label for p in only)}
+        chosen |= {s.teacher_run for s in all_specs if s.run_id in chosen and s.teacher_run}
+        specs = [s for s in all_specs if s.run_id in chosen]
+        if not specs:
+            raise PolydistillError(f"--only {' '.join(only)} matches no run of grid {config.name}; see --dry-run.")
     atomic_write_json(work_dir / "grids" / f"{config.name}.json", {
         "schema_version": config.schema_version,
         "config": config.model_dump(mode="json"),
-        "runs": [{"run_id": s.run_id, "label": s.label} for s in specs],
+        "runs": [{"run_id": s.run_id, "label": s.label} for s in all_specs],
     })
     if config.torch_threads:
         import torch

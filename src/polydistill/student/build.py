@@ -56,18 +56,11 @@ def _teacher_config(teacher):
 
 def _load_teacher_weights(teacher, config):
     """The teacher model from a path / hub id (or as given when already loaded)."""
-    from safetensors import SafetensorError
-
     from polydistill.modeling import load_model
 
     if not isinstance(teacher, (str, Path)):
         return teacher
-    try:
-        return load_model(teacher, config=config)
-    except SafetensorError as err:  # not caught by load_model: a truncated or garbled model.safetensors
-        raise PolydistillError(
-            f"Could not load the weights of {teacher} ({err}); model.safetensors is corrupt, re-save the teacher."
-        ) from err
+    return load_model(teacher, config=config)
 
 
 def _base_config(base, teacher_config):

@@ -220,7 +220,7 @@ def _empty(config, adapter) -> dict[str, torch.Tensor]:
 def _taylor(model, calibration: CalibrationSet) -> ImportanceScores:
     adapter = get_adapter(model)
     config = model.config
-    n_layers, hidden, _, n_heads, head_size = _sizes(config, adapter)
+    _, hidden, _, n_heads, head_size = _sizes(config, adapter)
     embed_shrinks = adapter.embedding_size(config) == hidden
     layer_re = re.compile(rf"^{re.escape(_layer_prefix(model, adapter))}\.(\d+)\.")
     acc = _empty(config, adapter)
@@ -261,7 +261,6 @@ def _taylor(model, calibration: CalibrationSet) -> ImportanceScores:
         for name, p in params.items():
             p.requires_grad_(saved_flags[name])
         model.zero_grad(set_to_none=True)
-    del n_layers
     return ImportanceScores(criterion="taylor", num_examples=calibration.num_examples, seconds=0.0, **acc)
 
 
@@ -309,7 +308,7 @@ def _accumulate(acc, name, p, axis_rule, layer_re, embed_shrinks, n_heads, head_
 def _activation(model, calibration: CalibrationSet) -> ImportanceScores:
     adapter = get_adapter(model)
     config = model.config
-    n_layers, hidden, _, n_heads, head_size = _sizes(config, adapter)
+    n_layers, _, _, n_heads, head_size = _sizes(config, adapter)
     acc = _empty(config, adapter)
     layers = adapter.layers(model)
     state: dict[str, torch.Tensor] = {}
@@ -393,7 +392,7 @@ def plan_from_scores(scores: ImportanceScores, config, teacher_layers: Sequence[
 
 _CRITERION_WORDS = {
     "taylor": "taylor: first-order Taylor |w·dL/dw| of the teacher's task cross-entropy summed per hidden "
-              "dimension and head dimension; Michel et al. (2019) gate gradient |dL/dgate| per FFN unit and "
+              "dimension and per head dimension of each head; Michel et al. (2019) gate gradient |dL/dgate| per FFN unit and "
               "head; absolute values per calibration batch",
     "activation": "activation: mean absolute activation per hidden dimension, FFN unit and head dimension, "
                   "mean context-vector norm per head (the teacher has no task head, so no task loss)",
@@ -403,7 +402,7 @@ _CRITERION_WORDS = {
 def importance_plan(teacher, *, tokenizer=None, hidden: int | None = None, intermediate: int | None = None,
                     heads: int | None = None, teacher_layers: Sequence[int] | None = None, seed: int = 0,
                     calibration=None, scores: ImportanceScores | None = None,
-                    criterion: str = "auto") -> WidthPlan:
+                    criterion: str = "auto", per_head_dims: bool = True) -> WidthPlan:
     """Importance-based :class:`WidthPlan` for ``build_student(width_plan=...)``.
 
     ``calibration``: a :class:`CalibrationSet` (see :func:`load_calibration`) or a list of batches;
@@ -421,7 +420,7 @@ def importance_plan(teacher, *, tokenizer=None, hidden: int | None = None, inter
         teacher_layers = list(range(config.num_hidden_layers))
     if scores is None:
         scores = score_importance(model, calibration, criterion=criterion)
-    plan = plan_from_scores(scores, config, teacher_layers, hidden, intermediate, heads)
+    plan = plan_from_scores(scores, config, teacher_layers, hidden, intermediate, heads, per_head_dims)
     plan.details["seed"] = seed
     return plan
 

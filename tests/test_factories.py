@@ -1,7 +1,7 @@
 import pytest
 import torch
-from factories import ARCHS, make_model, make_model_dir
 
+from factories import ARCHS, make_model_dir
 from polydistill.modeling import load_model, load_tokenizer, task_of_config
 
 

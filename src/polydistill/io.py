@@ -18,6 +18,7 @@ from typing import Any
 
 from polydistill.errors import PolydistillError
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 # Options shared by both commands (typer needs them spelled out per function).
-_DATA = typer.Option(..., "--data", help="massive | tsm | universal-ner | a directory of your own data.")
+_DATA = typer.Option(..., "--dataset", "--data", help="massive | tsm | universal-ner | a directory of your own data.")
 _LANGS = typer.Option("all", "--languages", help="all | seen | unseen | english | comma list of codes.")
 _ROOT = typer.Option(None, "--data-root", help="Folder with massive/, tsm/, universal-ner/ (else $POLYDISTILL_DATA_ROOT / hub).")
 _FRACTION = typer.Option(None, "--fraction", help="Stratified fraction of the train split (per language and label).")

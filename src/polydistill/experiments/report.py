@@ -52,7 +52,9 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "dataset": spec["dataset"],
                 "layers": spec.get("layers") or "",
                 "hidden": spec.get("hidden") or "",
-                "train_languages": languages_label(spec["train_languages"]),
+                # relative to the teacher, so datasets with different language codes share rows
+                "train_languages": "as teacher" if spec["train_languages"] == spec.get("teacher_train_languages")
+                else languages_label(spec["train_languages"]),
                 "fraction": spec.get("fraction", 1.0),
                 "seed": spec["seed"],
                 "eval": group,

@@ -63,6 +63,10 @@ def test_resume_after_interruption(tmp_path, data, monkeypatch):
         finetune(model_dir, data, _settings(tmp_path / "ft"))
     assert (tmp_path / "ft.work" / "checkpoints" / "checkpoint-2").is_dir()
     assert not (tmp_path / "ft").exists()
+    # a kill during a later save leaves a newer checkpoint without trainer_state.json behind
+    half_written = tmp_path / "ft.work" / "checkpoints" / "checkpoint-3"
+    half_written.mkdir()
+    (half_written / "model.safetensors").write_bytes(b"truncated")
     monkeypatch.setattr(Trainer, "training_step", original_step)
     result = finetune(model_dir, data, _settings(tmp_path / "ft"))
     assert result.resumed_from.endswith("checkpoint-2") and result.global_step == 4

@@ -14,8 +14,9 @@ def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None) -> 
 
     The best model is saved with its tokenizer and the dataset's label names at
     ``settings.output_dir``."""
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
+    set_seed(settings.seed)  # a new classification head must not depend on what ran before
     resolved: Resolved = resolve_model(model, data, tokenizer)
     if settings.freeze_word_embeddings:
         freeze_word_embeddings(resolved.model, resolved.provenance)

@@ -136,7 +136,7 @@ def training_arguments(settings: TrainSettings, **overrides):
         greater_is_better=True,
         report_to="none",  # TensorBoard is attached explicitly, with a log dir inside the run
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=False,  # progress bars; the log dicts themselves go to log.jsonl (see _quiet_progress)
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
@@ -163,6 +163,29 @@ def _tensorboard_callback(log_dir: Path):
     except ImportError:  # tensorboard is an optional extra; log.jsonl still has every term
         return None
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def _prune_incomplete_checkpoints(folder: Path) -> None:
+    """Delete checkpoints a kill left half written, so training resumes from the last complete one.
+
+    The Trainer writes trainer_state.json last, and ``get_last_checkpoint`` picks the newest folder
+    whether or not it is complete (the resume then fails with "Can't find a valid checkpoint")."""
+    for ckpt in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def _quiet_progress():
+    """The Trainer's progress bar without its printed log dicts (they go to log.jsonl/TensorBoard)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return QuietProgress
 
 
 def run_training(
@@ -203,7 +226,13 @@ def run_training(
         compute_metrics=make_compute_metrics(data.task, data.label_names),
         callbacks=[cb for cb in callbacks if cb is not None],
     )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_quiet_progress())
     checkpoints = work / "checkpoints"
+    _prune_incomplete_checkpoints(checkpoints)
     last = get_last_checkpoint(str(checkpoints)) if settings.resume and checkpoints.is_dir() else None
     if last and on_resume is not None:
         on_resume(Path(last))

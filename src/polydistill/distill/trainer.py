@@ -210,6 +210,9 @@ def distill(
     ``polydistill student``), a loaded model, or a ``BuiltStudent``; tokenizer: the student's, when
     it is not in the student directory. The best student (by dev F1) is saved at
     ``settings.output_dir`` without the projection W."""
+    from transformers import set_seed
+
+    set_seed(settings.seed)  # a new head or projection must not depend on what ran before
     kd = kd or KDSettings()
     teacher, teacher_tokenizer, teacher_source = _load_teacher(teacher, data, kd)
     resolved: Resolved = resolve_model(student, data, tokenizer, who="student", default_tokenizer=teacher_tokenizer)

@@ -133,21 +133,6 @@ def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def _prune_incomplete_checkpoints(model_dir: Path) -> None:
-    """Delete checkpoints a kill left half written, so the Trainer resumes from the last complete one.
-
-    The Trainer writes trainer_state.json last, and ``get_last_checkpoint`` picks the newest folder
-    whether or not it is complete ("Can't find a valid checkpoint" on resume otherwise)."""
-    import json
-
-    folder = model_dir.with_name(model_dir.name + ".work") / "checkpoints"
-    for ckpt in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            shutil.rmtree(ckpt, ignore_errors=True)
-
-
 def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
     path = store.run_dir(spec.teacher_run) / "model"
     if not (path / "config.json").is_file():
@@ -181,7 +166,6 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
         record = _record_from_model_dir(model_dir)
         atomic_write_json(done, record)
         return record
-    _prune_incomplete_checkpoints(model_dir)
     data = train_data(spec)
     if spec.kind == "teacher":
         from polydistill.distill.finetune import finetune

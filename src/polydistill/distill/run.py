@@ -110,6 +110,12 @@ def freeze_word_embeddings(model, provenance: dict | None) -> None:
     model.get_input_embeddings().weight.requires_grad_(False)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def training_arguments(settings: TrainSettings, **overrides):
     from transformers import TrainingArguments
 
@@ -136,7 +142,8 @@ def training_arguments(settings: TrainSettings, **overrides):
         greater_is_better=True,
         report_to="none",  # TensorBoard is attached explicitly, with a log dir inside the run
         dataloader_num_workers=0,
-        disable_tqdm=False,  # progress bars; the log dicts themselves go to log.jsonl (see _quiet_progress)
+        dataloader_pin_memory=_cuda_available(),  # pinning without a GPU only warns
+        disable_tqdm=not settings.progress,  # log dicts go to log.jsonl, not stdout (see _quiet_progress)
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
@@ -230,7 +237,8 @@ def run_training(
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_quiet_progress())
+    if settings.progress:
+        trainer.add_callback(_quiet_progress())
     checkpoints = work / "checkpoints"
     _prune_incomplete_checkpoints(checkpoints)
     last = get_last_checkpoint(str(checkpoints)) if settings.resume and checkpoints.is_dir() else None

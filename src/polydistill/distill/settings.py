@@ -34,6 +34,7 @@ class TrainSettings(BaseModel):
     bf16: bool = False
     max_steps: int = Field(-1, description="stop after N optimiser steps (overrides epochs when > 0)")
     logging_steps: int = Field(50, ge=1)
+    progress: bool = True  # the Trainer's progress bar (grids and the demo show their own)
     resume: bool = Field(True, description="resume from the last checkpoint in <output_dir>.work/ if any")
     overwrite: bool = False
     save_total_limit: int = Field(2, ge=1)

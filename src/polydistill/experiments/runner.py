@@ -91,6 +91,7 @@ def _settings(spec: RunSpec, output_dir: Path, freeze: bool):
         eval_batch_size=t.eval_batch_size, eval_steps=t.eval_steps, max_length=t.max_length, seed=spec.seed,
         freeze_word_embeddings=freeze, grad_accum=t.grad_accum, fp16=t.fp16, bf16=t.bf16,
         max_steps=t.max_steps or -1, logging_steps=t.logging_steps, resume=True, overwrite=False,
+        progress=False,  # the grid shows one rich progress bar over its runs
     )
 
 
@@ -279,6 +280,12 @@ def run_grid(
     """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
     with kind in start / skip / done. ``only``: run just the cells whose id or label contains one of
     these strings (plus the teachers they need)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    # one rich progress bar over the runs; per-step library bars would bury it
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
     work_dir = Path(work_dir) if work_dir else default_work_dir(config)
     store = open_store(work_dir)
     all_specs = expand(config)

@@ -1,8 +1,8 @@
 """A student directory is an ordinary Hugging Face model: ``pipeline(...)`` runs it as it is."""
 
 import pytest
-from factories import make_model_dir
 
+from factories import make_model_dir
 from polydistill import build_student
 
 

@@ -81,3 +81,12 @@ def read_text_lines(path: Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
+
+
+def load_hub_splits(hub_id: str, config: str, convert: Callable[[Any, str], Columns]) -> SplitColumns:
+    """One hub config's train/validation/test splits, each converted to canonical columns."""
+    from datasets import load_dataset
+
+    dd = load_dataset(hub_id, config)
+    return {split: convert(dd[split], f"{hub_id}:{config}:{split}") for split in ("train", "validation", "test")
+            if split in dd}

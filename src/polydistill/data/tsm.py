@@ -14,6 +14,7 @@ from polydistill.data.base import (
     LoadOptions,
     SplitColumns,
     label_ids,
+    load_hub_splits,
     names_of,
     read_text_lines,
 )
@@ -73,11 +74,7 @@ def from_hub_split(dataset, where: str) -> dict[str, list]:
 
 
 def read_hub(language: str, options: LoadOptions) -> SplitColumns:
-    from datasets import load_dataset
-
-    dd = load_dataset(HUB_ID, language)
-    return {split: from_hub_split(dd[split], f"{HUB_ID}:{language}:{split}") for split in ("train", "validation", "test")
-            if split in dd}
+    return load_hub_splits(HUB_ID, language, from_hub_split)
 
 
 ADAPTER = DatasetAdapter(

@@ -11,7 +11,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from polydistill.data.base import DatasetAdapter, LoadOptions, SplitColumns, label_ids, names_of
+from polydistill.data.base import (
+    DatasetAdapter,
+    LoadOptions,
+    SplitColumns,
+    label_ids,
+    load_hub_splits,
+    names_of,
+)
 from polydistill.data.conll import normalise_tag, read_iob
 from polydistill.data.languages import UNER_TEST_ONLY, UNER_TRAIN_TREEBANKS, UNER_UNSEEN, partitions
 
@@ -83,11 +90,7 @@ def from_hub_split(dataset, where: str) -> dict[str, list]:
 
 
 def read_hub(code: str, options: LoadOptions) -> SplitColumns:
-    from datasets import load_dataset
-
-    dd = load_dataset(HUB_ID, code)
-    return {split: from_hub_split(dd[split], f"{HUB_ID}:{code}:{split}") for split in ("train", "validation", "test")
-            if split in dd}
+    return load_hub_splits(HUB_ID, code, from_hub_split)
 
 
 ADAPTER = DatasetAdapter(

@@ -184,6 +184,16 @@ def _prune_incomplete_checkpoints(folder: Path) -> None:
             shutil.rmtree(ckpt, ignore_errors=True)
 
 
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest resumable checkpoint in ``folder`` (half-written ones removed first), or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not folder.is_dir():
+        return None
+    _prune_incomplete_checkpoints(folder)
+    return get_last_checkpoint(str(folder))
+
+
 def _quiet_progress():
     """The Trainer's progress bar without its printed log dicts (they go to log.jsonl/TensorBoard)."""
     from transformers.trainer_callback import ProgressCallback
@@ -206,7 +216,6 @@ def run_training(
 ) -> RunResult:
     """Tokenise, train with ``make_trainer(**trainer_kwargs)``, save the best model atomically."""
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from polydistill.data.tokenize import data_collator, tokenize_task_data
     from polydistill.evaluate.metrics import make_compute_metrics
@@ -239,9 +248,7 @@ def run_training(
     trainer.remove_callback(ProgressCallback)
     if settings.progress:
         trainer.add_callback(_quiet_progress())
-    checkpoints = work / "checkpoints"
-    _prune_incomplete_checkpoints(checkpoints)
-    last = get_last_checkpoint(str(checkpoints)) if settings.resume and checkpoints.is_dir() else None
+    last = last_complete_checkpoint(work / "checkpoints") if settings.resume else None
     if last and on_resume is not None:
         on_resume(Path(last))
     start = time.perf_counter()

@@ -49,12 +49,7 @@ def plot_fraction_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_title(f"{teacher} / {dataset}: F1 vs data fraction")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = out / f"fig2_f1_vs_fraction_{_slug(teacher, dataset, group)}.png"
-        out.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, out / f"fig2_f1_vs_fraction_{_slug(teacher, dataset, group)}.png"))
     return written
 
 
@@ -92,13 +87,16 @@ def plot_loss_curves(records: list[dict[str, Any]], out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(f"{teacher} / {dataset}: training loss per step")
-        fig.tight_layout()
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"fig3_loss_curves_{_slug(teacher, dataset)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, out / f"fig3_loss_curves_{_slug(teacher, dataset)}.png"))
     return written
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -130,10 +128,5 @@ def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_ylabel("F1 (%)")
         ax.set_title(f"{teacher} / {dataset}")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"f1_by_model_{_slug(teacher, dataset)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, out / f"f1_by_model_{_slug(teacher, dataset)}.png"))
     return written

@@ -310,12 +310,6 @@ def _trainer_class():
     return LMDistillTrainer
 
 
-def _last_checkpoint(work: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(work)) if work.is_dir() else None
-
-
 def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDistillSettings,
                callbacks: Sequence[Any] = ()) -> LMDistillResult:
     """Distil ``teacher_source`` into a ``settings.layers``-layer MLM student on the corpus files."""
@@ -378,7 +372,9 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
     # Option B: the student starts from the teacher's freshly initialised (seeded) head.
     student, provenance = build_mlm_student(teacher, tokenizer, settings.layers, settings.layer_map, settings.seed)
 
-    resume = _last_checkpoint(work)
+    from polydistill.distill.run import last_complete_checkpoint
+
+    resume = last_complete_checkpoint(work)
     args = TrainingArguments(
         output_dir=str(work),
         eval_on_start=resume is None,  # the untrained student's validation terms: the baseline each should beat

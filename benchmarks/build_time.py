@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from polydistill.bench.measure import count_parameters, disk_size, machine_info
+from polydistill.architectures import count_parameters
+from polydistill.bench.measure import disk_size, machine_info
 from polydistill.io import atomic_write_json, package_versions
 from polydistill.modeling import load_model
 

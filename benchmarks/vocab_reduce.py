@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from polydistill.bench.measure import count_parameters, disk_size, machine_info
+from polydistill.architectures import count_parameters
+from polydistill.bench.measure import disk_size, machine_info
 from polydistill.io import atomic_write_json, atomic_write_text, package_versions
 from polydistill.modeling import load_model
 

@@ -7,8 +7,8 @@ import torch
 
 from factories import make_model, make_model_dir, make_unigram_tokenizer, make_wordpiece_tokenizer
 from polydistill.distill import checks
+from polydistill.distill.kd import distill
 from polydistill.distill.settings import KDSettings, TrainSettings
-from polydistill.distill.trainer import distill
 from polydistill.errors import PolydistillError
 from test_distill_tasks import tiny_model, tiny_task
 

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from polydistill.distill.finetune import finetune
+from polydistill.distill.kd import distill
 from polydistill.distill.settings import KDSettings, TrainSettings
-from polydistill.distill.trainer import distill
 from polydistill.errors import PolydistillError
 from polydistill.student.build import build_student
 from test_distill_tasks import tiny_model, tiny_task

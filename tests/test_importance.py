@@ -180,7 +180,7 @@ def test_bare_encoder_falls_back_to_activation_magnitude():
 
 @pytest.mark.parametrize("task", ["sequence", "base"])
 def test_layer_importance_drops_layers_that_do_nothing(task):
-    from polydistill.student.adapters import get_adapter
+    from polydistill.architectures import get_adapter
 
     model, tokenizer = make_model("bert", task)
     layers = get_adapter(model).layers(model)

@@ -193,11 +193,17 @@ def test_resume_after_interruption(tmp_path):
     assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-2")
     steps = [h["step"] for h in result.log_history if "loss_ce" in h]
     assert steps[-1] == 4 and 4 in steps
-    # a different run must not silently reuse these checkpoints
+    # a different run must not silently reuse another run's checkpoints: refused, naming what differs;
+    # with overwrite it starts afresh
     from polydistill.errors import PolydistillError
 
-    with pytest.raises(PolydistillError, match="different lm-distill run"):
-        lm_distill(teacher, corpus, _settings(tmp_path / "out", temperature=3.0, overwrite=True))
+    other = tmp_path / "other"
+    with pytest.raises(KeyboardInterrupt):
+        lm_distill(teacher, corpus, _settings(other), callbacks=[Interrupt()])
+    with pytest.raises(PolydistillError, match="another run.*temperature"):
+        lm_distill(teacher, corpus, _settings(other, temperature=3.0))
+    fresh = lm_distill(teacher, corpus, _settings(other, temperature=3.0, overwrite=True))
+    assert fresh.resumed_from is None
 
 
 def test_cli_lm_distill(tmp_path, capsys):

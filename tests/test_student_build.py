@@ -8,10 +8,10 @@ import torch
 from transformers import AutoModel
 
 from factories import ARCHS, make_config, make_model, make_model_dir
+from polydistill.architectures import task_of as task_of_model
 from polydistill.errors import PolydistillError
 from polydistill.modeling import auto_class
 from polydistill.student import build_student, get_adapter, read_provenance
-from polydistill.student.build import task_of_model
 
 TASKS = ("sequence", "token", "base")
 OUTPUT = {"sequence": "logits", "token": "logits", "base": "last_hidden_state"}

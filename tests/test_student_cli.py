@@ -138,18 +138,3 @@ def test_bad_teachers_are_refused(teachers, tmp_path, capsys, which, message):
     code, _, err = run(["student", str(dirs[which]), "--out", str(out)], capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
     _no_leftovers(out)
-
-
-def test_importance_selection_is_reported_when_missing(teachers, tmp_path, capsys, monkeypatch):
-    import importlib.util
-
-    from polydistill.student import build
-
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(build.importlib.util, "find_spec",
-                        lambda name, *a: None if name.endswith(".importance") else real_find_spec(name, *a))
-    out = tmp_path / "o"
-    code, _, err = run(["student", str(teachers["bert"]), "--out", str(out), "--width-select", "importance",
-                        "--hidden", "16"], capsys)
-    assert code == 2 and "not available yet" in err
-    _no_leftovers(out)

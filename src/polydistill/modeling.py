@@ -7,13 +7,25 @@ Safetensors only; ``trust_remote_code`` stays off unless the caller asks for it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Literal
 
+from polydistill.architectures import TASKS, Task, task_of
 from polydistill.errors import PolydistillError
 
-Task = Literal["sequence", "token", "base"]
-TASKS: tuple[str, ...] = ("sequence", "token", "base")
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence transformers' loading report for a load whose missing / unexpected weights are
+    expected (a new task head, a head-less MLM teacher); real errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
 
 
 def _describe(source: str) -> str:
@@ -50,16 +62,6 @@ def load_config(source: str | Path, trust_remote_code: bool = False):
         raise PolydistillError(f"The config of {_describe(source)} is not usable: {err}") from err
 
 
-def task_of_config(config) -> Task:
-    """Which head a checkpoint carries, from ``config.architectures``."""
-    names = " ".join(config.architectures or [])
-    if "SequenceClassification" in names:
-        return "sequence"
-    if "TokenClassification" in names:
-        return "token"
-    return "base"
-
-
 def auto_class(task: Task):
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -75,7 +77,7 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
     from safetensors import SafetensorError
 
     config = kwargs.pop("config", None) or load_config(source, trust_remote_code)
-    task = task or task_of_config(config)
+    task = task or task_of(config)
     if task not in TASKS:
         raise PolydistillError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     source = str(source)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import ParamCounts, count_parameters, get_adapter
 from polydistill.errors import PolydistillError, require
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -45,17 +46,6 @@ class Case:
     @property
     def kind(self) -> str:
         return "latency" if self.batch_size == 1 else "throughput"
-
-
-@dataclass
-class ParamCounts:
-    """Parameters counted once each (tied weights are shared, not doubled)."""
-
-    total: int
-    embedding: int  # word + position + type embeddings and their LayerNorm (+ ELECTRA's projection)
-    word_embedding: int  # the vocabulary matrix alone: what vocabulary reduction shrinks
-    encoder: int  # the transformer layers (plus DeBERTa's relative-position table, which lives there)
-    other: int  # pooler and task head
 
 
 @dataclass
@@ -125,37 +115,6 @@ class BenchReport:
 
 
 # ---------------------------------------------------------------------------------------------- sizes
-
-
-def count_parameters(model) -> ParamCounts:
-    """Split the parameters of a Hugging Face encoder into embeddings, encoder layers and the rest."""
-    backbone = getattr(model, "base_model", model)
-    embeddings = getattr(backbone, "embeddings", None)
-    encoder = getattr(backbone, "encoder", None)
-    require(
-        embeddings is not None and encoder is not None,
-        f"{type(model).__name__} has no .embeddings/.encoder backbone; polydistill bench measures "
-        "BERT-family encoders (BERT, XLM-R, DeBERTa-v2, ELECTRA).",
-    )
-    embedding_modules = [embeddings]
-    if getattr(backbone, "embeddings_project", None) is not None:  # ELECTRA with embedding_size != hidden
-        embedding_modules.append(backbone.embeddings_project)
-
-    def unique(modules) -> dict[int, int]:
-        return {id(p): p.numel() for module in modules for p in module.parameters()}
-
-    everything = unique([model])
-    emb = unique(embedding_modules)
-    enc = {k: v for k, v in unique([encoder]).items() if k not in emb}
-    word = model.get_input_embeddings().weight
-    total = sum(everything.values())
-    return ParamCounts(
-        total=total,
-        embedding=sum(emb.values()),
-        word_embedding=word.numel(),
-        encoder=sum(enc.values()),
-        other=total - sum(emb.values()) - sum(enc.values()),
-    )
 
 
 def disk_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -337,11 +296,9 @@ def _make_runner(model_by_device: Mapping[str, Any], seed: int = 0) -> Callable[
 
 
 def _check_lengths(name: str, config, lengths: Sequence[int]) -> None:
-    limit = getattr(config, "max_position_embeddings", None)
+    limit = get_adapter(config).position_limit(config)
     if limit is None:
         return
-    if config.model_type in ("xlm-roberta", "roberta", "camembert"):
-        limit -= (config.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
     too_long = [n for n in lengths if n > limit]
     require(not too_long, f"Model {name} accepts at most {limit} tokens but --lengths asks for {too_long}; "
             "pass shorter --lengths.")

@@ -26,15 +26,27 @@ app = typer.Typer(
 _STAGES = ("student", "data", "distill", "evaluate", "lang", "experiments", "bench", "demo")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"polydistill {version('polydistill')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Multilingual knowledge distillation: weight-copy students, KD, evaluation, grids."""
+
+
 def _register_all() -> None:
+    from polydistill.distill.terms import load_plugins
+
+    load_plugins()  # KD terms of installed plugins get their --w-<term> flags too
     for stage in _STAGES:
-        try:
-            module = importlib.import_module(f"polydistill.cli.{stage}")
-        except ModuleNotFoundError as err:
-            if err.name == f"polydistill.cli.{stage}":
-                continue  # stage not built yet
-            raise
-        module.register(app)
+        importlib.import_module(f"polydistill.cli.{stage}").register(app)
 
 
 _register_all()

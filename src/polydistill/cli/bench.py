@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from polydistill.cli import options as opt
 from polydistill.errors import PolydistillError
 
 
@@ -59,13 +60,15 @@ def render_tables(report: dict, clock: str = "wall"):
 
 
 def bench(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Model directory; repeat for more. The first is the baseline."),
+    models: list[Path] | None = typer.Argument(None, help="Model directories; the first is the baseline.",
+                                               show_default=False),
+    model: list[Path] | None = typer.Option(None, "--model", "-m", help="Model directory, as an option; repeat for more."),
     out: Path | None = typer.Option(None, "--out", help="Write the full report (raw samples included) to this JSON file."),
     repeats: int = typer.Option(5, "--repeats", help="Timed runs per model and case; the median is reported."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed runs per model and case before timing."),
     lengths: str = typer.Option("32,128", "--lengths", help="Comma-separated sequence lengths."),
     batch_size: int = typer.Option(32, "--batch-size", help="Batch size of the throughput runs (latency uses 1)."),
-    threads: int | None = typer.Option(None, "--threads", help="torch.set_num_threads for the run (default: torch's)."),
+    threads: int | None = opt.THREADS,
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cpu,cuda or auto (CPU plus CUDA when present)."),
     clock: str = typer.Option("wall", "--clock", help="Clock shown in the table: wall, or cpu (process CPU time, "
                               "steadier on a shared machine with --threads 1). The JSON holds both."),
@@ -79,11 +82,16 @@ def bench(
     from polydistill.io import atomic_write_json
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
+    model = [*(models or []), *(model or [])]
+    if not model:
+        raise PolydistillError("Pass at least one model directory (as arguments or with --model).")
     parsed = _parse_lengths(lengths)
     if clock not in ("wall", "cpu"):
         raise PolydistillError(f"--clock must be wall or cpu, got {clock!r}.")
-    if out is not None and out.exists() and out.is_dir():
-        raise PolydistillError(f"--out {out} is a directory; pass a file path such as bench.json.")
+    if out is not None:
+        from polydistill.io import check_output_path
+
+        check_output_path(out, kind="file")
     console, err_console = Console(), Console(stderr=True)
     n_cases = len(make_cases(parsed, available_devices(device), batch_size))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from polydistill.cli import options as opt
+
 data_app = typer.Typer(help="Inspect datasets, language partitions and subsets.", no_args_is_help=True)
 
 
@@ -11,13 +13,13 @@ data_app = typer.Typer(help="Inspect datasets, language partitions and subsets."
 def show(
     dataset: str = typer.Argument(..., help="massive | tsm | universal-ner (uner) | a folder of your own data."),
     languages: str = typer.Option("all", "--languages", "-l", help="all | seen | unseen | english | codes."),
-    data_root: str | None = typer.Option(None, "--data-root", help="Folder holding the datasets (or $POLYDISTILL_DATA_ROOT)."),
-    fraction: float | None = typer.Option(None, "--fraction", help="Stratified train subset, e.g. 0.01 for 1 %."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the subset."),
+    data_root: str | None = opt.DATA_ROOT,
+    fraction: float | None = opt.FRACTION,
+    seed: int = opt.SEED,
     purpose: str = typer.Option("evaluate", "--purpose", help="train (refuses test-only languages) | evaluate."),
     allow_prerelease: bool = typer.Option(False, "--allow-prerelease", help="UNER: use the pre-release en_ewt train file (not UNER v1)."),
 ) -> None:
-    """Print examples per split and language, and the label set."""
+    """Count the examples per split and language, and show the label set."""
     from collections import Counter
 
     from rich.console import Console
@@ -42,6 +44,32 @@ def show(
     console.print(f"labels: {' '.join(data.label_names)}")
     for warning in data.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@data_app.command(name="languages")
+def languages_command(
+    dataset: str = typer.Argument(..., help="massive | tsm | universal-ner (uner)."),
+) -> None:
+    """The language codes a dataset accepts, its ISO code, and the paper's partitions (000 Table 11)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from polydistill.data.languages import iso_language
+    from polydistill.data.load import get_adapter
+
+    adapter = get_adapter(dataset)
+    named = {name: set(codes) for name, codes in adapter.named.items() if name != "all"}
+    table = Table(title=f"{adapter.name}: {len(adapter.valid)} language codes",
+                  caption="--languages takes codes (comma-separated) or a partition name")
+    table.add_column("code")
+    table.add_column("ISO")
+    table.add_column("partitions")
+    for code in adapter.valid:
+        parts = [name for name, codes in named.items() if code in codes]
+        table.add_row(code, iso_language(code) or "–", ", ".join(parts) or "–")
+    console = Console()
+    console.print(table)
+    console.print("partitions: " + "; ".join(f"{name} ({len(codes)})" for name, codes in adapter.named.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from polydistill.cli import options as opt
 from polydistill.errors import PolydistillError
 
 vocab_app = typer.Typer(help="Vocabulary tools (VocabReduce).", no_args_is_help=True)
@@ -13,18 +14,20 @@ vocab_app = typer.Typer(help="Vocabulary tools (VocabReduce).", no_args_is_help=
 
 @vocab_app.command(name="reduce")
 def vocab_reduce_cmd(
-    model: str = typer.Option(..., "--model", help="Model directory (teacher or student, any head)."),
-    out: Path = typer.Option(..., "--out", help="Output model directory (written atomically)."),
+    model: str | None = typer.Argument(None, help="Model directory (teacher or student, any head).",
+                                       show_default=False),
+    model_option: str | None = opt.MODEL_OPTION,
+    out: Path = opt.OUT,
     corpus: list[Path] = typer.Option(None, "--corpus", help="Plain-text file(s), one sentence per line."),
-    dataset: str = typer.Option(None, "--dataset", help="Or a polydistill dataset (massive, tsm, universal-ner)."),
-    languages: str = typer.Option(None, "--languages", help="Languages of --dataset, e.g. sw-KE (comma list)."),
-    data_root: str = typer.Option(None, "--data-root", help="Local data root for --dataset."),
+    dataset: str | None = opt.DATASET_OPTIONAL,
+    languages: str = typer.Option(None, "--languages", "-l", help="Languages of --dataset, e.g. sw-KE (comma list)."),
+    data_root: str | None = opt.DATA_ROOT,
     min_sentence_freq: float = typer.Option(
         0.0005, "--min-sentence-freq", help="Keep sub-words occurring in at least this fraction of sentences."
     ),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Keep at most this many corpus sub-words "
                                    "(most frequent first); specials and character fallbacks come on top."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+    overwrite: bool = opt.OVERWRITE,
 ) -> None:
     """Keep only the sub-words a language needs: smaller embedding, same outputs on that language.
 
@@ -35,6 +38,7 @@ def vocab_reduce_cmd(
     """
     from polydistill.lang.vocab import dataset_sentences, read_corpus_files, vocab_reduce
 
+    model = opt.one_model(model, model_option)
     if bool(corpus) == bool(dataset):
         raise PolydistillError("Pass either --corpus FILE... or --dataset NAME --languages L, not both or neither.")
     if dataset:
@@ -54,57 +58,36 @@ def vocab_reduce_cmd(
     )
 
 
+def _lm_options():
+    from polydistill.lang.settings import LMDistillSettings
+
+    return opt.settings_options(LMDistillSettings, exclude={"progress", "cache_dir", "save_total_limit"}) \
+        + opt.PRECISION_ALIASES
+
+
+@opt.with_settings(("settings", _lm_options()))
 def lm_distill_cmd(
-    teacher: str = typer.Option(..., "--teacher", help="Teacher model directory (with or without an MLM head)."),
+    model: str | None = opt.MODEL_ARGUMENT,
+    teacher: str | None = typer.Option(None, "--teacher", "--model", "-m",
+                                       help="The teacher, as an option (with or without an MLM head)."),
     corpus: list[Path] = typer.Option(..., "--corpus", help="Plain-text file(s), one sentence/document per line."),
-    out: Path = typer.Option(..., "--out", help="Output directory: best student (HF MaskedLM dir) + checkpoints."),
-    layers: int = typer.Option(6, "--layers", help="Student depth."),
-    layer_map: str = typer.Option("alternate-first", "--layer-map",
-                                  help="Teacher layers to copy; alternate-first = 2n-1 (DistilBERT)."),
-    alpha_ce: float = typer.Option(5.0, "--alpha-ce", help="Weight of the soft-target KL·T² term."),
-    alpha_mlm: float = typer.Option(2.0, "--alpha-mlm", help="Weight of the student's MLM loss."),
-    alpha_cos: float = typer.Option(1.0, "--alpha-cos", help="Weight of the last-hidden-state cosine loss."),
-    alpha_mse: float = typer.Option(0.0, "--alpha-mse", help="Weight of a last-hidden-state MSE (off by default)."),
-    temperature: float = typer.Option(2.0, "--temperature", help="Softmax temperature T of the soft targets."),
-    mlm_probability: float = typer.Option(0.15, "--mlm-probability"),
-    mlm_smoothing: float = typer.Option(0.7, "--mlm-smoothing",
-                                        help="Mask token w with probability ∝ count(w)^-s (0 = uniform)."),
-    fit_teacher_head_steps: int = typer.Option(
-        300, "--fit-teacher-head-steps",
-        help="Teacher without an MLM head (e.g. e5): train a head on the frozen teacher for this many steps "
-        "first, giving soft targets; 0 drops the soft-target term (with a warning) and keeps MLM + cosine.",
-    ),
-    fit_teacher_head_lr: float = typer.Option(1e-3, "--fit-teacher-head-lr", help="Learning rate of that head fit."),
-    epochs: float = typer.Option(3.0, "--epochs"),
-    max_steps: int = typer.Option(-1, "--max-steps"),
-    learning_rate: float = typer.Option(5e-4, "--learning-rate"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
-    max_length: int = typer.Option(128, "--max-length"),
-    eval_steps: int = typer.Option(200, "--eval-steps"),
-    validation_fraction: float = typer.Option(0.1, "--validation-fraction"),
-    max_lines: int = typer.Option(None, "--max-lines", help="Use only the first N corpus lines."),
-    seed: int = typer.Option(0, "--seed"),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    threads: int | None = opt.THREADS,
+    settings: dict | None = None,
 ) -> None:
     """Task-agnostic distillation on a monolingual corpus with the DistilBERT triplet loss (Eliquare).
 
     loss = α_ce·KL(teacher‖student at T)·T² + α_mlm·MLM + α_cos·(1 − cos(last hidden)) [+ α_mse·MSE].
     Best checkpoint by validation distillation loss; re-running the same command resumes.
     """
-    from polydistill.lang.lm_distill import LMDistillSettings, lm_distill
+    opt.set_threads(threads)
+    from polydistill.lang.lm_distill import lm_distill
+    from polydistill.lang.settings import LMDistillSettings
 
-    settings = LMDistillSettings(
-        output_dir=str(out), layers=layers, layer_map=layer_map, alpha_ce=alpha_ce, alpha_mlm=alpha_mlm,
-        alpha_cos=alpha_cos, alpha_mse=alpha_mse, temperature=temperature, mlm_probability=mlm_probability,
-        mlm_smoothing=mlm_smoothing, fit_teacher_head_steps=fit_teacher_head_steps,
-        fit_teacher_head_lr=fit_teacher_head_lr, epochs=epochs,
-        max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
-        max_length=max_length, eval_steps=eval_steps, validation_fraction=validation_fraction,
-        max_lines=max_lines, seed=seed, overwrite=overwrite,
-    )
-    result = lm_distill(teacher, [str(p) for p in corpus], settings)
-    typer.echo(f"best validation distillation loss {result.best_val_loss:.4f}; student saved to {result.output_dir}")
+    source = opt.one_model(model, teacher, "teacher")
+    validated = opt.validated(LMDistillSettings, opt.without_unset_aliases(settings), "lm-distill settings")
+    result = lm_distill(source, [str(p) for p in corpus], validated)
+    if opt.in_main_process():
+        typer.echo(f"best validation distillation loss {result.best_val_loss:.4f}; student saved to {result.output_dir}")
 
 
 def register(app: typer.Typer) -> None:

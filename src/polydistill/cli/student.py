@@ -6,9 +6,14 @@ from pathlib import Path
 
 import typer
 
+from polydistill.cli import options as opt
+
 
 def student(
-    teacher: str = typer.Argument(..., help="Teacher model directory or hub id (sequence/token classifier or bare encoder)."),
+    model: str | None = typer.Argument(None, help="Teacher model directory or hub id (sequence/token classifier or "
+                                       "bare encoder).", show_default=False),
+    teacher_option: str | None = typer.Option(None, "--teacher", "--model", "-m",
+                                              help="The teacher, as an option (same as the argument)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for the student (must not exist)."),
     layers: int | None = typer.Option(None, "--layers", help="Student depth N (1 ≤ N ≤ teacher depth); default: the teacher's."),
     layer_map: str = typer.Option(
@@ -33,22 +38,25 @@ def student(
     calibration_languages: str = typer.Option("all", "--calibration-languages", help="Languages of the calibration data."),
     calibration_size: int = typer.Option(256, "--calibration-size", help="Calibration examples (drawn with --seed)."),
     calibration_max_length: int = typer.Option(128, "--calibration-max-length", help="Max tokens per calibration example."),
-    data_root: str | None = typer.Option(None, "--data-root", help="Folder holding the datasets (or $POLYDISTILL_DATA_ROOT)."),
+    data_root: str | None = opt.DATA_ROOT,
     init: str = typer.Option("from-teacher", "--init", help="from-teacher | from-base | from-scratch."),
     base: str | None = typer.Option(None, "--base", help="Pretrained checkpoint the teacher was fine-tuned from (for from-base)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for every freshly initialised tensor."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    seed: int = opt.SEED,
+    overwrite: bool = opt.OVERWRITE,
+    threads: int | None = opt.THREADS,
 ) -> None:
     """Build a student: copy the mapped teacher layers, shrink widths by index selection, save a HF model dir."""
-    import importlib.util
     import time
 
     from polydistill.student.build import build_student
 
+    opt.set_threads(threads)
+    teacher = opt.one_model(model, teacher_option, "teacher")
+
     start = time.perf_counter()
     width_plan, teacher_layers, tokenizer = None, None, None
     wants_importance = width_select == "importance" or layer_map.strip().lower() == "importance"
-    if wants_importance and importlib.util.find_spec("polydistill.student.importance") is not None:
+    if wants_importance:
         from polydistill.io import check_output_dir
         from polydistill.student.importance import choose_by_importance
 

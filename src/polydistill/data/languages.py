@@ -79,3 +79,16 @@ def resolve_languages(request: str | Sequence[str] | None, valid: Sequence[str],
                 f"valid codes: {' '.join(valid)}."
             )
     return [code for code in valid if code in chosen]
+
+
+_TSM_ISO = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "hindi": "hi", "italian": "it",
+            "portuguese": "pt", "spanish": "es"}
+
+
+def iso_language(code: str) -> str | None:
+    """The ISO 639 code of a dataset language code (``de-DE`` → de, ``zh_gsd`` → zh, ``german`` → de),
+    or None when the code names no language (``und``)."""
+    if code.lower() in _TSM_ISO:
+        return _TSM_ISO[code.lower()]
+    head = code.replace("_", "-").split("-")[0].lower()
+    return head if 2 <= len(head) <= 3 and head.isalpha() and head != "und" else None

@@ -2,6 +2,8 @@
 
 Token classification labels only the first sub-word of each word (the others get -100), using the
 fast tokenizer's ``word_ids``; words cut off by ``max_length`` are dropped, as in the usual HF recipe.
+The word index of every position is kept (``word_ids``, -1 for specials) so that predictions map back
+to words without tokenising again; the collator drops it before the model sees the batch.
 
 The cache key is (content hash of the splits, tokenizer fingerprint, max length, recipe version); the
 content hash covers dataset, languages, subset fraction and seed, and any later edit of the splits
@@ -19,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polydistill.data.types import LABEL, LANGUAGE, TAGS, TEXT, TOKENS, TaskData
+from polydistill.data.types import IGNORE_INDEX, LABEL, LANGUAGE, TAGS, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError
-from polydistill.evaluate.metrics import IGNORE_INDEX
 
 CACHE_ENV = "POLYDISTILL_CACHE_DIR"
-_RECIPE = "tokenize-v1"  # bump when the tokenisation logic changes, to invalidate old entries
+WORD_IDS = "word_ids"  # token tasks: the word of each position (-1: special token)
+_RECIPE = "tokenize-v2"  # bump when the tokenisation logic changes, to invalidate old entries
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -72,7 +74,9 @@ def _encode_batch(batch: dict[str, list], tokenizer, task: str, max_length: int)
         return out
     enc = tokenizer(batch[TOKENS], is_split_into_words=True, truncation=True, max_length=max_length)
     out = dict(enc)
-    out["labels"] = [align_first_subword(enc.word_ids(i), tags) for i, tags in enumerate(batch[TAGS])]
+    word_ids = [enc.word_ids(i) for i in range(len(batch[TAGS]))]
+    out["labels"] = [align_first_subword(ids, tags) for ids, tags in zip(word_ids, batch[TAGS], strict=True)]
+    out[WORD_IDS] = [[-1 if w is None else w for w in ids] for ids in word_ids]
     return out
 
 
@@ -132,20 +136,10 @@ class TaskCollator:
             raise PolydistillError(f"task must be 'sequence' or 'token', got {self.task!r}.")
 
     def __call__(self, features: list[dict[str, Any]]):
-        features = [{k: v for k, v in f.items() if k != LANGUAGE and not isinstance(v, str)} for f in features]
+        features = [{k: v for k, v in f.items() if k not in (LANGUAGE, WORD_IDS) and not isinstance(v, str)}
+                    for f in features]
         return self._inner(features)
 
 
 def data_collator(task: str, tokenizer) -> TaskCollator:
     return TaskCollator(task, tokenizer)
-
-
-def position_limit(config) -> int | None:
-    """Longest input a model's position embeddings allow (RoBERTa-style models offset positions by
-    ``pad_token_id + 1``), or None when the config does not say."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if not limit:
-        return None
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
-        limit -= (config.pad_token_id if config.pad_token_id is not None else 1) + 1
-    return int(limit)

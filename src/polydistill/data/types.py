@@ -13,6 +13,9 @@ TaskType = Literal["sequence", "token"]
 # Column names every adapter produces.
 TEXT, TOKENS, LABEL, TAGS, LANGUAGE = "text", "tokens", "label", "tags", "language"
 SPLITS = ("train", "validation", "test")
+# The label of a position no loss or metric counts (later sub-words, specials, padding): the value
+# PyTorch's cross-entropy and the Hugging Face collators use.
+IGNORE_INDEX = -100
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``finetune(model, data, settings, tokenizer=None) -> RunResult`` and
 ``distill(teacher, student, data, settings, kd=None, tokenizer=None) -> RunResult``; settings are
-``TrainSettings`` / ``KDSettings``. Imported lazily so that ``import polydistill.distill`` stays cheap.
+``TrainSettings`` / ``KDSettings``; new KD terms are registered with ``register_term``. Imported
+lazily so that ``import polydistill.distill`` stays cheap.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ _EXPORTS = {
     "KDSettings": "polydistill.distill.settings",
     "RunResult": "polydistill.distill.run",
     "finetune": "polydistill.distill.finetune",
-    "distill": "polydistill.distill.trainer",
-    "KDTrainer": "polydistill.distill.trainer",
+    "distill": "polydistill.distill.kd",
+    "PolydistillTrainer": "polydistill.distill.trainer",
+    "register_term": "polydistill.distill.terms",
 }
 
 __all__ = sorted(_EXPORTS)

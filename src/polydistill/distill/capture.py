@@ -100,7 +100,7 @@ class LayerCapture:
 
     def __init__(self, model: nn.Module, layers: list[int], *, embeddings: bool, hidden: bool, attention: bool,
                  attention_kind: str = "probs", mode: str | None = None):
-        from polydistill.student.adapters import get_adapter
+        from polydistill.architectures import get_adapter
 
         self.model = model
         self.adapter = get_adapter(model)
@@ -120,10 +120,8 @@ class LayerCapture:
         qk_ok = self.adapter.query_key is not None
         self.mode = mode or ("interface" if qk_ok and self._routes_attention(model) else "qk" if qk_ok else "outputs")
         if embeddings:
-            backbone = self.adapter.backbone(model)
-            # ELECTRA with factorised embeddings: hidden_states[0] is after embeddings_project.
-            source = getattr(backbone, "embeddings_project", None) or self.adapter.embeddings(model)
-            self._hook(source, self._set_embeddings)
+            # hidden_states[0]: after an embedding projection where the architecture has one (ELECTRA)
+            self._hook(self.adapter.embedding_output(model), self._set_embeddings)
         for i in self.layers:
             layer = encoder_layers[i]
             if hidden:

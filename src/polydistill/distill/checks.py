@@ -24,17 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from polydistill.architectures import task_of
 from polydistill.errors import PolydistillError
 from polydistill.modeling import vocabularies_match
 
 _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
-
-
-def model_task(model) -> str:
-    """sequence / token / base from the model class (in-memory models may lack config.architectures)."""
-    from polydistill.student.build import task_of_model
-
-    return task_of_model(model)
 
 
 def check_vocabularies(teacher_tokenizer, student_tokenizer) -> None:
@@ -99,7 +93,7 @@ def untrained_reason(model: nn.Module, model_dir: str | Path | None = None) -> s
     if has_finetune_record(model_dir):
         return None
     config = model.config
-    if model_task(model) == "base":
+    if task_of(model) == "base":
         return f"its config names no classification head (architectures={config.architectures})"
     layer = classifier_output_layer(model)
     if layer is None:

@@ -1,10 +1,14 @@
-"""Plain fine-tuning: the teacher, or a student without KD (the paper's NON-KD rows)."""
+"""Plain fine-tuning: the teacher, or a student without KD (the paper's NON-KD rows): the training
+core with the objective ``{"ce": 1}`` (cross-entropy with the gold labels) and no teacher."""
 
 from __future__ import annotations
 
 from polydistill.data.types import TaskData
-from polydistill.distill.run import Resolved, RunResult, freeze_word_embeddings, resolve_model, run_training
+from polydistill.distill.run import RunResult
 from polydistill.distill.settings import TrainSettings
+from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
+from polydistill.distill.terms import get_term
+from polydistill.distill.trainer import ActiveTerm
 
 
 def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None) -> RunResult:
@@ -14,17 +18,10 @@ def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None) -> 
 
     The best model is saved with its tokenizer and the dataset's label names at
     ``settings.output_dir``."""
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     set_seed(settings.seed)  # a new classification head must not depend on what ran before
-    resolved: Resolved = resolve_model(model, data, tokenizer)
+    resolved = resolve_model(model, data, tokenizer)
     if settings.freeze_word_embeddings:
         freeze_word_embeddings(resolved.model, resolved.provenance)
-    return run_training(
-        Trainer,
-        resolved,
-        data,
-        settings,
-        stage="finetune",
-        record={"provenance": resolved.provenance},
-    )
+    return train_task("finetune", resolved, data, settings, [ActiveTerm("ce", get_term("ce"), 1.0)])

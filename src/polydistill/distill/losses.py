@@ -1,6 +1,6 @@
 """TinyBERT-style KD losses (000 §2.1, eqs. 1–4) as pure functions of tensors.
 
-Every MSE excludes padding: a hidden state counts only at real tokens, an attention map only at
+Also DistilBERT's cosine term (seed 004 / lm-distill). Every MSE excludes padding: a hidden state counts only at real tokens, an attention map only at
 (real query, real key) pairs, and for token classification a logit only at labelled (first
 sub-word) positions. Means are over the counted elements, so averaging "over heads and layers"
 (eq. 1) is exact: all heads and layers share the same mask.
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IGNORE_INDEX = -100
+from polydistill.data.types import IGNORE_INDEX
 
 
 def masked_mse(student: Tensor, teacher: Tensor, token_mask: Tensor) -> Tensor:
@@ -113,6 +113,12 @@ def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
     if (labels != IGNORE_INDEX).sum() == 0:
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+
+
+def cosine_loss(student: Tensor, teacher: Tensor, token_mask: Tensor) -> Tensor:
+    """DistilBERT's L_cos: mean(1 − cos(h_S, h_T)) over real tokens; student, teacher: (B, L, D)."""
+    keep = token_mask.bool()
+    return (1 - F.cosine_similarity(student[keep], teacher[keep].to(student.dtype), dim=-1)).mean()
 
 
 def attention_maps_from_qk(

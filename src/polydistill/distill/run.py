@@ -1,30 +1,54 @@
-"""What fine-tuning and KD share: model/tokenizer resolution, TrainingArguments, the run loop
-with resume, per-term logging, and the atomic hand-over of the best model.
+"""The one training core of finetune, distill and lm-distill: ``run_training(job)``.
 
-Layout of a run: checkpoints, TensorBoard events and ``log.jsonl`` grow in ``<output_dir>.work/``;
-when training finishes, the best model (by dev F1) is saved with its tokenizer as an ordinary
-Hugging Face directory at ``output_dir`` (one atomic rename) together with ``run.json`` (settings,
-dev metrics, versions), ``log.jsonl`` and ``tensorboard/``. A run interrupted (or stopped by a NaN)
-keeps ``<output_dir>.work/``; re-running the same command resumes from its last checkpoint.
+A stage describes its run as a :class:`TrainingJob` (model, tokenised data, objective, what
+identifies the run); the core does the rest, the same way for every stage:
+
+- **preflight**: the output path is checked (parent, permissions, free space) before any work;
+  a finished run of the same job is reported as done (nothing is redone); an existing output of
+  another run is refused unless ``overwrite``;
+- **one writer**: the main process holds a lock on the output; a second process gets one sentence;
+- **resume rule**: ``<out>.work/`` carries the job's fingerprint (settings, data, model, teacher,
+  objective); a work dir written by another run is refused, naming what differs (``overwrite`` or
+  ``resume=False`` start it fresh); otherwise training resumes from its last complete checkpoint;
+- **training** through :class:`~polydistill.distill.trainer.PolydistillTrainer` (per-term logging,
+  NaN/inf stop naming step and term; a checkpoint whose weights are not finite is deleted);
+- **hand-over**: the best model by dev F1 (ties broken by dev loss), its tokenizer, provenance,
+  model card, ``run.json`` (settings, data, fingerprint, result, versions), ``log.jsonl`` and
+  ``tensorboard/`` (when TensorBoard is installed) move to ``output_dir`` in one atomic rename;
+- **ranks**: under torchrun / accelerate only the main process writes, logs and prints; the others
+  wait at a barrier; the work dir is removed after everyone is done.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import pickle
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polydistill.data.types import TaskData
-from polydistill.distill.checks import check_labels, labels_compatible, model_task
 from polydistill.distill.settings import TrainSettings
 from polydistill.errors import PolydistillError
-from polydistill.io import atomic_output_dir, atomic_write_json, check_output_dir, package_versions
-from polydistill.modeling import load_config, load_model, load_tokenizer, task_of_config
-from polydistill.student.provenance import PROVENANCE_FILE
+from polydistill.io import (
+    LOG_FILE,
+    RUN_FILE,
+    atomic_output_dir,
+    atomic_write_json,
+    check_output_dir,
+    output_lock,
+    package_versions,
+    read_json,
+    strip_remote_code,
+)
+from polydistill.student.provenance import Provenance, write_provenance
+
+FINGERPRINT_FILE = "fingerprint.json"
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -34,10 +58,11 @@ class RunResult:
     output_dir: Path  # the best model, an ordinary HF directory (safetensors + tokenizer)
     best_dev_f1: float | None
     dev_metrics: dict[str, float]
-    log_history: list[dict[str, Any]]  # Trainer log history, incl. per-term KD losses (loss_att, ...)
+    log_history: list[dict[str, Any]]  # Trainer log history, incl. per-term losses (loss_att, ...)
     train_seconds: float
     global_step: int = 0
     resumed_from: str | None = None
+    already_done: bool = False  # the same run had finished before: nothing was trained
     extra: dict[str, Any] = field(default_factory=dict)  # stage record: layer map, KD settings, provenance
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,67 +72,67 @@ class RunResult:
 
 
 @dataclass
-class Resolved:
-    model: Any
+class TrainingJob:
+    """Everything a stage hands to :func:`run_training`."""
+
+    stage: str  # finetune | distill | lm-distill
+    settings: TrainSettings
+    model: Any  # the model to train (a transformers PreTrainedModel)
     tokenizer: Any
-    source: Path | None  # directory the model came from, if any
-    provenance: dict | None
+    train_dataset: Any  # tokenised datasets
+    eval_dataset: Any
+    collator: Callable
+    objective: list  # [ActiveTerm]
+    identity: dict[str, Any]  # besides the settings: what makes this run this run (data, model, teacher, ...)
+    compute_metrics: Callable | None = None
+    best_metric: str = "selection"  # dev F1, ties broken by dev loss (PolydistillTrainer.evaluate)
+    greater_is_better: bool = True
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # teacher, kd, layer_map, ...
+    argument_overrides: dict[str, Any] = field(default_factory=dict)  # extra TrainingArguments
+    callbacks: list = field(default_factory=list)
+    trainer_class: type | None = None  # a PolydistillTrainer subclass (default: PolydistillTrainer itself)
+    provenance: Provenance | None = None
+    source: str | None = None  # where the model came from (a directory or hub id)
+    record: dict[str, Any] = field(default_factory=dict)  # extra run.json fields (data, teacher, kd, ...)
+    extra_files: Callable[[Path], None] | None = None  # writes stage-specific files into the output
+    finish: Callable[[Any, dict[str, float]], dict[str, Any]] | None = None  # (trainer, dev) → more record
 
 
-def _read_provenance(model_dir: Path | None) -> dict | None:
-    from polydistill.student.provenance import read_provenance
-
-    return read_provenance(model_dir) if model_dir is not None else None
+# ---------------------------------------------------------------------------- fingerprints
 
 
-def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", default_tokenizer=None) -> Resolved:
-    """A path, an already-loaded model, or a ``BuiltStudent`` → a model with ``data``'s head and labels.
+def model_digest(model) -> str:
+    """A cheap digest of a model's weights: names, shapes, dtypes and 4096 evenly spaced values of
+    every tensor. Tells apart different checkpoints, seeds and sizes in well under a second."""
+    import torch
 
-    A checkpoint without a task head (e.g. the e5 base model) gets a fresh head for ``data``'s labels;
-    a head with a different label set is refused.
-    """
-    provenance = None
-    source = None
-    if hasattr(model, "model") and hasattr(model, "provenance"):  # BuiltStudent
-        provenance = model.provenance
-        tokenizer = tokenizer or getattr(model, "tokenizer", None)
-        source = Path(model.path) if getattr(model, "path", None) else None
-        model = model.model
-    elif isinstance(model, str | Path):
-        source = Path(model)
-        config = load_config(source)
-        if task_of_config(config) != "base":
-            check_labels(config, data.label_names, who)
-        config.num_labels = data.num_labels
-        config.id2label, config.label2id = data.id2label, data.label2id
-        model = load_model(source, task=data.task, config=config)
-        tokenizer = tokenizer or load_tokenizer(source)
-        provenance = _read_provenance(source)
-    if model_task(model) not in ("base", data.task):
-        raise PolydistillError(
-            f"The {who} is a {model_task(model)} classifier but {data.name} is a {data.task} task; "
-            "pass a model for this task or a base checkpoint."
-        )
-    if not labels_compatible(model.config, data.label_names):
-        check_labels(model.config, data.label_names, who)
-    # Record the dataset's label names in the model (id2label ends up in the saved config).
-    model.config.id2label, model.config.label2id = data.id2label, data.label2id
-    tokenizer = tokenizer or default_tokenizer
-    if tokenizer is None:
-        raise PolydistillError(f"No tokenizer for the {who}; pass a model directory or the tokenizer argument.")
-    return Resolved(model, tokenizer, source, provenance)
+    digest = hashlib.blake2b(digest_size=16)
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            step = max(1, flat.numel() // 4096)
+            digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+            digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
-def freeze_word_embeddings(model, provenance: dict | None) -> None:
-    """Freeze the word-embedding table (SPEC lessons: ~30 % faster steps with a 250k vocabulary).
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
 
-    Refused for a from-scratch model: frozen *random* embeddings cannot learn anything."""
-    if provenance and provenance.get("init") == "from-scratch":
-        raise PolydistillError(
-            "Refusing --freeze-word-embeddings for a from-scratch model: its random word embeddings must be "
-            "trained; drop the flag."
-        )
-    model.get_input_embeddings().weight.requires_grad_(False)
+
+def fingerprint_of(stage: str, settings: TrainSettings, identity: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run: its stage, its settings (less the run-only ones) and ``identity``."""
+    return json.loads(json.dumps({"stage": stage, "settings": settings.identity(), **identity}, default=str))
+
+
+# ---------------------------------------------------------------------------- TrainingArguments
 
 
 def _cuda_available() -> bool:
@@ -116,20 +141,24 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def training_arguments(settings: TrainSettings, **overrides):
+def training_arguments(settings: TrainSettings, precision: str, best_metric: str = "selection",
+                       greater_is_better: bool = True, **overrides):
     from transformers import TrainingArguments
 
     strategy = "steps" if settings.eval_steps else "epoch"
+    cuda = _cuda_available()
     kwargs = dict(
-        output_dir=str(settings.work_dir / "checkpoints"),
+        output_dir=str(settings.work_dir / CHECKPOINTS),
         num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
+        max_steps=settings.max_steps or -1,
         learning_rate=settings.learning_rate,  # AdamW with the library's other defaults (000 §3)
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size or settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
-        fp16=settings.fp16,
-        bf16=settings.bf16,
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        use_cpu=not cuda,  # also what makes torchrun / accelerate distribute over CPU processes (gloo)
         seed=settings.seed,
         eval_strategy=strategy,
         save_strategy=strategy,
@@ -138,38 +167,91 @@ def training_arguments(settings: TrainSettings, **overrides):
         logging_steps=settings.logging_steps,
         save_total_limit=settings.save_total_limit,
         load_best_model_at_end=True,
-        metric_for_best_model="f1",
-        greater_is_better=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=greater_is_better,
         report_to="none",  # TensorBoard is attached explicitly, with a log dir inside the run
         dataloader_num_workers=0,
-        dataloader_pin_memory=_cuda_available(),  # pinning without a GPU only warns
-        disable_tqdm=not settings.progress,  # log dicts go to log.jsonl, not stdout (see _quiet_progress)
+        dataloader_pin_memory=cuda,  # pinning without a GPU only warns
+        disable_tqdm=not settings.progress,
+        remove_unused_columns=False,  # our collators drop what the model cannot take
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
 
-def _jsonl_callback(path: Path):
-    from transformers import TrainerCallback
+# ---------------------------------------------------------------------------- callbacks
+
+
+def _callbacks(job: TrainingJob, work: Path, main: bool) -> list:
+    from transformers import EarlyStoppingCallback, TrainerCallback
 
     class JsonlLog(TrainerCallback):
-        """Append every log record (train loss terms, eval metrics) to ``log.jsonl``."""
+        """Append every log record (train loss terms, eval metrics) to ``log.jsonl`` (main process)."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
-                with path.open("a", encoding="utf-8") as handle:
+            if logs and state.is_world_process_zero:
+                with (work / LOG_FILE).open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
 
-    return JsonlLog()
+    class FiniteWeights(TrainerCallback):
+        """A checkpoint whose weights turned NaN/inf (a finite loss, then a bad update) is deleted and
+        the run stops: resuming must never start from it, and it must never become the best model."""
+
+        def on_save(self, args, state, control, model=None, **kwargs):
+            import torch
+
+            bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+            if bad:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if state.is_world_process_zero:
+                    shutil.rmtree(folder, ignore_errors=True)
+                last = last_complete_checkpoint(Path(args.output_dir), prune=False)
+                kept = f"the last good checkpoint is {last}" if last else "no good checkpoint had been saved"
+                raise PolydistillError(
+                    f"Training stopped at step {state.global_step}: the weights are no longer finite "
+                    f"({bad[0]} and {len(bad) - 1} more); {kept}. Lower the learning rate and re-run to resume."
+                )
+
+    callbacks: list = [JsonlLog(), FiniteWeights(), *job.callbacks]
+    tensorboard = _tensorboard_callback(work / "tensorboard") if main else None
+    if tensorboard is not None:
+        callbacks.append(tensorboard)
+    if job.settings.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=job.settings.early_stopping_patience))
+    return callbacks
+
+
+def tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _tensorboard_callback(log_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
-    except ImportError:  # tensorboard is an optional extra; log.jsonl still has every term
+    """TensorBoard logging when the package is installed (``pip install polydistill[tensorboard]``);
+    without it every term is still in ``log.jsonl`` and run.json says ``"tensorboard": false``."""
+    if not tensorboard_available():
         return None
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def _quiet_progress():
+    """The Trainer's progress bar without its printed log dicts (they go to log.jsonl/TensorBoard)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return QuietProgress
+
+
+# ---------------------------------------------------------------------------- checkpoints
 
 
 def _prune_incomplete_checkpoints(folder: Path) -> None:
@@ -184,112 +266,209 @@ def _prune_incomplete_checkpoints(folder: Path) -> None:
             shutil.rmtree(ckpt, ignore_errors=True)
 
 
-def last_complete_checkpoint(folder: Path) -> str | None:
+def last_complete_checkpoint(folder: str | Path, prune: bool = True) -> str | None:
     """The newest resumable checkpoint in ``folder`` (half-written ones removed first), or None."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    folder = Path(folder)
     if not folder.is_dir():
         return None
-    _prune_incomplete_checkpoints(folder)
-    return get_last_checkpoint(str(folder))
+    if prune:
+        _prune_incomplete_checkpoints(folder)
+    complete = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
+    if not complete:
+        return None
+    return get_last_checkpoint(str(folder)) if prune else str(max(complete, key=lambda c: int(c.name.split("-")[1])))
 
 
-def _quiet_progress():
-    """The Trainer's progress bar without its printed log dicts (they go to log.jsonl/TensorBoard)."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class QuietProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
-    return QuietProgress
+# ---------------------------------------------------------------------------- the run
 
 
-def run_training(
-    make_trainer: Callable[..., Any],
-    resolved: Resolved,
-    data: TaskData,
-    settings: TrainSettings,
-    stage: str,
-    record: dict[str, Any],
-    on_resume: Callable[[Path], None] | None = None,
-) -> RunResult:
-    """Tokenise, train with ``make_trainer(**trainer_kwargs)``, save the best model atomically."""
-    from transformers import EarlyStoppingCallback
+def finished_result(out: Path, fingerprint: dict[str, Any]) -> RunResult | None:
+    """The result of a finished run of exactly this job in ``out``, or None."""
+    run_file = out / RUN_FILE
+    if not (run_file.is_file() and (out / "config.json").is_file()):
+        return None
+    record = read_json(run_file)
+    if record.get("fingerprint") != fingerprint:
+        return None
+    saved = record.get("result", {})
+    history = []
+    if (out / LOG_FILE).is_file():
+        history = [json.loads(line) for line in (out / LOG_FILE).read_text(encoding="utf-8").splitlines() if line]
+    return RunResult(output_dir=out, best_dev_f1=saved.get("best_dev_f1"), dev_metrics=saved.get("dev_metrics", {}),
+                     log_history=history, train_seconds=saved.get("train_seconds", 0.0),
+                     global_step=saved.get("global_step", 0), resumed_from=saved.get("resumed_from"),
+                     already_done=True)
 
-    from polydistill.data.tokenize import data_collator, tokenize_task_data
-    from polydistill.evaluate.metrics import make_compute_metrics
 
-    check_output_dir(settings.output_dir, settings.overwrite)
-    for split in ("train", "validation"):
-        if split not in data.splits or len(data.splits[split]) == 0:
-            raise PolydistillError(f"{data.name} has no {split} examples; training needs train and validation splits.")
+_CLAIMED: dict[Path, dict[str, Any]] = {}  # work dirs this process holds, with their fingerprints
+
+
+@contextlib.contextmanager
+def claimed_run(fingerprint: dict[str, Any], settings: TrainSettings, main: bool = True) -> Iterator[Path]:
+    """Hold a run's output: lock it (main process), then make ``<out>.work/`` this run's: refuse (or,
+    with overwrite / no resume, clear) a work dir another run wrote, and record the fingerprint.
+
+    Re-entrant: a stage with slow work before training (lm-distill's teacher-head fit, cached in the
+    work dir) claims the run first; the core's claim inside it is then a no-op."""
     work = settings.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = resolved.model, resolved.tokenizer
-    tokenized = tokenize_task_data(data, tokenizer, max_length=settings.max_length, cache_dir=settings.cache_dir)
+    key = work.resolve()
+    if key in _CLAIMED:
+        if _CLAIMED[key] != fingerprint:
+            raise RuntimeError(f"{work} is already claimed by this process for another run")  # a stage bug
+        yield work
+        return
+    with output_lock(settings.output_dir) if main else contextlib.nullcontext():
+        _check_work_dir(work, fingerprint, settings, main)
+        if main:
+            work.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(work / FINGERPRINT_FILE, fingerprint)
+        _CLAIMED[key] = fingerprint
+        try:
+            yield work
+        finally:
+            _CLAIMED.pop(key, None)
 
-    callbacks = [_jsonl_callback(work / "log.jsonl"), _tensorboard_callback(work / "tensorboard")]
-    if settings.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    trainer = make_trainer(
-        model=model,
-        args=training_arguments(settings),
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        data_collator=data_collator(data.task, tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=make_compute_metrics(data.task, data.label_names),
-        callbacks=[cb for cb in callbacks if cb is not None],
+
+def _check_work_dir(work: Path, fingerprint: dict[str, Any], settings: TrainSettings, main: bool) -> None:
+    path = work / FINGERPRINT_FILE
+    has_checkpoints = any((work / CHECKPOINTS).glob("checkpoint-*")) if (work / CHECKPOINTS).is_dir() else False
+    if not path.is_file() and not has_checkpoints:
+        return
+    previous = read_json(path) if path.is_file() else {}
+    if previous == fingerprint and settings.resume:
+        return
+    if settings.overwrite or not settings.resume:
+        if main:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    differs = _differences(previous, fingerprint) if previous else ["(no fingerprint: an older polydistill)"]
+    raise PolydistillError(
+        f"{work} holds checkpoints of another run (it differs in {', '.join(differs[:6])}"
+        f"{' …' if len(differs) > 6 else ''}); pass --overwrite to start afresh, or use another --out."
     )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    if settings.progress:
-        trainer.add_callback(_quiet_progress())
-    last = last_complete_checkpoint(work / "checkpoints") if settings.resume else None
-    if last and on_resume is not None:
-        on_resume(Path(last))
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - start
-    dev = trainer.evaluate()  # the best checkpoint (load_best_model_at_end) on the dev split
-    dev_metrics = {k.removeprefix("eval_"): float(v) for k, v in dev.items() if isinstance(v, int | float)}
 
-    result = RunResult(
-        output_dir=settings.output_dir,
-        best_dev_f1=dev_metrics.get("f1"),
-        dev_metrics=dev_metrics,
-        log_history=list(trainer.state.log_history),
-        train_seconds=round(seconds, 2),
-        global_step=trainer.state.global_step,
-        resumed_from=last,
-        extra=record,
-    )
+def _expected_bytes(model, settings: TrainSettings) -> int:
+    """Disk a run needs: the final model plus ``save_total_limit`` checkpoints (weights + AdamW state)."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return weights + settings.save_total_limit * (weights + 2 * trainable)
+
+
+def _open_checkpoint_errors():
+    from safetensors import SafetensorError
+
+    return (pickle.UnpicklingError, EOFError, SafetensorError, RuntimeError, ValueError, KeyError)
+
+
+def run_training(job: TrainingJob) -> RunResult:
+    """Train ``job.model`` on ``job``'s data and hand the best model over to ``settings.output_dir``."""
+    from polydistill.distill.precision import resolve_precision
+    from polydistill.distill.trainer import PolydistillTrainer, detach_projection
+
+    settings = job.settings
+    out, work = settings.output_dir, settings.work_dir
+    fingerprint = fingerprint_of(job.stage, settings, job.identity)
+    done = finished_result(out, fingerprint)
+    if done is not None:
+        return done
+    check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings))
+    precision = resolve_precision(settings.precision)
+    args = training_arguments(settings, precision, job.best_metric, job.greater_is_better, **job.argument_overrides)
+    main = args.process_index == 0
+    with claimed_run(fingerprint, settings, main):
+        _barrier(args)
+        trainer = (job.trainer_class or PolydistillTrainer)(
+            model=job.model, args=args, train_dataset=job.train_dataset, eval_dataset=job.eval_dataset,
+            data_collator=job.collator, processing_class=job.tokenizer, compute_metrics=job.compute_metrics,
+            callbacks=_callbacks(job, work, main), objective=job.objective, **job.trainer_kwargs,
+        )
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if settings.progress and main:
+            trainer.add_callback(_quiet_progress())
+        last = last_complete_checkpoint(work / CHECKPOINTS) if settings.resume else None
+        start = time.perf_counter()
+        try:
+            _train(trainer, last)
+            seconds = time.perf_counter() - start
+            dev = trainer.evaluate()  # the best checkpoint (load_best_model_at_end) on the dev split
+        finally:
+            trainer.release_models()
+        dev_metrics = {k.removeprefix("eval_"): float(v) for k, v in dev.items()
+                       if isinstance(v, int | float) and k != "eval_selection"}
+        record = job.finish(trainer, dev_metrics) if job.finish else {}
+        detach_projection(trainer.model)
+        result = RunResult(
+            output_dir=out, best_dev_f1=dev_metrics.get("f1"), dev_metrics=dev_metrics,
+            log_history=list(trainer.state.log_history), train_seconds=round(seconds, 2),
+            global_step=trainer.state.global_step, resumed_from=last, extra={**job.record, **record},
+        )
+        if main:
+            _hand_over(job, trainer, result, fingerprint, precision)
+        _barrier(args)
+        if main and not settings.keep_checkpoints:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _train(trainer, checkpoint: str | None) -> None:
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except _open_checkpoint_errors() as err:
+        if checkpoint is None or not _is_checkpoint_error(err):
+            raise
+        raise PolydistillError(
+            f"The checkpoint {checkpoint} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+            "delete it, or pass --overwrite to start afresh."
+        ) from None
+
+
+def _is_checkpoint_error(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(word in text for word in ("unpickl", "pickle", "eof", "safetensor", "header", "corrupt",
+                                         "invalid load key", "ran out of input", "weights only load failed"))
+
+
+def _barrier(args) -> None:
+    if args.world_size > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[str, Any], precision: str) -> None:
+    from polydistill.student.card import command_line, write_card
+
+    settings, work = job.settings, job.settings.work_dir
+    run = {
+        "stage": job.stage,
+        **job.record,
+        "settings": json.loads(settings.model_dump_json()),
+        "precision": precision,
+        "source": job.source,
+        "fingerprint": fingerprint,
+        "tensorboard": tensorboard_available(),
+        "command": command_line(),
+        "result": {k: v for k, v in result.to_dict().items() if k not in ("log_history", "extra", "already_done")},
+        "versions": package_versions(),
+        **{k: v for k, v in result.extra.items() if k not in job.record},
+    }
     with atomic_output_dir(settings.output_dir, settings.overwrite) as tmp:
         trainer.model.save_pretrained(tmp)  # safetensors (the only format in transformers 5)
-        tokenizer.save_pretrained(tmp)
-        if resolved.provenance:
-            atomic_write_json(tmp / PROVENANCE_FILE, resolved.provenance)
-        if (work / "log.jsonl").is_file():
-            shutil.copy2(work / "log.jsonl", tmp / "log.jsonl")
+        job.tokenizer.save_pretrained(tmp)
+        if job.provenance is not None:
+            write_provenance(tmp, job.provenance)
+        if (work / LOG_FILE).is_file():
+            shutil.copy2(work / LOG_FILE, tmp / LOG_FILE)
         if (work / "tensorboard").is_dir():
             shutil.copytree(work / "tensorboard", tmp / "tensorboard")
-        atomic_write_json(
-            tmp / "run.json",
-            {
-                "stage": stage,
-                "data": {"name": data.name, "task": data.task, "languages": data.languages,
-                         "train": len(data.splits["train"]), "validation": len(data.splits["validation"])},
-                "labels": data.label_names,
-                "settings": json.loads(settings.model_dump_json()),
-                "source": str(resolved.source) if resolved.source else None,
-                **record,
-                "result": {k: v for k, v in result.to_dict().items() if k not in ("log_history", "extra")},
-                "versions": package_versions(),
-            },
-        )
-    if not settings.keep_checkpoints:
-        shutil.rmtree(work, ignore_errors=True)
-    return result
+        if job.extra_files is not None:
+            job.extra_files(tmp)
+        atomic_write_json(tmp / RUN_FILE, run)
+        write_card(tmp, job.stage, job.provenance, run, source=job.source)
+        strip_remote_code(tmp)

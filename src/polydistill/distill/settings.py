@@ -1,61 +1,119 @@
-"""Settings of a training run (fine-tuning or KD), validated with pydantic.
+"""The settings of a training run, validated with pydantic: the one source of truth for every
+hyper-parameter. The CLI derives its flags from these fields (``cli/options.py``) and the grid
+schema embeds these models (``experiments/schema.py``), so a bound or a default lives here only.
 
-``TrainSettings`` is shared by ``finetune`` and ``distill``; ``KDSettings`` adds the TinyBERT
-objective (000 §2.1): loss = w_att·L_att + w_hid·L_hid + w_emb·L_embd + w_pred·L_pred + w_ce·CE.
-A weight of 0 switches its term off: it is neither computed nor captured.
+- :class:`Training`: hyper-parameters of one run (what a grid's ``teacher_training`` /
+  ``student_training`` and the CLI's training flags set).
+- :class:`TrainSettings`: a ``Training`` plus where and how this run writes (output, seed, resume).
+- :class:`KDSettings`: the KD objective: ``{term: weight}`` over the KD-term registry
+  (``distill/terms.py``) plus the terms' options. A weight of 0 switches its term off: it is neither
+  computed nor captured. Default = the TinyBERT objective of 000 §2.1:
+  w_att·L_att + w_hid·L_hid + w_emb·L_embd + w_pred·L_pred + w_ce·CE, every weight 1.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# Fields that say where a run writes or how it shows progress, not what it computes: they do not
+# enter the run's fingerprint, so changing them never blocks a resume.
+RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
+                             "cache_dir", "logging_steps", "allow_weak_teacher"})
 
-class TrainSettings(BaseModel):
-    """How to train: the paper's protocol (000 §3) is AdamW with library defaults, eval every N
-    steps, best checkpoint by dev F1. ``output_dir`` receives the best model as an ordinary HF
-    directory; checkpoints live in ``<output_dir>.work/`` until the run finishes."""
+
+def with_defaults(base: type[BaseModel], name: str, **defaults: Any) -> type[BaseModel]:
+    """A subclass of ``base`` whose fields have other defaults and keep their bounds and help: how a
+    stage or the grid states its own defaults once, as overrides of the one definition here."""
+    from pydantic import create_model
+    from pydantic.fields import FieldInfo
+
+    fields = {}
+    for field, default in defaults.items():
+        info = base.model_fields[field]
+        fields[field] = (info.annotation, FieldInfo.merge_field_infos(info, default=default))
+    return create_model(name, __base__=base, __doc__=f"{base.__doc__}\n\nDefaults here: {defaults}.", **fields)
+
+
+def cli(*flags: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata naming the command-line flags of a setting (first = main name, rest = aliases)."""
+    return {"cli": list(flags), **extra}
+
+
+class Training(BaseModel):
+    """How to train (000 §3: AdamW with the library defaults, evaluation every N steps, best
+    checkpoint by dev F1). Defaults suit a single CLI run; a grid overrides some of them once
+    (``experiments/schema.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    output_dir: Path
-    epochs: float = Field(3.0, gt=0)
-    learning_rate: float = Field(5e-5, gt=0)
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int | None = Field(None, ge=1)
-    eval_steps: int | None = Field(None, ge=1, description="evaluate + checkpoint every N steps; None: each epoch")
-    max_length: int = Field(128, ge=8)
-    seed: int = 0
-    freeze_word_embeddings: bool = False
-    grad_accum: int = Field(1, ge=1)
-    fp16: bool = False
-    bf16: bool = False
-    max_steps: int = Field(-1, description="stop after N optimiser steps (overrides epochs when > 0)")
-    logging_steps: int = Field(50, ge=1)
+    epochs: float = Field(3.0, gt=0, allow_inf_nan=False, description="Training epochs (a fraction is allowed).")
+    learning_rate: float = Field(5e-5, gt=0, allow_inf_nan=False, json_schema_extra=cli("--lr", "--learning-rate"),
+                                 description="AdamW learning rate (other AdamW settings: library defaults).")
+    batch_size: int = Field(32, ge=1, description="Training examples per device and step.")
+    eval_batch_size: int | None = Field(None, ge=1, description="Evaluation batch size (default: --batch-size).")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate and checkpoint every N steps (default: each epoch).")
+    max_length: int = Field(128, ge=8, description="Maximum tokens per example.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after N optimiser steps (overrides --epochs).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of the steps with a linear learning-rate warm-up.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    freeze_word_embeddings: bool = Field(False, description="Freeze the word-embedding table (never for from-scratch).")
+    precision: Precision = Field("fp32", description="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
+    early_stopping_patience: int | None = Field(None, ge=1, json_schema_extra=cli("--early-stopping"),
+                                                description="Stop after N evaluations without dev-F1 gain.")
+    logging_steps: int = Field(50, ge=1, description="Log the loss terms every N steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        """``fp16: true`` / ``bf16: true`` mean ``precision``; ``max_steps: -1`` means no step limit."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        fp16, bf16 = bool(data.pop("fp16", False)), bool(data.pop("bf16", False))
+        if fp16 and bf16:
+            raise ValueError("choose at most one of fp16 and bf16")
+        if fp16 or bf16:
+            data["precision"] = "fp16" if fp16 else "bf16"
+        if data.get("max_steps") == -1:
+            data["max_steps"] = None
+        return data
+
+
+class TrainSettings(Training):
+    """A ``Training`` plus this run's output and bookkeeping. ``output_dir`` receives the best model
+    as an ordinary HF directory; checkpoints live in ``<output_dir>.work/`` until the run finishes."""
+
+    output_dir: Path = Field(json_schema_extra=cli("--out", "-o"), description="Output directory for the best model.")
+    seed: int = Field(0, description="Seed of the run (new heads, data order, dropout).")
+    resume: bool = Field(True, description="Resume from the last checkpoint in <out>.work/ if any.")
+    overwrite: bool = Field(False, description="Replace an existing output (and discard checkpoints of another run).")
     progress: bool = True  # the Trainer's progress bar (grids and the demo show their own)
-    resume: bool = Field(True, description="resume from the last checkpoint in <output_dir>.work/ if any")
-    overwrite: bool = False
     save_total_limit: int = Field(2, ge=1)
     keep_checkpoints: bool = Field(False, description="keep <output_dir>.work/ after a successful run")
-    early_stopping_patience: int | None = Field(None, ge=1, description="evaluations without dev-F1 gain")
     cache_dir: Path | None = Field(None, description="tokenised-data cache (data layer)")
-
-    @model_validator(mode="after")
-    def _one_precision(self) -> TrainSettings:
-        if self.fp16 and self.bf16:
-            raise ValueError("choose at most one of fp16 and bf16")
-        return self
 
     @property
     def work_dir(self) -> Path:
         return self.output_dir.with_name(self.output_dir.name + ".work")
 
+    def identity(self) -> dict[str, Any]:
+        """What decides this run's numbers (the fingerprint's settings part)."""
+        return self.model_dump(mode="json", exclude=set(RUN_ONLY_FIELDS))
+
+
+TINYBERT_WEIGHTS = {"att": 1.0, "hid": 1.0, "emb": 1.0, "pred": 1.0, "ce": 1.0}
+
 
 class KDSettings(BaseModel):
-    """The KD objective. Defaults follow 000 §2.1: all weights 1, MSE prediction loss.
+    """The KD objective. Weights: ``weights={"att": 1, ...}`` or, as shorthand, one keyword per
+    registered term (``KDSettings(att=0, hid=2)``); unnamed TinyBERT terms keep weight 1.
 
+    ``pred_loss``: ``mse`` (the paper's L_pred) or ``kl`` (Hinton: KL at temperature T, ×T²).
     ``attention``: ``probs`` (default) compares post-softmax attention probabilities, what Hugging
     Face returns and what the paper's equations describe; ``scores`` compares pre-softmax scores
     QK^T/sqrt(d), as TinyBERT's released code does.
@@ -66,17 +124,32 @@ class KDSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    att: float = Field(1.0, ge=0)
-    hid: float = Field(1.0, ge=0)
-    emb: float = Field(1.0, ge=0)
-    pred: float = Field(1.0, ge=0)
-    ce: float = Field(1.0, ge=0)
-    pred_loss: Literal["mse", "kl"] = "mse"
-    temperature: float = Field(1.0, gt=0)
-    attention: Literal["probs", "scores"] = "probs"
-    layer_map: Literal["uniform", "provenance"] | list[int] | None = None
-    teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    allow_untrained_teacher: bool = False
+    weights: dict[str, float] = Field(default_factory=lambda: dict(TINYBERT_WEIGHTS))
+    pred_loss: Literal["mse", "kl"] = Field("mse", description="mse (paper) | kl (Hinton, ×T²).")
+    temperature: float = Field(1.0, gt=0, allow_inf_nan=False, description="Softmax temperature of --pred-loss kl.")
+    attention: Literal["probs", "scores"] = Field(
+        "probs", description="probs (post-softmax, default) | scores (pre-softmax).")
+    layer_map: Literal["uniform", "provenance"] | list[int] | None = Field(
+        None, json_schema_extra=cli("--kd-layer-map"),
+        description="uniform (k = i·N_T/N_S) | provenance | 0-indexed teacher layers; default: provenance, else uniform.")
+    teacher_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="float32 | bfloat16 | float16 (the frozen teacher's weights).")
+    allow_untrained_teacher: bool = Field(False, description="Distil from a teacher that looks untrained.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand_weights(cls, data: Any) -> Any:
+        """Top-level keys naming a registered term are weights; they update the TinyBERT defaults."""
+        if not isinstance(data, dict):
+            return data
+        from polydistill.distill.terms import term_names
+
+        data = dict(data)
+        names = set(term_names())
+        given = {k: data.pop(k) for k in list(data) if k in names}
+        weights = {**TINYBERT_WEIGHTS, **dict(data.get("weights") or {}), **given}
+        data["weights"] = weights
+        return data
 
     @field_validator("layer_map", mode="before")
     @classmethod
@@ -89,14 +162,27 @@ class KDSettings(BaseModel):
                 raise ValueError("layer_map is 'uniform', 'provenance' or comma-separated teacher layers") from err
         return value or None
 
-    @model_validator(mode="after")
-    def _some_term(self) -> KDSettings:
-        if self.att + self.hid + self.emb + self.pred + self.ce == 0:
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        from polydistill.distill.terms import term_names
+
+        known = term_names()
+        for name, weight in weights.items():
+            if name not in known:
+                raise ValueError(f"unknown KD term {name!r}; registered terms: {', '.join(known)}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"the {name} weight must be a finite number ≥ 0, not {weight}")
+        if not any(w > 0 for w in weights.values()):
             raise ValueError("every loss weight is 0; switch at least one term on")
-        return self
+        return weights
 
     @property
-    def weights(self) -> dict[str, float]:
-        """Non-zero weights only, in logging order."""
-        all_weights = {"att": self.att, "hid": self.hid, "emb": self.emb, "pred": self.pred, "ce": self.ce}
-        return {name: w for name, w in all_weights.items() if w > 0}
+    def active(self) -> dict[str, float]:
+        """Non-zero weights only, in registry order."""
+        from polydistill.distill.terms import term_names
+
+        return {name: self.weights[name] for name in term_names() if self.weights.get(name, 0) > 0}
+
+    def weight(self, name: str) -> float:
+        return self.weights.get(name, 0.0)

@@ -1,149 +1,212 @@
-"""TinyBERT-style task distillation (000 §2.1) with a ``transformers.Trainer`` subclass.
+"""The one ``transformers.Trainer`` subclass of every stage: the training loss is an objective of
+registered terms (``distill/terms.py``), each logged separately, and a NaN or inf in any term stops
+the run. Fine-tuning is the objective ``{"ce": 1}`` without a teacher; task KD adds the TinyBERT
+terms against a frozen teacher; lm-distill the DistilBERT terms.
 
-loss = w_att·L_att + w_hid·L_hid + w_emb·L_embd + w_pred·L_pred + w_ce·CE, each term computed only
-when its weight is > 0 and logged separately (``loss_att``, ``loss_hid``, ... in the Trainer log
-history, ``log.jsonl`` and TensorBoard). The teacher is a plain attribute of the trainer, never
-``self.model``: it is not wrapped (DDP/accelerate), not optimised, not saved; it runs in eval mode
-under ``torch.no_grad`` (optionally in bf16/fp16). Only the mapped layers are captured (see
-capture.py). Evaluation reports the student's own cross-entropy as ``eval_loss`` and dev F1.
+The teacher is a plain attribute of the trainer, never ``self.model``: it is not wrapped
+(DDP/accelerate), not optimised, not saved; it runs in eval mode under ``torch.no_grad``. Only the
+mapped layers are captured (see capture.py). A trainable KD module (the width projection W) is a
+submodule of the student while training, so DDP / FSDP / DeepSpeed synchronise and checkpoint it
+with the student; it is detached before the student is saved as an ordinary HF directory.
+
+Evaluation reports the student's own loss as ``eval_loss`` and the stage's metrics (dev F1), unless
+``eval_objective`` is set (lm-distill): then the objective itself is the evaluation loss, with
+each term logged as ``eval_loss_<label>``.
 
 Layer map: student layer i (0-indexed) is paired with teacher layer ``layer_map[i]`` (0-indexed),
 outputs with outputs (hidden_states[i+1] ↔ hidden_states[layer_map[i]+1]) and attention maps with
-attention maps; the embedding outputs (hidden_states[0]) are paired for L_embd. The default is the
-student's provenance ``teacher_layers`` — each student layer is distilled towards the teacher layer
-it was copied from — else TinyBERT's k = i·N_T/N_S (1-indexed), i.e. 0-indexed k = (i+1)·N_T/N_S − 1.
-The two agree for the paper's students (alternate-last copy).
+attention maps; the embedding outputs (hidden_states[0]) are paired for L_embd.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import Trainer
 
-from polydistill.data.types import TaskData
-from polydistill.distill import losses
+from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
-from polydistill.distill.checks import (
-    check_embedding_rows,
-    check_labels,
-    check_teacher_trained,
-    check_vocabularies,
-    model_task,
-)
-from polydistill.distill.run import Resolved, RunResult, freeze_word_embeddings, resolve_model, run_training
-from polydistill.distill.settings import KDSettings, TrainSettings
+from polydistill.distill.settings import KDSettings
+from polydistill.distill.terms import KDTerm, TermInputs, get_term
 from polydistill.errors import PolydistillError
-from polydistill.modeling import load_model, load_tokenizer
 
-PROJECTION_FILE = "kd_projection.pt"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PROJECTION = "kd_projection"  # attribute of the student holding W while it trains
 
 
-class KDTrainer(Trainer):
-    """A Trainer whose training loss is the KD objective against a frozen ``teacher``."""
+@dataclass(frozen=True)
+class ActiveTerm:
+    """One weighted term of an objective; ``label`` names it in logs (``loss_<label>``)."""
+
+    label: str
+    term: KDTerm
+    weight: float
+
+
+def objective_of(kd: KDSettings) -> list[ActiveTerm]:
+    """The active terms of ``kd``, labelled by their registry names."""
+    return [ActiveTerm(name, get_term(name), weight) for name, weight in kd.active.items()]
+
+
+def attach_projection(student: nn.Module, projection: nn.Module | None) -> None:
+    if projection is not None:
+        student.add_module(PROJECTION, projection)
+
+
+def detach_projection(student: nn.Module) -> nn.Module | None:
+    """Remove W from the student (before it is saved) and return it."""
+    projection = getattr(student, PROJECTION, None)
+    if projection is not None:
+        delattr(student, PROJECTION)
+    return projection
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP / DataParallel wrappers
+
+
+class PolydistillTrainer(Trainer):
+    """A Trainer whose loss is ``Σ weight · term`` over ``objective``."""
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
 
-    def __init__(self, *args, teacher: nn.Module, kd: KDSettings, layer_map: list[int], task: str,
-                 projection: nn.Module | None = None, **kwargs):
+    def __init__(self, *args, objective: list[ActiveTerm], kd: KDSettings | None = None,
+                 teacher: nn.Module | None = None, layer_map: list[int] | None = None,
+                 prediction_positions: str = "labels", eval_objective: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.kd = kd
-        self.weights = kd.weights
-        self.task = task
-        self.layer_map = list(layer_map)
-        self.teacher = teacher.to(self.args.device)
-        self.projection = projection.to(self.args.device) if projection is not None else None
-        wanted = {"embeddings": "emb" in self.weights, "hidden": "hid" in self.weights,
-                  "attention": "att" in self.weights}
-        self.needs_teacher = any(name in self.weights for name in ("att", "hid", "emb", "pred"))
-        n_student = len(self.layer_map)
-        kind = kd.attention
-        self.student_capture = LayerCapture(self.model, list(range(n_student)), attention_kind=kind, **wanted)
-        self.teacher_capture = (LayerCapture(self.teacher, self.layer_map, attention_kind=kind, **wanted)
-                                if self.needs_teacher else None)
-        self._term_sums: dict[str, float] = {}
-        self._term_count = 0
+        if not objective:
+            raise PolydistillError("The training objective has no active term; switch at least one on.")
+        self.objective = list(objective)
+        self.kd = kd or KDSettings()
+        self.prediction_positions = prediction_positions  # "labels" (labelled positions) | "tokens" (all real)
+        self.eval_objective = eval_objective
+        needs = frozenset().union(*(a.term.needs for a in self.objective))
+        self.needs = needs
+        self.teacher = None
+        self.student_capture = self.teacher_capture = None
+        n_student = len(layer_map or [])
+        wanted = {"embeddings": "embeddings" in needs, "hidden": "hidden" in needs,
+                  "attention": "attention" in needs}
+        if any(a.term.needs_teacher for a in self.objective):
+            if teacher is None:
+                raise PolydistillError("The objective has teacher terms but no teacher was given.")
+            self.teacher = teacher.to(self.args.device)
+            last = {"last_hidden": "last_hidden" in needs}
+            student_layers = self._capture_layers(self.model, list(range(n_student)), last["last_hidden"])
+            teacher_layers = self._capture_layers(self.teacher, list(layer_map or []), last["last_hidden"])
+            kind = self.kd.attention
+            self.student_capture = LayerCapture(self.model, student_layers, attention_kind=kind,
+                                                hidden=wanted["hidden"] or last["last_hidden"],
+                                                embeddings=wanted["embeddings"], attention=wanted["attention"])
+            self.teacher_capture = LayerCapture(self.teacher, teacher_layers, attention_kind=kind,
+                                                hidden=wanted["hidden"] or last["last_hidden"],
+                                                embeddings=wanted["embeddings"], attention=wanted["attention"])
+        self._mapped = {"student": list(range(n_student)), "teacher": list(layer_map or [])}
+        self._term_sums: dict[str, dict[str, float]] = {"train": {}, "eval": {}}
+        self._term_counts = {"train": 0, "eval": 0}
 
-    def train(self, *args, **kwargs):
-        try:
-            return super().train(*args, **kwargs)
-        finally:  # leave both models as they came: no hooks, their own attention implementation
-            self.student_capture.remove()
-            if self.teacher_capture is not None:
-                self.teacher_capture.remove()
+    @staticmethod
+    def _capture_layers(model: nn.Module, mapped: list[int], with_last: bool) -> list[int]:
+        from polydistill.architectures import get_adapter
 
-    # -- optimisation of the projection W (trained with the student, not saved inside it) ------
-    def create_optimizer(self, model=None):
-        optimizer = super().create_optimizer(model)
-        if self.projection is not None and not getattr(self, "_projection_added", False):
-            optimizer.add_param_group({"params": list(self.projection.parameters()), "weight_decay": 0.0})
-            self._projection_added = True
-        return optimizer
+        n = len(get_adapter(model).layers(model))
+        return sorted(set(mapped) | ({n - 1} if with_last else set()))
 
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.projection is not None:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            torch.save(self.projection.state_dict(), os.path.join(folder, PROJECTION_FILE))
+    def release_models(self) -> None:
+        """Leave both models as they came: no hooks, their own attention implementation (after the
+        last training or evaluation step of the run)."""
+        for capture in (self.student_capture, self.teacher_capture):
+            if capture is not None:
+                capture.remove()
 
     # -- the loss -------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not model.training:  # evaluation: the student's own cross-entropy
+        if not model.training and not self.eval_objective:  # evaluation: the student's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
         features = {k: v for k, v in inputs.items() if k != "labels"}
         token_mask = features["attention_mask"]
-        w = self.weights
-        if self.needs_teacher:
-            with torch.no_grad(), self.teacher_capture.recording():
-                t_out = self.teacher(**features, output_attentions=self.teacher_capture.needs_output_attentions)
-                t_maps = (self.teacher_capture.attention_maps(token_mask, self.kd.attention, t_out.attentions)
-                          if "att" in w else None)
-                t_hidden = self.teacher_capture.hidden_states() if "hid" in w else None
-                t_emb = self.teacher_capture.records.embeddings
-        with self.student_capture.recording():
-            s_out = model(**features, output_attentions=self.student_capture.needs_output_attentions)
-        cap = self.student_capture
-        terms: dict[str, torch.Tensor] = {}
-        if "att" in w:
-            s_maps = cap.attention_maps(token_mask, self.kd.attention, s_out.attentions)
-            terms["att"] = losses.attention_loss(s_maps, t_maps, token_mask)
-        if "hid" in w:
-            terms["hid"] = losses.hidden_loss(cap.hidden_states(), t_hidden, token_mask, self.projection)
-        if "emb" in w:
-            terms["emb"] = losses.embedding_loss(cap.records.embeddings, t_emb, token_mask, self.projection)
-        label_mask = labels != losses.IGNORE_INDEX if self.task == "token" else None
-        if "pred" in w:
-            terms["pred"] = losses.prediction_loss(
-                s_out.logits, t_out.logits, self.kd.pred_loss, self.kd.temperature, label_mask
-            )
-        if "ce" in w:
-            terms["ce"] = losses.classification_loss(s_out.logits, labels)
-        self.student_capture.clear()
-        if self.teacher_capture is not None:
-            self.teacher_capture.clear()
-        self._check_and_record(terms)
-        loss = sum(w[name] * value for name, value in terms.items())
+        batch = self._teacher_side(features, token_mask) if self.teacher is not None else {}
+        capture = self.student_capture
+        if capture is not None:
+            with capture.recording():
+                s_out = model(**features, output_attentions=capture.needs_output_attentions)
+        else:
+            s_out = model(**features)
+        inputs_for_terms = TermInputs(
+            student_logits=s_out.logits, labels=labels, token_mask=token_mask,
+            prediction_mask=self._prediction_mask(labels, token_mask, s_out.logits),
+            projection=getattr(_unwrap(model), PROJECTION, None), **batch,
+        )
+        if capture is not None:
+            self._student_side(inputs_for_terms, token_mask, s_out)
+        terms = {a.label: a.term.compute(inputs_for_terms, self.kd) for a in self.objective}
+        for c in (self.student_capture, self.teacher_capture):
+            if c is not None:
+                c.clear()
+        self._check_and_record(terms, "train" if model.training else "eval")
+        weights = {a.label: a.weight for a in self.objective}
+        loss = sum(weights[label] * value for label, value in terms.items())
         return (loss, s_out) if return_outputs else loss
 
-    def _check_and_record(self, terms: dict[str, torch.Tensor]) -> None:
+    def _prediction_mask(self, labels, token_mask, logits):
+        if logits.dim() != 3:
+            return None
+        return token_mask.bool() if self.prediction_positions == "tokens" else labels != IGNORE_INDEX
+
+    def _teacher_side(self, features, token_mask) -> dict:
+        cap = self.teacher_capture
+        out: dict = {}
+        with torch.no_grad(), cap.recording():
+            t_out = self.teacher(**features, output_attentions=cap.needs_output_attentions)
+            out["teacher_logits"] = t_out.logits
+            if "attention" in self.needs:
+                maps = cap.attention_maps(token_mask, self.kd.attention, t_out.attentions)
+                out["teacher_maps"] = self._select(maps, cap.layers, self._mapped["teacher"])
+            if "hidden" in self.needs:
+                out["teacher_hidden"] = [cap.records.hidden[i] for i in self._mapped["teacher"]]
+            if "embeddings" in self.needs:
+                out["teacher_embeddings"] = cap.records.embeddings
+            if "last_hidden" in self.needs:
+                out["teacher_last"] = cap.records.hidden[cap.layers[-1]]
+        return out
+
+    def _student_side(self, batch: TermInputs, token_mask, s_out) -> None:
+        cap = self.student_capture
+        if "attention" in self.needs:
+            maps = cap.attention_maps(token_mask, self.kd.attention, s_out.attentions)
+            batch.student_maps = self._select(maps, cap.layers, self._mapped["student"])
+        if "hidden" in self.needs:
+            batch.student_hidden = [cap.records.hidden[i] for i in self._mapped["student"]]
+        if "embeddings" in self.needs:
+            batch.student_embeddings = cap.records.embeddings
+        if "last_hidden" in self.needs:
+            batch.student_last = cap.records.hidden[cap.layers[-1]]
+
+    @staticmethod
+    def _select(maps: list, captured: list[int], wanted: list[int]) -> list:
+        by_layer = dict(zip(captured, maps, strict=True))
+        return [by_layer[i] for i in wanted]
+
+    # -- NaN stop and per-term logging -----------------------------------------------------------
+    def _check_and_record(self, terms: Mapping[str, torch.Tensor], phase: str) -> None:
         values = torch.stack([v.detach().float() for v in terms.values()]).tolist()
+        sums = self._term_sums[phase]
         for name, value in zip(terms, values, strict=True):
             if not math.isfinite(value):
                 raise PolydistillError(self._nan_message(name, value))
-            self._term_sums[name] = self._term_sums.get(name, 0.0) + value
-        self._term_count += 1
+            sums[name] = sums.get(name, 0.0) + value
+        self._term_counts[phase] += 1
 
     def _nan_message(self, name: str, value: float) -> str:
-        from transformers.trainer_utils import get_last_checkpoint
+        from polydistill.distill.run import last_complete_checkpoint
 
         run_dir = self.args.output_dir
-        last = get_last_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+        last = last_complete_checkpoint(run_dir, prune=False) if os.path.isdir(run_dir) else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
         return (
             f"Training stopped at step {self.state.global_step + 1}: the {name} loss is {value}; {kept}. "
@@ -151,121 +214,29 @@ class KDTrainer(Trainer):
         )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._term_count:  # a training log: add the mean of each term
-            for name, total in self._term_sums.items():
-                logs[f"loss_{name}"] = round(total / self._term_count, 6)
-            self._term_sums, self._term_count = {}, 0
+        phase = "eval" if any(k.startswith("eval_") for k in logs) else "train" if "loss" in logs else None
+        if phase and self._term_counts[phase]:  # add the mean of each term since the last log
+            prefix = "eval_" if phase == "eval" else ""
+            means = self._mean_over_processes(self._term_sums[phase], self._term_counts[phase])
+            for name, mean in means.items():
+                logs[f"{prefix}loss_{name}"] = round(mean, 6)
+            self._term_sums[phase], self._term_counts[phase] = {}, 0
         super().log(logs, start_time)
 
+    def _mean_over_processes(self, sums: dict[str, float], count: int) -> dict[str, float]:
+        """Per-term means over every process's batches since the last log (one number per term)."""
+        names = sorted(sums)
+        totals = torch.tensor([sums[n] for n in names] + [float(count)], dtype=torch.float64,
+                              device=self.args.device)
+        if self.args.world_size > 1:
+            totals = self.accelerator.reduce(totals, reduction="sum")
+        return {name: float(totals[i] / totals[-1]) for i, name in enumerate(names)}
 
-def kd_layer_map(kd: KDSettings, provenance: dict | None, n_teacher: int, n_student: int) -> list[int]:
-    """The 0-indexed teacher layer for each student layer (see the module doc)."""
-    from polydistill.student.layer_maps import resolve_layer_map
-
-    spec = kd.layer_map
-    recorded = (provenance or {}).get("teacher_layers")
-    if spec == "provenance" and not recorded:
-        raise PolydistillError("The student records no teacher_layers in its provenance; pass --layer-map uniform.")
-    if spec in (None, "provenance") and recorded and len(recorded) == n_student and max(recorded) < n_teacher:
-        return [int(k) for k in recorded]
-    if isinstance(spec, list):
-        return resolve_layer_map(spec, n_teacher, n_student)
-    return resolve_layer_map("alternate-last", n_teacher, n_student)  # k = i·N_T/N_S
-
-
-def _load_teacher(teacher, data: TaskData, kd: KDSettings):
-    source = None
-    tokenizer = None
-    if isinstance(teacher, str | Path):
-        source = Path(teacher)
-        teacher = load_model(source)
-        tokenizer = load_tokenizer(source)
-    task = model_task(teacher)
-    if task == "base":
-        check_teacher_trained(teacher, source, allow=False)  # a bare encoder cannot give logits
-    if task != data.task:
-        raise PolydistillError(
-            f"The teacher is a {task} classifier but {data.name} is a {data.task} task; use a teacher fine-tuned "
-            "on this dataset."
-        )
-    check_labels(teacher.config, data.label_names, "teacher")
-    check_teacher_trained(teacher, source, allow=kd.allow_untrained_teacher)
-    teacher.eval()
-    teacher.requires_grad_(False)
-    teacher.to(_DTYPES[kd.teacher_dtype])
-    return teacher, tokenizer, source
-
-
-def distill(
-    teacher,
-    student,
-    data: TaskData,
-    settings: TrainSettings,
-    kd: KDSettings | None = None,
-    tokenizer=None,
-) -> RunResult:
-    """Distil ``teacher`` into ``student`` on ``data``; returns the run's result.
-
-    teacher: a fine-tuned model directory or loaded model; student: a directory (e.g. made by
-    ``polydistill student``), a loaded model, or a ``BuiltStudent``; tokenizer: the student's, when
-    it is not in the student directory. The best student (by dev F1) is saved at
-    ``settings.output_dir`` without the projection W."""
-    from transformers import set_seed
-
-    set_seed(settings.seed)  # a new head or projection must not depend on what ran before
-    kd = kd or KDSettings()
-    teacher, teacher_tokenizer, teacher_source = _load_teacher(teacher, data, kd)
-    resolved: Resolved = resolve_model(student, data, tokenizer, who="student", default_tokenizer=teacher_tokenizer)
-    model = resolved.model
-    student_tokenizer = resolved.tokenizer
-    if teacher_tokenizer is not None and student_tokenizer is not None:
-        check_vocabularies(teacher_tokenizer, student_tokenizer)
-    check_embedding_rows(teacher, model)
-    if settings.freeze_word_embeddings:
-        freeze_word_embeddings(model, resolved.provenance)
-
-    from polydistill.student.adapters import get_adapter
-
-    t_adapter, s_adapter = get_adapter(teacher), get_adapter(model)
-    n_teacher, n_student = len(t_adapter.layers(teacher)), len(s_adapter.layers(model))
-    layer_map = kd_layer_map(kd, resolved.provenance, n_teacher, n_student)
-    if kd.att > 0:
-        t_heads, s_heads = t_adapter.num_heads(teacher.config), s_adapter.num_heads(model.config)
-        if t_heads != s_heads:
-            raise PolydistillError(
-                f"The attention loss compares maps head by head, but the teacher has {t_heads} heads and the "
-                f"student {s_heads}; build the student with --heads {t_heads} or pass --w-att 0."
-            )
-        if kd.attention == "scores" and (t_adapter.query_key is None or s_adapter.query_key is None):
-            raise PolydistillError(
-                "This architecture exposes only post-softmax attention (DeBERTa-v2); use --attention probs."
-            )
-    t_width, s_width = teacher.config.hidden_size, model.config.hidden_size
-    projection = None
-    if t_width != s_width and (kd.hid > 0 or kd.emb > 0):
-        torch.manual_seed(settings.seed)
-        projection = nn.Linear(s_width, t_width)
-
-    def make_trainer(**kwargs):
-        return KDTrainer(teacher=teacher, kd=kd, layer_map=layer_map, task=data.task, projection=projection,
-                         **kwargs)
-
-    def on_resume(checkpoint: Path) -> None:
-        if projection is not None and (checkpoint / PROJECTION_FILE).is_file():
-            projection.load_state_dict(torch.load(checkpoint / PROJECTION_FILE, weights_only=True))
-
-    return run_training(
-        make_trainer,
-        resolved,
-        data,
-        settings,
-        stage="distill",
-        record={
-            "teacher": str(teacher_source) if teacher_source else None,
-            "kd": kd.model_dump(),
-            "layer_map": layer_map,
-            "projection": [s_width, t_width] if projection is not None else None,
-            "provenance": resolved.provenance,
-        },
-        on_resume=on_resume,
-    )
+    # -- best checkpoint: dev F1, ties broken by dev loss -------------------------------------------
+    def evaluate(self, *args, **kwargs):
+        metrics = super().evaluate(*args, **kwargs)
+        f1, loss = metrics.get("eval_f1"), metrics.get("eval_loss")
+        if f1 is not None:
+            # lexicographic (F1, −loss): tanh keeps the loss part below 1e-6, under any real F1 difference
+            metrics["eval_selection"] = f1 - 1e-6 * math.tanh(max(loss, 0.0)) if loss is not None else f1
+        return metrics

@@ -31,6 +31,8 @@ class EvalReport:
     per_language: dict[str, dict[str, float]]
     # pooled scores of named partitions (seen / unseen) that overlap the evaluated languages
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    # where seen / unseen come from: "training record" (the model's run.json) or "paper partition"
+    groups_from: str = "paper partition"
     # {"majority": {...}} (classification) or {"random": {...}} (NER); each with overall + per_language
     baselines: dict[str, Any] = field(default_factory=dict)
     max_length: int = 128
@@ -74,7 +76,8 @@ def _select_languages(data: TaskData, split_ds, languages) -> list[str]:
     return resolve_languages(languages, present, named, data.name)
 
 
-def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, max_length: int = 128):
+def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, max_length: int = 128,
+            progress: bool = False):
     """Model predictions over ``data.splits[split]``: (true ids, predicted ids, languages) per example.
 
     Classification: one id each. NER: one id per *word* of the sentence, read at the word's first
@@ -84,8 +87,8 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
     import torch
     from datasets import DatasetDict
 
-    from polydistill.data.tokenize import data_collator, tokenize_task_data
-    from polydistill.data.types import TAGS, TOKENS
+    from polydistill.data.tokenize import WORD_IDS, data_collator, tokenize_task_data
+    from polydistill.data.types import TAGS
 
     source = data.splits[split]
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
@@ -102,9 +105,12 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     trues: list = [None] * len(encoded)
     preds: list = [None] * len(encoded)
+    from tqdm.auto import tqdm
+
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
+            for start in tqdm(range(0, len(order), batch_size), desc=f"predicting {data.name} {split}",
+                              unit="batch", disable=not progress, mininterval=2):
                 rows = order[start: start + batch_size]
                 features = [encoded[i] for i in rows]
                 batch = collate(features)
@@ -118,14 +124,13 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
                     for j, i in enumerate(rows):
                         trues[i], preds[i] = sentences["label"][j], int(pred[j])
                     continue
-                words = tokenizer(sentences[TOKENS], is_split_into_words=True, truncation=True, max_length=max_length)
                 width = pred.shape[1]
                 for j, (i, tags, feature) in enumerate(zip(rows, sentences[TAGS], features, strict=True)):
                     shift = width - len(feature["input_ids"]) if tokenizer.padding_side == "left" else 0
                     row = [outside] * len(tags)
                     seen = set()
-                    for pos, word in enumerate(words.word_ids(j)):
-                        if word is not None and word not in seen:
+                    for pos, word in enumerate(feature[WORD_IDS]):
+                        if word >= 0 and word not in seen:
                             seen.add(word)
                             row[word] = int(pred[j, pos + shift])
                     trues[i], preds[i] = list(tags), row
@@ -144,19 +149,34 @@ def _scores(task: str, trues, preds, label_names) -> dict[str, float]:
     return result
 
 
+def training_languages(model_dir: str | Path, dataset: str) -> list[str] | None:
+    """The languages a model directory was trained on for ``dataset`` (its run.json), or None."""
+    from polydistill.io import RUN_FILE, read_json
+
+    path = Path(model_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path).get("data") or {}
+    return list(data.get("languages") or []) if data.get("name") == dataset else None
+
+
 def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", languages=None,
-                   batch_size: int = 64, max_length: int = 128, random_runs: int = 30) -> EvalReport:
+                   batch_size: int = 64, max_length: int = 128, random_runs: int = 30,
+                   seen: list[str] | None = None, progress: bool = False) -> EvalReport:
     """Score ``model`` on ``data.splits[split]`` overall, per language and per seen/unseen group.
 
     ``model``: a loaded model or a model directory (``tokenizer`` may then be None). ``languages``
-    restricts the evaluated languages (codes, or partition names of the dataset).
+    restricts the evaluated languages (codes, or partition names of the dataset). ``seen``: the
+    languages the model was trained on; read from a model directory's run.json when not given, and
+    the paper's seen/unseen partition when neither says.
     """
-    from polydistill.data.tokenize import position_limit
-    from polydistill.modeling import load_model, load_tokenizer, task_of_config
+    from polydistill.architectures import get_adapter, task_of
+    from polydistill.modeling import load_model, load_tokenizer
 
     started = time.perf_counter()
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name_or_path", type(model).__name__)
     if isinstance(model, (str, Path)):
+        seen = seen if seen is not None else training_languages(model, data.name)
         if tokenizer is None:
             tokenizer = load_tokenizer(model)
         model = load_model(model)
@@ -164,10 +184,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         raise PolydistillError("evaluate_model needs a tokenizer when given a loaded model.")
     if split not in data.splits:
         raise PolydistillError(f"Split {split!r} does not exist; choose one of {', '.join(data.splits)}.")
-    # a model built in memory has no config.architectures yet: its class says which head it has
-    cls = type(model).__name__
-    head = "sequence" if "SequenceClassification" in cls else "token" if "TokenClassification" in cls \
-        else task_of_config(model.config)
+    head = task_of(model)
     if head != data.task:
         raise PolydistillError(
             f"The model has a {head!r} head but {data.name} is a {data.task!r} task; evaluate a model fine-tuned "
@@ -175,7 +192,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         )
     _label_mapping(model.config, data.label_names)  # fail before any work
     notes = list(data.warnings)
-    limit = position_limit(model.config)
+    limit = get_adapter(model).position_limit(model.config)
     if limit is not None and max_length > limit:
         notes.append(f"max_length {max_length} exceeds the model's {limit} positions; used {limit}.")
         max_length = limit
@@ -187,7 +204,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
                                "choose languages or a split that has data.")
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
                     splits=_one_split(split, split_ds), languages=chosen, source=data.source)
-    trues, preds, langs = predict(model, tokenizer, view, split, batch_size, max_length)
+    trues, preds, langs = predict(model, tokenizer, view, split, batch_size, max_length, progress)
 
     by_lang: dict[str, list[int]] = defaultdict(list)
     for i, lang in enumerate(langs):
@@ -200,7 +217,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     per_language = {lang: _scores(data.task, pick(trues, by_lang[lang]), pick(preds, by_lang[lang]), data.label_names)
                     for lang in chosen if by_lang.get(lang)}
     groups = {}
-    for group, members in _groups(data.name, chosen).items():
+    for group, members in _groups(data.name, chosen, seen).items():
         idx = sorted(i for lang in members for i in by_lang.get(lang, []))
         if idx and len(members) < len(chosen):
             groups[group] = _scores(data.task, pick(trues, idx), pick(preds, idx), data.label_names)
@@ -210,6 +227,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     return EvalReport(
         model=name, dataset=data.name, task=data.task, split=split, languages=chosen,
         label_names=list(data.label_names), overall=overall, per_language=per_language, groups=groups,
+        groups_from="training record" if seen is not None else "paper partition",
         baselines=baselines, max_length=max_length, source=data.source,
         seconds=round(time.perf_counter() - started, 2), warnings=notes,
     )
@@ -221,9 +239,14 @@ def _one_split(split, ds):
     return DatasetDict({split: ds})
 
 
-def _groups(dataset: str, chosen: list[str]) -> dict[str, list[str]]:
+def _groups(dataset: str, chosen: list[str], seen: list[str] | None) -> dict[str, list[str]]:
+    """seen / unseen (/ test-only): from the languages the model trained on when known, else the paper's."""
     from polydistill.data.load import ADAPTERS
 
+    if seen is not None:
+        groups = {"seen": [lang for lang in chosen if lang in seen],
+                  "unseen": [lang for lang in chosen if lang not in seen]}
+        return {name: members for name, members in groups.items() if members}
     if dataset not in ADAPTERS:
         return {}
     named = ADAPTERS[dataset].named

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-IGNORE_INDEX = -100
+from polydistill.data.types import IGNORE_INDEX
 
 
 def classification_scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:

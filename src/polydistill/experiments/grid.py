@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from polydistill.experiments.schema import ExperimentConfig, KDConfig, Languages, TrainingConfig
+from polydistill.distill.settings import KDSettings, Training
+from polydistill.experiments.schema import ExperimentConfig, Languages
 
 Kind = Literal["teacher", "student", "copy"]
 
@@ -42,8 +43,8 @@ class RunSpec(BaseModel):
     layer_map: str | list[int] = "alternate-last"
     fraction: float = 1.0  # §5.2 student subset, relative to the train split
     seed: int = 0
-    training: TrainingConfig | None = None
-    kd_settings: KDConfig | None = None
+    training: Training | None = None
+    kd_settings: KDSettings | None = None
     teacher_run: str | None = None
 
     @property

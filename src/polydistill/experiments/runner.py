@@ -85,20 +85,11 @@ def train_data(spec: RunSpec):
 def _settings(spec: RunSpec, output_dir: Path, freeze: bool):
     from polydistill.distill.settings import TrainSettings
 
-    t = spec.training
     return TrainSettings(
-        output_dir=output_dir, epochs=t.epochs, learning_rate=t.learning_rate, batch_size=t.batch_size,
-        eval_batch_size=t.eval_batch_size, eval_steps=t.eval_steps, max_length=t.max_length, seed=spec.seed,
-        freeze_word_embeddings=freeze, grad_accum=t.grad_accum, fp16=t.fp16, bf16=t.bf16,
-        max_steps=t.max_steps or -1, logging_steps=t.logging_steps, resume=True, overwrite=False,
+        **spec.training.model_dump(exclude={"freeze_word_embeddings"}), freeze_word_embeddings=freeze,
+        output_dir=output_dir, seed=spec.seed, resume=True, overwrite=False,
         progress=False,  # the grid shows one rich progress bar over its runs
     )
-
-
-def _kd_settings(spec: RunSpec):
-    from polydistill.distill.settings import KDSettings
-
-    return KDSettings(**spec.kd_settings.model_dump())
 
 
 def loss_curve(log_history: list[dict[str, Any]]) -> list[list[float]]:
@@ -181,9 +172,9 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
         freeze = spec.training.freeze_word_embeddings and spec.init != "from-scratch"
         settings = _settings(spec, model_dir, freeze)
         if spec.kd:
-            from polydistill.distill.trainer import distill
+            from polydistill.distill.kd import distill
 
-            result = distill(str(teacher_dir), str(init_dir), data, settings, _kd_settings(spec))
+            result = distill(str(teacher_dir), str(init_dir), data, settings, spec.kd_settings)
         else:
             from polydistill.distill.finetune import finetune
 

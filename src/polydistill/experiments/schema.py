@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from polydistill.distill.settings import KDSettings, Training, with_defaults
 from polydistill.errors import PolydistillError
 
 SCHEMA_VERSION = 1
@@ -32,36 +33,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TrainingConfig(_Strict):
-    """Training settings of one role (teacher or student); mirrors distill.TrainSettings."""
-
-    epochs: float = 30
-    learning_rate: float = 5e-5
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(64, ge=1)
-    eval_steps: int | None = Field(None, ge=1, description="evaluate (and checkpoint) every N steps; None = per epoch")
-    max_length: int = Field(128, ge=8)
-    freeze_word_embeddings: bool = Field(
-        False, description="freeze the word-embedding matrix; never applied to from-scratch students"
-    )
-    grad_accum: int = Field(1, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    fp16: bool = False
-    bf16: bool = False
+# The grid runs the paper's protocol (000 §3: 30 epochs, KD without the gold-label CE term). Those
+# defaults are stated once, here, as overrides of the library's own settings models: every bound
+# and every other default lives in polydistill.distill.settings.
+TrainingConfig = with_defaults(Training, "TrainingConfig", epochs=30, eval_batch_size=64, logging_steps=10)
+GRID_KD_WEIGHTS = {"ce": 0.0}
 
 
-class KDConfig(_Strict):
-    """TinyBERT loss weights and options; mirrors distill.KDSettings."""
-
-    att: float = 1.0
-    hid: float = 1.0
-    emb: float = 1.0
-    pred: float = 1.0
-    ce: float = 0.0
-    pred_loss: Literal["mse", "kl"] = "mse"
-    temperature: float = 1.0
-    attention: Literal["probs", "scores"] = "probs"
+def grid_kd(value: Any) -> KDSettings:
+    """A grid's ``kd:`` mapping → KDSettings with the grid's default weights under the user's."""
+    if isinstance(value, KDSettings):
+        return value
+    value = dict(value or {})
+    weights = {**GRID_KD_WEIGHTS, **dict(value.pop("weights", None) or {})}
+    return KDSettings(weights=weights, **value)
 
 
 class TeacherConfig(_Strict):
@@ -142,9 +127,9 @@ class ExperimentConfig(_Strict):
     )
     students: StudentGrid | None = StudentGrid()
     copy_without_finetune: bool = Field(False, description="also evaluate each copied student directly (§5.1)")
-    teacher_training: TrainingConfig = TrainingConfig()
-    student_training: TrainingConfig = TrainingConfig()
-    kd: KDConfig = KDConfig()
+    teacher_training: TrainingConfig = Field(default_factory=TrainingConfig)
+    student_training: TrainingConfig = Field(default_factory=TrainingConfig)
+    kd: KDSettings = Field(default_factory=lambda: grid_kd({}))
     keep_student_models: bool = Field(False, description="keep student model dirs after evaluation")
     torch_threads: int | None = Field(None, ge=1)
 
@@ -154,6 +139,11 @@ class ExperimentConfig(_Strict):
         if value != SCHEMA_VERSION:
             raise ValueError(f"schema_version {value} is not supported; this polydistill reads version {SCHEMA_VERSION}")
         return value
+
+    @field_validator("kd", mode="before")
+    @classmethod
+    def _grid_kd(cls, value: Any) -> KDSettings:
+        return grid_kd(value)
 
     @field_validator("work_dir", "data_root")
     @classmethod

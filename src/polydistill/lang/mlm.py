@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from polydistill.data.types import IGNORE_INDEX
 from polydistill.errors import require
-
-IGNORE_INDEX = -100
 
 
 def token_counts(id_lists: Iterable[list[int]], vocab_size: int) -> torch.Tensor:

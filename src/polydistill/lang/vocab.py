@@ -44,21 +44,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import count_parameters
 from polydistill.errors import PolydistillError, require
 from polydistill.io import (
+    CARD_FILE,
+    PROVENANCE_FILE,
+    WEIGHT_SUFFIXES,
     atomic_output_dir,
-    atomic_write_json,
     atomic_write_text,
     check_output_dir,
     package_versions,
-    read_json,
 )
+from polydistill.student.provenance import Provenance, read_provenance, write_provenance
 
-PROVENANCE_FILE = "polydistill.json"
 # Files describing the old vocabulary that would contradict the rebuilt tokenizer.json.
 _STALE_TOKENIZER_FILES = ("vocab.txt", "sentencepiece.bpe.model", "spm.model", "tokenizer.model", "vocab.json",
                           "merges.txt", "added_tokens.json")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
 _BYTE_LEVEL_ALPHABET_SIZE = 256
 
 
@@ -316,10 +317,6 @@ def _model_class(config):
     return transformers.AutoModel
 
 
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def reduce_model(model, plan: VocabPlan):
     """A new model of the same class whose vocabulary-sized tensors keep only ``plan.kept_ids`` rows."""
     import torch
@@ -375,21 +372,12 @@ def build_reduced_tokenizer(tokenizer, plan: VocabPlan):
         return _save_tokenizer(tokenizer, backend, Path(tmp))
 
 
-def _read_provenance(model_dir: Path) -> dict | None:
-    try:
-        from polydistill.student.provenance import read_provenance
-    except ImportError:
-        path = model_dir / PROVENANCE_FILE
-        return read_json(path) if path.is_file() else None
-    return read_provenance(model_dir)
-
-
 def _copy_extras(src: Path, dst: Path) -> None:
     """Keep files that describe how to use the model (e.g. sentence-transformers pooling), not weights."""
-    skip = {"config.json", "README.md", PROVENANCE_FILE, "tokenizer.json", "tokenizer_config.json",
+    skip = {"config.json", CARD_FILE, PROVENANCE_FILE, "tokenizer.json", "tokenizer_config.json",
             "special_tokens_map.json", "generation_config.json", *_STALE_TOKENIZER_FILES}
     for item in src.iterdir():
-        if item.name in skip or item.name.startswith(".") or item.name.endswith(_WEIGHT_SUFFIXES) \
+        if item.name in skip or item.name.startswith(".") or item.name.endswith(WEIGHT_SUFFIXES) \
                 or item.name.endswith(".index.json") or (dst / item.name).exists():
             continue
         if item.is_dir():
@@ -464,7 +452,7 @@ def vocab_reduce(
                                f"{str(err).splitlines()[0][:200]}") from err
     model.eval()
     emb_before = model.get_input_embeddings().weight.numel()
-    params_before = count_parameters(model)
+    params_before = count_parameters(model).total
     new_model = reduce_model(model, plan)
     new_backend = reduce_tokenizer_json(backend, plan)
     record = {
@@ -481,18 +469,16 @@ def vocab_reduce(
         "kept_by_reason": plan.reasons,
         "fallback": FALLBACK_DOC[plan.model_type],
         "params_before": params_before,
-        "params_after": count_parameters(new_model),
+        "params_after": count_parameters(new_model).total,
         "embedding_params_before": emb_before,
         "embedding_params_after": new_model.get_input_embeddings().weight.numel(),
         "seconds": None,
     }
     record["params_reduction"] = round(1 - record["params_after"] / record["params_before"], 4)
     # A student's provenance (teacher, copied layers, ...) stays valid; only its size changes.
-    provenance = dict(_read_provenance(model_dir) or {})
-    if "parameters" in provenance:
-        provenance["parameters"] = record["params_after"]
-    provenance["vocab_reduction"] = record
-    provenance["versions"] = package_versions()
+    previous = read_provenance(model_dir) or Provenance()
+    provenance = previous.with_step("vocab_reduction", record, versions=package_versions(),
+                                    **({"parameters": record["params_after"]} if previous.parameters else {}))
     new_tokenizer = None
     path = None
     if out is not None:
@@ -503,9 +489,10 @@ def vocab_reduce(
                     f"Reduced tokenizer has {len(new_tokenizer)} tokens, expected {plan.new_size}.")
             _copy_extras(model_dir, tmp)
             record["seconds"] = round(time.time() - start, 2)
-            atomic_write_json(tmp / PROVENANCE_FILE, provenance)
-            old_card = (model_dir / "README.md").read_text(encoding="utf-8") if (model_dir / "README.md").is_file() else None
-            atomic_write_text(tmp / "README.md", _model_card(str(model_dir), record, old_card))
+            provenance = provenance.with_step("vocab_reduction", record)
+            write_provenance(tmp, provenance)
+            old_card = (model_dir / CARD_FILE).read_text(encoding="utf-8") if (model_dir / CARD_FILE).is_file() else None
+            atomic_write_text(tmp / CARD_FILE, _model_card(str(model_dir), record, old_card))
         path = Path(out)
     else:
         new_tokenizer = build_reduced_tokenizer(tokenizer, plan)
@@ -538,4 +525,4 @@ def dataset_sentences(name: str, languages, data_root: str | None = None, split:
 
 __all__ = ["VocabPlan", "VocabReduction", "vocab_reduce", "plan_reduction", "sentence_frequencies",
            "reduce_model", "reduce_tokenizer_json", "build_reduced_tokenizer", "read_corpus_files",
-           "dataset_sentences", "count_parameters"]
+           "dataset_sentences"]

@@ -7,7 +7,7 @@ Importing this package does not import torch.
 
 from __future__ import annotations
 
-from polydistill.student.adapters import get_adapter
+from polydistill.architectures import get_adapter
 from polydistill.student.build import BuiltStudent, build_student
 from polydistill.student.layer_maps import resolve_layer_map
 from polydistill.student.provenance import read_provenance

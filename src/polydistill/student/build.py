@@ -8,17 +8,16 @@ Hugging Face model directory plus ``polydistill.json`` and a README model card, 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import ArchitectureAdapter, count_parameters, get_adapter, task_of
 from polydistill.errors import PolydistillError, require
-from polydistill.student.adapters import ArchitectureAdapter, get_adapter
 from polydistill.student.layer_maps import LAYER_MAPS, explicit_length, resolve_layer_map
+from polydistill.student.provenance import STUDENT_RECORD_VERSION, Provenance
 from polydistill.student.selection import WidthPlan, uniform_plan
 
 INITS = ("from-teacher", "from-base", "from-scratch")
@@ -29,18 +28,8 @@ WIDTH_SELECTIONS = ("uniform", "importance")
 class BuiltStudent:
     model: Any  # a transformers PreTrainedModel, in eval mode
     tokenizer: Any  # the teacher's tokenizer (None if the teacher was given as a model without one)
-    provenance: dict[str, Any]
+    provenance: Provenance
     path: Path | None  # the written model directory, if ``out`` was given
-
-
-def task_of_model(model) -> str:
-    """sequence / token / base, from the model class (in-memory models may lack config.architectures)."""
-    name = type(model).__name__
-    if name.endswith("ForSequenceClassification"):
-        return "sequence"
-    if name.endswith("ForTokenClassification"):
-        return "token"
-    return "base"
 
 
 def _teacher_config(teacher):
@@ -99,14 +88,6 @@ def _check_base_tokenizer(base, name, teacher_tokenizer) -> None:
             "teacher's tokenizer.")
 
 
-def _importance_plan(teacher, tokenizer, hidden, intermediate, heads, teacher_layers, seed) -> WidthPlan:
-    if importlib.util.find_spec("polydistill.student.importance") is None:
-        raise PolydistillError("Importance-based width selection is not available yet; use --width-select uniform.")
-    module = importlib.import_module("polydistill.student.importance")
-    return module.importance_plan(teacher, tokenizer=tokenizer, hidden=hidden, intermediate=intermediate,
-                                  heads=heads, teacher_layers=teacher_layers, seed=seed)
-
-
 def _check_width_fits(adapter: ArchitectureAdapter, config, plan: WidthPlan) -> None:
     """Width changes the supported architectures' configs cannot express."""
     if plan.is_identity(config):
@@ -144,6 +125,7 @@ def build_student(
     width_plan: WidthPlan | None = None,
     teacher_layers: Sequence[int] | None = None,
     width_select: str = "uniform",
+    calibration=None,
     tokenizer=None,
 ) -> BuiltStudent:
     """Build (and, with ``out``, save) a student of ``teacher``.
@@ -153,7 +135,8 @@ def build_student(
     layer_map: alternate-last | alternate-first | first | last | explicit 0-indexed list or "0,2,5".
     teacher_layers: explicit 0-indexed teacher layers (overrides ``layer_map``).
     hidden / intermediate / heads: student widths (default: the teacher's), uniform selection unless
-    ``width_plan`` (e.g. importance-based, per-layer sets) or ``width_select="importance"`` is given.
+    ``width_plan`` (e.g. importance-based, per-layer sets) or ``width_select="importance"`` with
+    ``calibration`` (a :class:`~polydistill.student.importance.CalibrationSet` or a list of batches) is given.
     init: from-teacher (copy embeddings, layers, head) | from-base (copy from ``base``, fresh head) |
     from-scratch (nothing copied; standard init seeded by ``seed``).
     """
@@ -161,6 +144,7 @@ def build_student(
 
     from polydistill.io import atomic_output_dir, check_output_dir, package_versions
     from polydistill.modeling import auto_class, load_model, load_tokenizer
+    from polydistill.student.card import write_card
     from polydistill.student.provenance import write_provenance
     from polydistill.student.weights import copy_weights
 
@@ -190,7 +174,10 @@ def build_student(
     teacher_model = _load_teacher_weights(teacher, t_config)
     t_config = teacher_model.config
     if width_plan is None:  # importance selection needs the loaded teacher
-        width_plan = _importance_plan(teacher_model, tokenizer, hidden, intermediate, heads, mapped, seed)
+        from polydistill.student.importance import importance_plan
+
+        width_plan = importance_plan(teacher_model, hidden=hidden, intermediate=intermediate, heads=heads,
+                                     teacher_layers=mapped, seed=seed, calibration=calibration)
     plan = width_plan
     plan.validate(t_config, len(mapped))
     _check_width_fits(adapter, t_config, plan)
@@ -199,7 +186,7 @@ def build_student(
     if init == "from-base":
         base_model = base if not isinstance(base, (str, Path)) else load_model(base, task="base", config=base_config)
 
-    task = task_of_model(teacher_model)
+    task = task_of(teacher_model)
     s_config = adapter.student_config(t_config, len(mapped), plan.hidden_size, plan.intermediate_size,
                                       plan.num_heads)
     s_config.architectures = [type(teacher_model).__name__]
@@ -223,28 +210,28 @@ def build_student(
         spec_name = layer_map if named else "explicit"
     else:
         spec_name = layer_map if named and layer_map not in LAYER_MAPS else "explicit"
-    provenance = {
-        "polydistill_student": 1,
-        "teacher": teacher_name,
-        "teacher_architecture": type(teacher_model).__name__,
-        "architecture": adapter.name,
-        "model_type": t_config.model_type,
-        "task": task,
-        "base": base_name,
-        "init": init,
-        "copied": copied,
-        "layer_map": spec_name,
-        "teacher_layers": mapped,
-        "num_layers": len(mapped),
-        "width": plan.to_dict(with_indices=plan.method != "uniform"),
-        "teacher_sizes": _sizes(t_config),
-        "labels": labels,
-        "seed": seed,
-        "parameters": sum(p.numel() for p in student.parameters()),
-        "teacher_parameters": sum(p.numel() for p in teacher_model.parameters()),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-    }
+    provenance = Provenance(
+        polydistill_student=STUDENT_RECORD_VERSION,
+        teacher=teacher_name,
+        teacher_architecture=type(teacher_model).__name__,
+        architecture=adapter.name,
+        model_type=t_config.model_type,
+        task=task,
+        base=base_name,
+        init=init,
+        copied=copied,
+        layer_map=spec_name,
+        teacher_layers=mapped,
+        num_layers=len(mapped),
+        width=plan.to_dict(with_indices=plan.method != "uniform"),
+        teacher_sizes=_sizes(t_config),
+        labels=labels,
+        seed=seed,
+        parameters=count_parameters(student).total,
+        teacher_parameters=count_parameters(teacher_model).total,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=package_versions(),
+    )
 
     path = None
     if out is not None:
@@ -253,5 +240,6 @@ def build_student(
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             write_provenance(tmp, provenance)
+            write_card(tmp, "student", provenance)
         path = Path(out)
     return BuiltStudent(model=student, tokenizer=tokenizer, provenance=provenance, path=path)

@@ -47,8 +47,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from polydistill.architectures import ArchitectureAdapter, get_adapter, task_of
 from polydistill.errors import PolydistillError, require
-from polydistill.student.adapters import ArchitectureAdapter, get_adapter
 from polydistill.student.selection import WidthPlan, target_sizes
 
 CRITERIA = ("auto", "taylor", "activation")
@@ -155,12 +155,6 @@ def top_k(scores: torch.Tensor, k: int) -> list[int]:
     return sorted(order[:k])
 
 
-def _task_of(model) -> str:
-    name = type(model).__name__
-    return "sequence" if name.endswith("ForSequenceClassification") else (
-        "token" if name.endswith("ForTokenClassification") else "base")
-
-
 def _layer_prefix(model: nn.Module, adapter: ArchitectureAdapter) -> str:
     target = adapter.layers(model)
     for name, module in model.named_modules():
@@ -190,9 +184,9 @@ def score_importance(model, calibration, criterion: str = "auto") -> ImportanceS
     calibration = _as_calibration(calibration)
     has_labels = all("labels" in b for b in calibration.batches)
     if criterion == "auto":
-        criterion = "taylor" if _task_of(model) != "base" and has_labels else "activation"
+        criterion = "taylor" if task_of(model) != "base" and has_labels else "activation"
     if criterion == "taylor":
-        require(_task_of(model) != "base",
+        require(task_of(model) != "base",
                 "Taylor importance needs the teacher's task loss but the model has no task head; use the "
                 "fine-tuned teacher or criterion 'activation'.")
         require(has_labels, "Taylor importance needs labelled calibration batches (a 'labels' entry).")
@@ -332,8 +326,8 @@ def _activation(model, calibration: CalibrationSet) -> ImportanceScores:
 
     handles = []
     for i, layer in enumerate(layers):
-        handles.append(layer.get_submodule("output.dense").register_forward_pre_hook(ffn_hook(i)))
-        handles.append(layer.get_submodule("attention.output.dense").register_forward_pre_hook(attention_hook(i)))
+        handles.append(layer.get_submodule(adapter.ffn_output).register_forward_pre_hook(ffn_hook(i)))
+        handles.append(layer.get_submodule(adapter.attention_output).register_forward_pre_hook(attention_hook(i)))
     try:
         with torch.no_grad():
             for batch in calibration.batches:
@@ -456,7 +450,7 @@ def layer_importance(teacher, n_student: int, calibration, criterion: str = "aut
             f"The student needs between 1 and {n_teacher} layers (the teacher's depth), not {n_student}.")
     has_labels = all("labels" in b for b in calibration.batches)
     if criterion == "auto":
-        criterion = "task-loss" if _task_of(model) != "base" and has_labels else "representation"
+        criterion = "task-loss" if task_of(model) != "base" and has_labels else "representation"
     require(criterion in ("task-loss", "representation"),
             f"Unknown layer criterion {criterion!r}; choose task-loss or representation.")
     was_training = model.training

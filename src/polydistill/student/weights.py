@@ -2,7 +2,7 @@
 
 Every student tensor is found by name in the source, with student layer i read from teacher layer
 ``teacher_layers[i]``, and sliced along each dimension by the index set its adapter rule names
-(see :mod:`polydistill.student.adapters.base`). A tensor no rule covers, or whose slice does not fit,
+(see :mod:`polydistill.architectures.base`). A tensor no rule covers, or whose slice does not fit,
 is a bug in an adapter and stops the build rather than leaving a random tensor behind silently.
 """
 
@@ -13,7 +13,7 @@ import re
 import torch
 from torch import nn
 
-from polydistill.student.adapters.base import ArchitectureAdapter
+from polydistill.architectures.base import ArchitectureAdapter
 from polydistill.student.selection import WidthPlan
 
 

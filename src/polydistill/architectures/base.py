@@ -14,6 +14,13 @@ than the teacher:
   embeddings (ELECTRA / DeBERTa ``embedding_size`` != ``hidden_size``), in which case it is kept;
 - ``None``      never shrinks (vocabulary, positions, labels, conv kernel).
 
+Besides the axis rules an adapter is the one place that knows an architecture: where the
+backbone, embeddings, layer list and head live, the Q/K projections and the attention/FFN output
+projections inside a layer, the position limit (RoBERTa-style models offset positions by the
+padding id), how parameters split into embeddings / encoder / rest, and where the MLM head sits.
+Which *task* head a model carries (sequence / token / bare) is read off the Hugging Face class or
+``config.architectures`` the same way for every family: :func:`task_of`.
+
 Adding an architecture is one module that builds an :class:`ArchitectureAdapter`.
 """
 
@@ -21,12 +28,39 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from torch import nn
 
 Axes = tuple[str | None, ...]
+Task = Literal["sequence", "token", "base"]
+TASKS: tuple[str, ...] = ("sequence", "token", "base")
+
+
+def task_of(model_or_config) -> Task:
+    """sequence / token / base: from the model's class (an in-memory model may lack
+    ``config.architectures``), else from ``config.architectures`` (a config read from disk)."""
+    names = [type(model_or_config).__name__]
+    config = getattr(model_or_config, "config", model_or_config)
+    names += list(getattr(config, "architectures", None) or [])
+    for name in names:
+        if name.endswith("ForSequenceClassification"):
+            return "sequence"
+        if name.endswith("ForTokenClassification"):
+            return "token"
+    return "base"
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameters of an encoder, split by where they live (shared tensors counted once)."""
+
+    total: int
+    embedding: int  # word + position + type embeddings and their LayerNorm (+ ELECTRA's projection)
+    word_embedding: int  # the vocabulary matrix alone: what vocabulary reduction shrinks
+    encoder: int  # the transformer layers (plus DeBERTa's relative-position table, which lives there)
+    other: int  # pooler, task head, MLM head
 
 
 @dataclass(frozen=True)
@@ -88,6 +122,14 @@ class ArchitectureAdapter:
     model_types: tuple[str, ...]  # config.model_type values this adapter handles
     rules: tuple[AxisRule, ...]
     query_key: tuple[str, str] | None = ("attention.self.query", "attention.self.key")
+    # Inside a layer: the attention output projection (input = concatenated heads) and the FFN output
+    # projection (input = the intermediate activations), hooked by importance scoring.
+    attention_output: str = "attention.output.dense"
+    ffn_output: str = "output.dense"
+    # RoBERTa-style position ids start after the padding id: pad_token_id + 1 rows are never used.
+    positions_offset_by_padding: bool = False
+    # An embedding projection outside ``embeddings`` (ELECTRA's ``embeddings_project``), if any.
+    embedding_projection: str | None = None
     # Config fields that must equal hidden_size in the student when they equal it in the teacher.
     tied_to_hidden: tuple[str, ...] = field(default=())
 
@@ -124,6 +166,44 @@ class ArchitectureAdapter:
         if self.query_key is None:
             return None
         return layer.get_submodule(self.query_key[0]), layer.get_submodule(self.query_key[1])
+
+    def embedding_output(self, model: nn.Module) -> nn.Module:
+        """The module whose output is hidden_states[0] (after an embedding projection, if any)."""
+        backbone = self.backbone(model)
+        projection = getattr(backbone, self.embedding_projection, None) if self.embedding_projection else None
+        return projection if projection is not None else self.embeddings(model)
+
+    def position_limit(self, config) -> int | None:
+        """Longest input the position embeddings allow, or None when the config does not say."""
+        limit = getattr(config, "max_position_embeddings", None)
+        if not limit:
+            return None
+        if self.positions_offset_by_padding:
+            limit -= (config.pad_token_id if config.pad_token_id is not None else 1) + 1
+        return int(limit)
+
+    def count_parameters(self, model: nn.Module) -> ParamCounts:
+        """Split the parameters into embeddings, encoder layers and the rest (head, pooler, ...)."""
+        embedding_modules = [self.embeddings(model)]
+        if self.embedding_projection and getattr(self.backbone(model), self.embedding_projection, None) is not None:
+            embedding_modules.append(getattr(self.backbone(model), self.embedding_projection))
+
+        def unique(modules) -> dict[int, int]:
+            return {id(p): p.numel() for module in modules for p in module.parameters()}
+
+        everything = unique([model])
+        emb = unique(embedding_modules)
+        enc = {k: v for k, v in unique([self.encoder(model)]).items() if k not in emb}
+        total = sum(everything.values())
+        return ParamCounts(total=total, embedding=sum(emb.values()),
+                           word_embedding=model.get_input_embeddings().weight.numel(),
+                           encoder=sum(enc.values()), other=total - sum(emb.values()) - sum(enc.values()))
+
+    def mlm_head_state(self, model: nn.Module) -> dict:
+        """The tensors of a ``*ForMaskedLM`` model outside its backbone: the MLM head (BERT ``cls``,
+        XLM-R ``lm_head``, DeBERTa-v2 ``lm_predictions``, ELECTRA generator head)."""
+        prefix = model.base_model_prefix + "."
+        return {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
 
     def num_heads(self, config) -> int:
         return int(config.num_attention_heads)

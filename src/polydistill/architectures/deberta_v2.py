@@ -9,7 +9,7 @@ Attention maps must come from ``output_attentions`` (the position terms are not 
 
 from __future__ import annotations
 
-from polydistill.student.adapters.base import (
+from polydistill.architectures.base import (
     BERT_LAYER_RULES,
     LINEAR_CLASSIFIER_RULES,
     POOLER_RULES,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polydistill.student.adapters.base import (
+from polydistill.architectures.base import (
     BERT_EMBEDDING_RULES,
     BERT_LAYER_RULES,
     LINEAR_CLASSIFIER_RULES,

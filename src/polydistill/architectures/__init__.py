@@ -1,4 +1,5 @@
-"""Architecture adapters: one small module per family says where its parts live.
+"""Architecture adapters: one small module per family says where its parts live (the only place
+that knows an architecture; see ``base.py``).
 
 ``get_adapter(model_or_config)`` picks the adapter from ``config.model_type`` and refuses anything
 else by name, listing the supported families.
@@ -6,12 +7,12 @@ else by name, listing the supported families.
 
 from __future__ import annotations
 
+from polydistill.architectures.base import TASKS, ArchitectureAdapter, AxisRule, ParamCounts, Task, task_of
+from polydistill.architectures.bert import ADAPTER as BERT
+from polydistill.architectures.deberta_v2 import ADAPTER as DEBERTA_V2
+from polydistill.architectures.electra import ADAPTER as ELECTRA
+from polydistill.architectures.roberta import ADAPTER as ROBERTA
 from polydistill.errors import PolydistillError
-from polydistill.student.adapters.base import ArchitectureAdapter, AxisRule
-from polydistill.student.adapters.bert import ADAPTER as BERT
-from polydistill.student.adapters.deberta_v2 import ADAPTER as DEBERTA_V2
-from polydistill.student.adapters.electra import ADAPTER as ELECTRA
-from polydistill.student.adapters.roberta import ADAPTER as ROBERTA
 
 ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DEBERTA_V2, ELECTRA)
 _BY_MODEL_TYPE = {model_type: adapter for adapter in ADAPTERS for model_type in adapter.model_types}
@@ -19,6 +20,11 @@ _BY_MODEL_TYPE = {model_type: adapter for adapter in ADAPTERS for model_type in 
 
 def supported_architectures() -> str:
     return ", ".join(f"{a.name} ({'/'.join(a.model_types)})" for a in ADAPTERS)
+
+
+def count_parameters(model) -> ParamCounts:
+    """Parameters of ``model`` split into embeddings / encoder / other (see ``ArchitectureAdapter``)."""
+    return get_adapter(model).count_parameters(model)
 
 
 def get_adapter(model_or_config) -> ArchitectureAdapter:
@@ -36,4 +42,5 @@ def get_adapter(model_or_config) -> ArchitectureAdapter:
     return adapter
 
 
-__all__ = ["ADAPTERS", "ArchitectureAdapter", "AxisRule", "get_adapter", "supported_architectures"]
+__all__ = ["ADAPTERS", "TASKS", "ArchitectureAdapter", "AxisRule", "ParamCounts", "Task", "count_parameters", "get_adapter",
+           "supported_architectures", "task_of"]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from polydistill.student.adapters.base import (
+from polydistill.architectures.base import (
     BERT_EMBEDDING_RULES,
     BERT_LAYER_RULES,
     DENSE_CLASSIFIER_RULES,
@@ -23,4 +23,5 @@ ADAPTER = ArchitectureAdapter(
         *DENSE_CLASSIFIER_RULES,
         *LINEAR_CLASSIFIER_RULES,
     ),
+    embedding_projection="embeddings_project",
 )

@@ -1,0 +1,144 @@
+"""TinyBERT-style task distillation (000 §2.1): a frozen, fine-tuned teacher, a student (usually a
+weight copy of it) and the KD objective of ``KDSettings`` run through the training core.
+
+loss = Σ weight · term over the active registered terms (default w_att·L_att + w_hid·L_hid +
+w_emb·L_embd + w_pred·L_pred + w_ce·CE), each logged separately (``loss_att``, ... in the Trainer log
+history, ``log.jsonl`` and TensorBoard).
+
+Layer map default: the student's provenance ``teacher_layers`` (each student layer is distilled
+towards the teacher layer it was copied from), else TinyBERT's k = i·N_T/N_S (1-indexed), i.e.
+0-indexed k = (i+1)·N_T/N_S − 1. The two agree for the paper's students (alternate-last copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from polydistill.architectures import get_adapter, task_of
+from polydistill.data.types import TaskData
+from polydistill.distill.checks import (
+    check_embedding_rows,
+    check_labels,
+    check_teacher_trained,
+    check_vocabularies,
+)
+from polydistill.distill.run import RunResult, model_digest
+from polydistill.distill.settings import KDSettings, TrainSettings
+from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
+from polydistill.distill.trainer import attach_projection, objective_of
+from polydistill.errors import PolydistillError
+from polydistill.modeling import load_model, load_tokenizer
+from polydistill.student.provenance import Provenance
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def kd_layer_map(kd: KDSettings, provenance: Provenance | None, n_teacher: int, n_student: int) -> list[int]:
+    """The 0-indexed teacher layer for each student layer (see the module doc)."""
+    from polydistill.student.layer_maps import resolve_layer_map
+
+    spec = kd.layer_map
+    recorded = provenance.teacher_layers if provenance is not None else None
+    if spec == "provenance" and not recorded:
+        raise PolydistillError("The student records no teacher_layers in its provenance; pass --kd-layer-map uniform.")
+    if spec in (None, "provenance") and recorded and len(recorded) == n_student and max(recorded) < n_teacher:
+        return [int(k) for k in recorded]
+    if isinstance(spec, list):
+        return resolve_layer_map(spec, n_teacher, n_student)
+    return resolve_layer_map("alternate-last", n_teacher, n_student)  # k = i·N_T/N_S
+
+
+def load_teacher(teacher, data: TaskData, kd: KDSettings):
+    """The frozen teacher (eval mode, no gradients), its tokenizer and source, after the hygiene checks."""
+    source = None
+    tokenizer = None
+    if isinstance(teacher, str | Path):
+        source = Path(teacher)
+        tokenizer = load_tokenizer(source)
+        teacher = load_model(source)
+    task = task_of(teacher)
+    if task == "base":
+        check_teacher_trained(teacher, source, allow=False)  # a bare encoder cannot give logits
+    if task != data.task:
+        raise PolydistillError(
+            f"The teacher is a {task} classifier but {data.name} is a {data.task} task; use a teacher fine-tuned "
+            "on this dataset."
+        )
+    check_labels(teacher.config, data.label_names, "teacher")
+    check_teacher_trained(teacher, source, allow=kd.allow_untrained_teacher)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    teacher.to(_DTYPES[kd.teacher_dtype])
+    return teacher, tokenizer, source
+
+
+def _check_attention_terms(kd: KDSettings, teacher, student) -> None:
+    if kd.weight("att") <= 0:
+        return
+    t_adapter, s_adapter = get_adapter(teacher), get_adapter(student)
+    t_heads, s_heads = t_adapter.num_heads(teacher.config), s_adapter.num_heads(student.config)
+    if t_heads != s_heads:
+        raise PolydistillError(
+            f"The attention loss compares maps head by head, but the teacher has {t_heads} heads and the "
+            f"student {s_heads}; build the student with --heads {t_heads} or pass --w-att 0."
+        )
+    if kd.attention == "scores" and (t_adapter.query_key is None or s_adapter.query_key is None):
+        raise PolydistillError(
+            "This architecture exposes only post-softmax attention (DeBERTa-v2); use --attention probs."
+        )
+
+
+def distill(
+    teacher,
+    student,
+    data: TaskData,
+    settings: TrainSettings,
+    kd: KDSettings | None = None,
+    tokenizer=None,
+) -> RunResult:
+    """Distil ``teacher`` into ``student`` on ``data``; returns the run's result.
+
+    teacher: a fine-tuned model directory or loaded model; student: a directory (e.g. made by
+    ``polydistill student``), a loaded model, or a ``BuiltStudent``; tokenizer: the student's, when
+    it is not in the student directory. The best student (by dev F1) is saved at
+    ``settings.output_dir`` without the projection W."""
+    from transformers import set_seed
+
+    set_seed(settings.seed)  # a new head or projection must not depend on what ran before
+    kd = kd or KDSettings()
+    teacher, teacher_tokenizer, teacher_source = load_teacher(teacher, data, kd)
+    resolved = resolve_model(student, data, tokenizer, who="student", default_tokenizer=teacher_tokenizer)
+    model = resolved.model
+    if teacher_tokenizer is not None and resolved.tokenizer is not None:
+        check_vocabularies(teacher_tokenizer, resolved.tokenizer)
+    check_embedding_rows(teacher, model)
+    if settings.freeze_word_embeddings:
+        freeze_word_embeddings(model, resolved.provenance)
+
+    n_teacher = len(get_adapter(teacher).layers(teacher))
+    n_student = len(get_adapter(model).layers(model))
+    layer_map = kd_layer_map(kd, resolved.provenance, n_teacher, n_student)
+    _check_attention_terms(kd, teacher, model)
+    t_width, s_width = teacher.config.hidden_size, model.config.hidden_size
+    projection = None
+    if t_width != s_width and (kd.weight("hid") > 0 or kd.weight("emb") > 0):
+        torch.manual_seed(settings.seed)
+        projection = nn.Linear(s_width, t_width).to(next(model.parameters()).dtype)
+        attach_projection(model, projection)  # trained (and synchronised under DDP) with the student
+
+    return train_task(
+        "distill", resolved, data, settings, objective_of(kd),
+        identity={"teacher": model_digest(teacher), "layer_map": layer_map,
+                  "kd": kd.model_dump(mode="json", exclude={"allow_untrained_teacher"})},
+        trainer_kwargs={"teacher": teacher, "kd": kd, "layer_map": layer_map},
+        record={
+            "teacher": str(teacher_source) if teacher_source else None,
+            "kd": kd.model_dump(mode="json"),
+            "layer_map": layer_map,
+            "projection": [s_width, t_width] if projection is not None else None,
+            "provenance": resolved.provenance.to_json() if resolved.provenance is not None else None,
+        },
+    )

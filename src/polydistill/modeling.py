@@ -8,6 +8,7 @@ Safetensors only; ``trust_remote_code`` stays off unless the caller asks for it.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 from polydistill.architectures import TASKS, Task, task_of
@@ -32,19 +33,46 @@ def _describe(source: str) -> str:
     return f"directory {source}" if Path(source).exists() else f"hub id {source!r}"
 
 
+# Any one of these makes a directory hold a tokenizer (tokenizer.json alone is enough; the others are
+# the slow tokenizers' vocabularies, read with tokenizer_config.json).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "sentencepiece.bpe.model", "spm.model", "spiece.model", "tokenizer.model")
+
+
 def _check_source(source: str | Path) -> str:
-    source = str(source)
-    path = Path(source)
-    looks_local = path.is_absolute() or source.startswith((".", "~")) or path.exists() or source.count("/") > 1
+    """``source`` as the string to hand to transformers; a local directory (a ``Path`` always is one)
+    must exist and hold a readable config.json, so that a typo is not mistaken for a hub id and a
+    corrupt config is reported as such, whichever file a loader would have read first."""
+    given_as_path = isinstance(source, Path)
+    text = str(source)
+    path = Path(text).expanduser()
+    looks_local = (given_as_path or path.is_absolute() or text.startswith((".", "~")) or path.exists()
+                   or text.count("/") > 1)
     if looks_local:
         if not path.exists():
-            raise PolydistillError(f"Model directory {source} does not exist; pass a model directory or a hub id.")
+            raise PolydistillError(f"Model directory {text} does not exist; pass a model directory or a hub id.")
         if not (path / "config.json").is_file():
             raise PolydistillError(
-                f"{source} is not a Hugging Face model directory (no config.json); pass the directory "
+                f"{text} is not a Hugging Face model directory (no config.json); pass the directory "
                 "that save_pretrained wrote."
             )
-    return source
+        _check_config_file(path / "config.json")
+        return str(path) if text.startswith("~") else text  # transformers does not expand ~
+    return text
+
+
+def _check_config_file(config_file: Path) -> None:
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PolydistillError(f"The model config {config_file} is not UTF-8 text ({err.reason}); the directory is "
+                               "corrupt: restore its config.json or re-create the model.") from None
+    except json.JSONDecodeError as err:
+        raise PolydistillError(f"The model config {config_file} is not valid JSON ({err.msg} at line {err.lineno}); "
+                               "the directory is corrupt: restore its config.json or re-create the model.") from None
+    if not isinstance(data, dict):
+        raise PolydistillError(f"The model config {config_file} is not a JSON object; the directory is corrupt: "
+                               "restore its config.json or re-create the model.")
 
 
 def load_config(source: str | Path, trust_remote_code: bool = False):
@@ -93,10 +121,30 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
         ) from err
 
 
+def load_for_inference(source: str | Path, task: Task | None = None, threads: int | None = None):
+    """A model to run: an exported directory (it holds an ``.onnx`` file) through onnxruntime
+    (:func:`polydistill.export.load_exported`, called like a transformers model), else
+    :func:`load_model`. Evaluation and benchmarking load models through this."""
+    from polydistill.export.runtime import is_exported_dir
+
+    if is_exported_dir(Path(str(source)).expanduser()):
+        from polydistill.export.runtime import load_exported
+
+        return load_exported(source, threads=threads)
+    return load_model(source, task)
+
+
 def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     source = _check_source(source)
+    if Path(source).is_dir() and not any((Path(source) / name).is_file() for name in TOKENIZER_FILES):
+        # transformers would build a tokenizer of the special tokens alone and carry on
+        raise PolydistillError(
+            f"{source} has no tokenizer files (expected tokenizer.json, or tokenizer_config.json with its "
+            "vocabulary: vocab.txt, vocab.json + merges.txt or a SentencePiece model such as "
+            "sentencepiece.bpe.model); save the tokenizer into the model directory (tokenizer.save_pretrained)."
+        )
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as err:

@@ -24,7 +24,7 @@ from typing import Any
 from polydistill.architectures import ParamCounts, count_parameters, get_adapter
 from polydistill.errors import PolydistillError, require
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".onnx_data")
 # Wall time is what a user waits for. Process CPU time is recorded alongside because on a shared
 # machine a process also waits for a core: with one torch thread, CPU time is the work itself and
 # stays put when other jobs load the machine (with N threads it sums over threads, spin-waits included).
@@ -324,6 +324,9 @@ def machine_info() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    from polydistill.export.runtime import runtime_info
+
+    info.update(runtime_info())  # CPU ISA flags (avx512_vnni, ...) and onnxruntime's version / providers
     try:
         info["load_average"] = os.getloadavg()
     except OSError:
@@ -349,7 +352,7 @@ def bench_models(
     import torch
 
     from polydistill.io import package_versions
-    from polydistill.modeling import load_model
+    from polydistill.modeling import load_for_inference
 
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
     for path in paths:
@@ -369,10 +372,13 @@ def bench_models(
     for name, path in zip(names, paths, strict=True):
         if on_load:
             on_load(name)
-        model = load_model(path).eval()
+        model = load_for_inference(path).eval()  # a PyTorch or an exported (ONNX, onnxruntime) model directory
         _check_lengths(name, model.config, lengths)
         total, weights = disk_size(path)
-        results.append(ModelResult(name, str(path), count_parameters(model), total, weights, model_shape(model)))
+        exported = hasattr(model, "runtime_info")
+        shape = {**model_shape(model), **(model.runtime_info() if exported else {"runtime": "torch"})}
+        params = model.parameter_counts() if exported else count_parameters(model)
+        results.append(ModelResult(name, str(path), params, total, weights, shape))
         by_device = {"cpu": model}
         if "cuda" in devices:
             import copy

@@ -7,6 +7,8 @@ sentence on stderr and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import sys
 
@@ -23,7 +25,7 @@ app = typer.Typer(
 )
 
 # Stage modules in pipeline order; each defines register(app).
-_STAGES = ("student", "data", "distill", "evaluate", "lang", "experiments", "bench", "demo")
+_STAGES = ("student", "data", "distill", "evaluate", "export", "lang", "experiments", "bench", "demo")
 
 
 def _version(value: bool) -> None:
@@ -52,20 +54,75 @@ def _register_all() -> None:
 _register_all()
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars an error interrupted, so that its sentence starts on a line of its own."""
+    if "tqdm" not in sys.modules:
+        return
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
 def fail(message: str) -> None:
     """Print one sentence on stderr and exit with code 2."""
+    _end_progress_bars()
     typer.echo(f"error: {message}", err=True)
     raise SystemExit(2)
 
 
+# OSErrors that are the machine's, not a bug: no permission, a read-only file system, a full disk.
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _os_error_sentence(err: OSError) -> str:
+    name = err.filename if err.filename is not None else "a file"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Cannot write {name}: the disk is full ({err.strerror}); free some space or write elsewhere."
+    if err.errno == errno.EROFS:
+        return f"Cannot write {name}: the file system is read-only; choose another path."
+    return f"Cannot access {name}: {err.strerror}; fix its permissions or choose another path."
+
+
+def _usage_sentence(err: typer.TyperException) -> str:
+    """A bad flag or value (click's usage errors, which typer vendors) as one sentence."""
+    text = err.format_message() if hasattr(err, "format_message") else str(err)
+    message = " ".join(text.split())  # a suggestion may come on a second line
+    ctx = getattr(err, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None and ctx.command_path else ""
+    return f"{message.rstrip('.')}{hint}."
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the command line; bad input (a :class:`PolydistillError`, a bad flag or value, a machine
+    that refuses a write) is one ``error:`` sentence on stderr and exit code 2. Always exits."""
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, prog_name="polydistill", standalone_mode=False)
     except PolydistillError as err:
         fail(str(err))
+    except typer.TyperException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # typer printed the help when it raised this
+            sys.exit(2)
+        fail(_usage_sentence(err))
+    except typer.Abort:
+        _end_progress_bars()
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
+        code = 130
+    except OSError as err:
+        if err.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        fail(_os_error_sentence(err))
+    except RuntimeError as err:  # torch's writers report a full disk as a RuntimeError
+        if "No space left" not in str(err):
+            raise
+        fail("Cannot write the output: the disk is full; free some space or write elsewhere.")
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        _end_progress_bars()
         typer.echo("interrupted; finished work is kept and a re-run resumes.", err=True)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,18 @@ def _train_settings(values: dict) -> TrainSettings:
     return opt.validated(TrainSettings, opt.without_unset_aliases(values), "training settings")
 
 
-def _load(dataset, languages, data_root, fraction, seed):
+def _load(dataset, languages, data_root, fraction, seed, max_dev: int):
     from polydistill.data.load import load_task_data
+    from polydistill.data.subsets import cap_per_language
 
-    return load_task_data(dataset, languages=languages, data_root=data_root, fraction=fraction, seed=seed)
+    data = load_task_data(dataset, languages=languages, data_root=data_root, fraction=fraction, seed=seed)
+    if max_dev and "validation" in data.splits:
+        before = len(data.splits["validation"])
+        data.splits["validation"] = cap_per_language(data.splits["validation"], max_dev, seed=0)
+        if len(data.splits["validation"]) < before and opt.in_main_process():
+            typer.echo(f"dev: {len(data.splits['validation'])} of {before} validation examples (at most {max_dev} "
+                       "per language; --max-dev-per-language 0 uses all)", err=True)
+    return data
 
 
 def _report(result, what: str) -> None:
@@ -37,6 +45,15 @@ def _report(result, what: str) -> None:
                f"model saved to {result.output_dir}")
 
 
+def _warn_if_weak(result, data) -> None:
+    """The teacher gate's verdict, said right away (distill would refuse this model as a teacher)."""
+    from polydistill.evaluate.gate import weak_teacher_reason
+
+    reason = weak_teacher_reason(result.best_dev_f1, data)
+    if reason and opt.in_main_process():
+        typer.echo(f"warning: this model is too weak to be a teacher: {reason}.", err=True)
+
+
 def _f1(result) -> str:
     return "n/a" if result.best_dev_f1 is None else f"{100 * result.best_dev_f1:.2f}"
 
@@ -45,7 +62,8 @@ def _f1(result) -> str:
 def finetune_command(
     model: str | None = opt.MODEL_ARGUMENT, model_option: str | None = opt.MODEL_OPTION,
     dataset: str = opt.DATASET, languages: str = opt.LANGUAGES, data_root: Path | None = opt.DATA_ROOT,
-    fraction: float | None = opt.FRACTION, threads: int | None = opt.THREADS, training: dict | None = None,
+    fraction: float | None = opt.FRACTION, max_dev_per_language: int = opt.MAX_DEV, threads: int | None = opt.THREADS,
+    training: dict | None = None,
 ) -> None:
     """Fine-tune a teacher (or a student without KD) with best-dev-F1 checkpointing and resume."""
     opt.set_threads(threads)
@@ -53,8 +71,10 @@ def finetune_command(
 
     source = opt.one_model(model, model_option)
     settings = _train_settings(training)
-    task_data = _load(dataset, languages, data_root, fraction, settings.seed)
-    _report(finetune(source, task_data, settings), "fine-tuned")
+    task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
+    result = finetune(source, task_data, settings)
+    _report(result, "fine-tuned")
+    _warn_if_weak(result, task_data)
 
 
 @opt.with_settings(("training", _TRAINING), ("kd_values", _KD))
@@ -69,7 +89,7 @@ def distill_command(
     init: str = typer.Option("from-teacher", "--init", help="from-teacher | from-base | from-scratch."),
     base: str | None = typer.Option(None, "--base", help="Pretrained checkpoint for --init from-base."),
     dataset: str = opt.DATASET, languages: str = opt.LANGUAGES, data_root: Path | None = opt.DATA_ROOT,
-    fraction: float | None = opt.FRACTION, threads: int | None = opt.THREADS,
+    fraction: float | None = opt.FRACTION, max_dev_per_language: int = opt.MAX_DEV, threads: int | None = opt.THREADS,
     training: dict | None = None, kd_values: dict | None = None,
 ) -> None:
     """TinyBERT-style KD (att + hid + emb + pred + CE, or any registered terms) of a fine-tuned teacher."""
@@ -81,7 +101,7 @@ def distill_command(
     kd = opt.validated(KDSettings, {"weights": weights, **{k: v for k, v in kd_values.items()
                                                             if not k.startswith("w_") and k != "kd_term"}},
                        "KD settings")
-    task_data = _load(dataset, languages, data_root, fraction, settings.seed)
+    task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
     if student is None:
         from polydistill.modeling import load_config
         from polydistill.student.build import build_student

@@ -48,6 +48,8 @@ def run(
 
         def on_event(kind, spec, index, total):
             progress.update(task, total=total)
+            if kind == "fail":
+                progress.console.print(f"[red]failed[/] {spec.label} (see {out / 'failed'})")
             if kind == "start":
                 progress.update(task, description=f"{cfg.name}: {spec.label}")
                 progress.console.print(f"[cyan]run {index + 1}/{total}[/] {spec.run_id}  {spec.label}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import types
 import typing
 from pathlib import Path
@@ -40,6 +39,9 @@ DATA_ROOT = typer.Option(None, "--data-root",
 FRACTION = typer.Option(None, "--fraction", help="Stratified fraction of the train split (per language and label).")
 OUT = typer.Option(..., "--out", "-o", help="Output directory (written atomically).")
 SEED = typer.Option(0, "--seed", help="Seed of every random choice of the run.")
+MAX_DEV = typer.Option(500, "--max-dev-per-language", min=0,
+                       help="Evaluate during training on at most N validation examples per language (a fixed "
+                       "sample; 0 = all): a full UNER dev pass costs minutes on a CPU.")
 THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output.")
 PRECISION = typer.Option("fp32", "--precision", help="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
@@ -186,4 +188,6 @@ def validated(model: type[BaseModel], values: dict[str, Any], what: str):
 
 def in_main_process() -> bool:
     """Whether this process prints results (rank 0 under torchrun / accelerate, or a single process)."""
-    return os.environ.get("RANK", "0") == "0"
+    from polydistill.ranks import is_main_process
+
+    return is_main_process()

@@ -76,6 +76,9 @@ def read_text_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
+        from polydistill.io import check_utf8_text
+
+        check_utf8_text(path)  # names the first bad line
         raise PolydistillError(f"{path} is not UTF-8 text ({err.reason}); the file is corrupt.") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":

@@ -20,6 +20,7 @@ from pathlib import Path
 from polydistill.data.base import DatasetAdapter, LoadOptions, SplitColumns, label_ids, read_text_lines
 from polydistill.data.conll import bio_label_names, read_iob
 from polydistill.errors import PolydistillError
+from polydistill.io import check_utf8_text
 
 SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "val"), "test": ("test",)}
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -36,6 +37,7 @@ def _find(directory: Path, split: str, suffixes: tuple[str, ...]) -> Path | None
 
 
 def _read_table(path: Path) -> list[dict]:
+    check_utf8_text(path)  # one sentence naming the first bad line, not a UnicodeDecodeError mid-parse
     if path.suffix == ".jsonl":
         rows = []
         for lineno, line in enumerate(read_text_lines(path), 1):
@@ -70,6 +72,9 @@ def _sequence_adapter(directory: Path, files: dict[str, Path]) -> DatasetAdapter
             cols["text"].append(str(row["text"]))
             cols["label"].append(str(row["label"]))
             names.add(str(row["label"]))
+    if not raw:
+        raise PolydistillError(f"{directory} holds no examples: {', '.join(p.name for p in files.values())} "
+                               f"{'has' if len(files) == 1 else 'have'} no rows below the header; add text,label rows.")
     label_names = tuple(_label_order(directory, names))
     per_language: dict[str, SplitColumns] = {
         lang: {split: {"text": c["text"], "label": label_ids(c["label"], label_names, str(files[split]))}
@@ -87,6 +92,9 @@ def _token_adapter(directory: Path, by_language: dict[str, dict[str, Path]]) -> 
             tokens, tags = read_iob(path, drop_types=())
             raw.setdefault(language, {})[split] = (tokens, tags)
             types.update(tag[2:] for row in tags for tag in row if tag != "O")
+    if not any(tokens for splits in raw.values() for tokens, _ in splits.values()):
+        names = ", ".join(str(p.relative_to(directory)) for files in by_language.values() for p in files.values())
+        raise PolydistillError(f"{directory} holds no examples: {names} hold no sentences; add token/tag lines.")
     if (directory / "labels.txt").is_file():
         label_names = tuple(_label_order(directory, set()))
     else:

@@ -32,8 +32,14 @@ def get_adapter(name: str | os.PathLike) -> DatasetAdapter:
     key = ALIASES.get(name.lower(), name.lower())
     if key in ADAPTERS:
         return ADAPTERS[key]
-    if Path(name).expanduser().is_dir():
-        return generic.make_adapter(Path(name).expanduser())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return generic.make_adapter(path)
+    if path.exists():
+        raise PolydistillError(f"Dataset {name} is a file; pass the folder that holds its train/validation/test files.")
+    if name.startswith((".", "~", os.sep)) or os.sep in name.rstrip(os.sep):
+        raise PolydistillError(f"Dataset folder {name} does not exist; pass a folder of your own train/validation/test "
+                               f"files or one of {', '.join(dataset_names())}.")
     raise PolydistillError(
         f"Unknown dataset '{name}'; use one of {', '.join(dataset_names())} (alias uner) "
         "or a directory of your own train/validation/test files."
@@ -153,12 +159,14 @@ def load_task_data(
         for split in ("train", "validation"):
             if len(splits[split]) == 0:
                 extra = f" ({options.warnings[0]})" if options.warnings else ""
-                raise PolydistillError(
-                    f"The {split} split of {adapter.name} for {' '.join(codes)} is empty{extra}; choose languages "
-                    f"that have one (e.g. {' '.join(adapter.named['all'][:5])})."
-                )
+                which = f" for {' '.join(codes)}" if codes else ""
+                examples = adapter.named["all"][:5]
+                hint = (f"choose languages that have one (e.g. {' '.join(examples)})" if examples
+                        else "add examples to its files")
+                raise PolydistillError(f"The {split} split of {adapter.name}{which} is empty{extra}; {hint}.")
     elif not any(len(ds) for ds in splits.values()):
-        raise PolydistillError(f"{adapter.name} has no examples for {' '.join(codes)}; check the data files.")
+        which = f" for {' '.join(codes)}" if codes else ""
+        raise PolydistillError(f"{adapter.name} has no examples{which}; check the data files.")
     # the subset is a pure function of (data, fraction, seed), so hash the full data plus those two
     fingerprint = content_fingerprint(splits, adapter.name, adapter.task, *adapter.label_names)
     if fraction is not None and fraction < 1 and len(splits["train"]):

@@ -95,3 +95,18 @@ def stratified_subset(dataset, task: str, label_names: list[str], fraction: floa
     languages = dataset["language"]
     strata = strata_of(task, list(labels), list(languages), label_names)
     return dataset.select(stratified_indices(strata, list(languages), fraction, seed))
+
+
+def cap_per_language(dataset, limit: int | None, seed: int = 0):
+    """At most ``limit`` examples per language, chosen by a fixed shuffle (the same for every run with
+    ``seed``); ``None`` keeps everything. Evaluation caps keep CPU-scale dev/test passes short."""
+    if limit is None or len(dataset) == 0:
+        return dataset
+    shuffled = dataset.shuffle(seed=seed)
+    counts: dict[str, int] = {}
+    keep = []
+    for i, lang in enumerate(shuffled["language"]):
+        if counts.get(lang, 0) < limit:
+            counts[lang] = counts.get(lang, 0) + 1
+            keep.append(i)
+    return shuffled.select(sorted(keep))

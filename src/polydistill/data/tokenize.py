@@ -136,9 +136,15 @@ class TaskCollator:
             raise PolydistillError(f"task must be 'sequence' or 'token', got {self.task!r}.")
 
     def __call__(self, features: list[dict[str, Any]]):
-        features = [{k: v for k, v in f.items() if k not in (LANGUAGE, WORD_IDS) and not isinstance(v, str)}
-                    for f in features]
-        return self._inner(features)
+        import torch
+
+        indices = [f["example_index"] for f in features] if "example_index" in features[0] else None
+        features = [{k: v for k, v in f.items()
+                     if k not in (LANGUAGE, WORD_IDS, "example_index") and not isinstance(v, str)} for f in features]
+        batch = self._inner(features)
+        if indices is not None:  # the rows' positions, for the KD teacher-output cache
+            batch["example_index"] = torch.tensor(indices)
+        return batch
 
 
 def data_collator(task: str, tokenizer) -> TaskCollator:

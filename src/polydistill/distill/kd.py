@@ -34,6 +34,53 @@ from polydistill.modeling import load_model, load_tokenizer
 from polydistill.student.provenance import Provenance
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# checks and caching, not the objective: they never block a resume
+KD_PERMISSIONS = {"allow_untrained_teacher", "allow_weak_teacher", "teacher_margin", "teacher_cache",
+                  "teacher_cache_gb", "teacher_cache_dtype"}
+
+
+def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[int], data: TaskData,
+                settings: TrainSettings, tokenizer):
+    """A function of the tokenised training split → the trainer's teacher-cache settings, or None when
+    the cache is off, cannot help (left padding) or would exceed the budget."""
+    from polydistill.distill.precision import resolve_precision
+    from polydistill.distill.teacher_cache import cache_key, default_cache_root, estimate_bytes
+
+    if not kd.teacher_cache or getattr(tokenizer, "padding_side", "right") != "right":
+        return None
+    adapter = get_adapter(teacher)
+    spec = {"width": teacher.config.hidden_size, "heads": adapter.num_heads(teacher.config),
+            "num_labels": teacher.config.num_labels, "token_logits": data.task == "token",
+            "hidden_layers": len(layer_map) if kd.weight("hid") > 0 else 0,
+            "map_layers": len(layer_map) if kd.weight("att") > 0 else 0,
+            "embeddings": int(kd.weight("emb") > 0), "last_hidden": 0, "layer_map": layer_map,
+            "attention": kd.attention, "terms": sorted(kd.active)}
+
+    def plan(train_split):
+        ids = train_split["input_ids"]
+        needed = estimate_bytes((len(x) for x in ids), spec, kd.teacher_cache_dtype)
+        if needed > kd.teacher_cache_gb * 1e9:
+            return {"skipped": f"needs {needed / 1e9:.1f} GB > --teacher-cache-gb {kd.teacher_cache_gb}"}
+        key = cache_key(teacher_digest, ids, spec, kd.teacher_cache_dtype, resolve_precision(settings.precision))
+        return {"path": default_cache_root() / key, "dtype": kd.teacher_cache_dtype, "bytes": needed}
+
+    return plan
+
+
+def check_teacher_learned(source: Path | None, data: TaskData, kd: KDSettings) -> None:
+    """The teacher gate (evaluate/gate.py) for a teacher directory with a fine-tuning record."""
+    from polydistill.evaluate.gate import weak_teacher_reason
+    from polydistill.io import RUN_FILE, read_json
+
+    if kd.allow_weak_teacher or source is None or not (source / RUN_FILE).is_file():
+        return
+    record = read_json(source / RUN_FILE)
+    if (record.get("data") or {}).get("name") != data.name:
+        return  # fine-tuned on other data: its dev F1 says nothing about this dataset
+    reason = weak_teacher_reason((record.get("result") or {}).get("best_dev_f1"), data, kd.teacher_margin)
+    if reason:
+        raise PolydistillError(f"The teacher {source} is too weak to distil from: {reason}; or pass "
+                               "--allow-weak-teacher.")
 
 
 def kd_layer_map(kd: KDSettings, provenance: Provenance | None, n_teacher: int, n_student: int) -> list[int]:
@@ -109,6 +156,7 @@ def distill(
 
     set_seed(settings.seed)  # a new head or projection must not depend on what ran before
     kd = kd or KDSettings()
+    check_teacher_learned(Path(teacher) if isinstance(teacher, str | Path) else None, data, kd)  # before loading
     teacher, teacher_tokenizer, teacher_source = load_teacher(teacher, data, kd)
     resolved = resolve_model(student, data, tokenizer, who="student", default_tokenizer=teacher_tokenizer)
     model = resolved.model
@@ -129,10 +177,15 @@ def distill(
         projection = nn.Linear(s_width, t_width).to(next(model.parameters()).dtype)
         attach_projection(model, projection)  # trained (and synchronised under DDP) with the student
 
+    teacher_digest = model_digest(teacher)
     return train_task(
         "distill", resolved, data, settings, objective_of(kd),
-        identity={"teacher": model_digest(teacher), "layer_map": layer_map,
-                  "kd": kd.model_dump(mode="json", exclude={"allow_untrained_teacher"})},
+        teacher_cache=_cache_plan(kd, teacher, teacher_digest, layer_map, data, settings, resolved.tokenizer),
+        # DDP looks for used parameters from the forward's outputs and would mark W (whose outputs feed
+        # only the loss) unused, then see its gradient arrive: with W every parameter is used anyway
+        argument_overrides={"ddp_find_unused_parameters": False} if projection is not None else None,
+        identity={"teacher": teacher_digest, "layer_map": layer_map,
+                  "kd": kd.model_dump(mode="json", exclude=KD_PERMISSIONS)},
         trainer_kwargs={"teacher": teacher, "kd": kd, "layer_map": layer_map},
         record={
             "teacher": str(teacher_source) if teacher_source else None,

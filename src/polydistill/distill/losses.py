@@ -1,6 +1,8 @@
 """TinyBERT-style KD losses (000 §2.1, eqs. 1–4) as pure functions of tensors.
 
-Also DistilBERT's cosine term (seed 004 / lm-distill). Every MSE excludes padding: a hidden state counts only at real tokens, an attention map only at
+Also DistilBERT's cosine term (seed 004 / lm-distill). Every term is computed in float32, whatever
+the precision of the captured tensors (bf16/fp16 under autocast), so sums over many elements stay
+exact. Every MSE excludes padding: a hidden state counts only at real tokens, an attention map only at
 (real query, real key) pairs, and for token classification a logit only at labelled (first
 sub-word) positions. Means are over the counted elements, so averaging "over heads and layers"
 (eq. 1) is exact: all heads and layers share the same mask.
@@ -22,8 +24,8 @@ def masked_mse(student: Tensor, teacher: Tensor, token_mask: Tensor) -> Tensor:
 
     student, teacher: (B, L, D); token_mask: (B, L), 1 at real tokens.
     """
-    mask = token_mask.to(student.dtype).unsqueeze(-1)
-    squared = (student - teacher.to(student.dtype)).pow(2) * mask
+    mask = token_mask.float().unsqueeze(-1)
+    squared = (student.float() - teacher.float()).pow(2) * mask
     count = mask.sum() * student.shape[-1]
     return squared.sum() / count.clamp_min(1)
 
@@ -60,13 +62,13 @@ def attention_loss(student_maps: Sequence[Tensor], teacher_maps: Sequence[Tensor
     """
     if len(student_maps) != len(teacher_maps) or not student_maps:
         raise ValueError("attention_loss needs one teacher map per student map")
-    valid = token_mask.to(student_maps[0].dtype)
+    valid = token_mask.float()
     pair_mask = (valid[:, :, None] * valid[:, None, :]).unsqueeze(1)  # (B, 1, L, L)
     losses = []
     for s, t in zip(student_maps, teacher_maps, strict=True):
         if s.shape != t.shape:
             raise ValueError(f"attention maps differ in shape: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
-        squared = (s - t.to(s.dtype)).pow(2) * pair_mask
+        squared = (s.float() - t.float()).pow(2) * pair_mask
         losses.append(squared.sum() / (pair_mask.sum() * s.shape[1]).clamp_min(1))
     return torch.stack(losses).mean()
 
@@ -93,8 +95,8 @@ def prediction_loss(
     For token classification pass (B, L, C) logits and ``label_mask`` (B, L), true at labelled
     positions; other positions are ignored.
     """
-    s = _labelled(student_logits, label_mask)
-    t = _labelled(teacher_logits, label_mask).to(s.dtype)
+    s = _labelled(student_logits, label_mask).float()
+    t = _labelled(teacher_logits, label_mask).float()
     if s.shape[0] == 0:
         return s.sum() * 0.0  # no labelled position in the batch: keep the graph, add nothing
     if kind == "mse":
@@ -118,7 +120,7 @@ def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
 def cosine_loss(student: Tensor, teacher: Tensor, token_mask: Tensor) -> Tensor:
     """DistilBERT's L_cos: mean(1 − cos(h_S, h_T)) over real tokens; student, teacher: (B, L, D)."""
     keep = token_mask.bool()
-    return (1 - F.cosine_similarity(student[keep], teacher[keep].to(student.dtype), dim=-1)).mean()
+    return (1 - F.cosine_similarity(student[keep].float(), teacher[keep].float(), dim=-1)).mean()
 
 
 def attention_maps_from_qk(

@@ -96,6 +96,7 @@ class TrainingJob:
     record: dict[str, Any] = field(default_factory=dict)  # extra run.json fields (data, teacher, kd, ...)
     extra_files: Callable[[Path], None] | None = None  # writes stage-specific files into the output
     finish: Callable[[Any, dict[str, float]], dict[str, Any]] | None = None  # (trainer, dev) → more record
+    initialise: Callable[[Any], dict[str, Any]] | None = None  # on a fresh start only: model → record
 
 
 # ---------------------------------------------------------------------------- fingerprints
@@ -392,6 +393,7 @@ def run_training(job: TrainingJob) -> RunResult:
         if settings.progress and main:
             trainer.add_callback(_quiet_progress())
         last = last_complete_checkpoint(work / CHECKPOINTS) if settings.resume else None
+        initialised = job.initialise(job.model) if job.initialise and last is None else None
         start = time.perf_counter()
         try:
             _train(trainer, last)
@@ -402,6 +404,12 @@ def run_training(job: TrainingJob) -> RunResult:
         dev_metrics = {k.removeprefix("eval_"): float(v) for k, v in dev.items()
                        if isinstance(v, int | float) and k != "eval_selection"}
         record = job.finish(trainer, dev_metrics) if job.finish else {}
+        if initialised is not None:
+            record["head_init"] = initialised
+        if getattr(trainer, "cache_record", None):
+            record["teacher_cache"] = trainer.cache_record
+        if args.world_size > 1:
+            record["ranks"] = {"world_size": args.world_size, "weights_in_sync": _weights_in_sync(trainer)}
         detach_projection(trainer.model)
         result = RunResult(
             output_dir=out, best_dev_f1=dev_metrics.get("f1"), dev_metrics=dev_metrics,
@@ -434,11 +442,22 @@ def _is_checkpoint_error(err: BaseException) -> bool:
                                          "invalid load key", "ran out of input", "weights only load failed"))
 
 
+def _weights_in_sync(trainer) -> bool:
+    """Whether every process ends with the same trainable weights (student and KD modules such as W):
+    per-parameter sums gathered from all ranks must agree."""
+    import torch
+
+    model = getattr(trainer.model, "module", trainer.model)
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters() if p.requires_grad])
+    gathered = trainer.accelerator.gather(sums.to(trainer.args.device)[None]).reshape(trainer.args.world_size, -1)
+    return bool((gathered == gathered[0]).all())
+
+
 def _barrier(args) -> None:
     if args.world_size > 1:
         from accelerate import PartialState
 
-        PartialState().wait_for_everyone()
+        PartialState().wait_for_everyone()  # the state TrainingArguments set up (backend, device)
 
 
 def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[str, Any], precision: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+HeadInit = Literal["probe", "random"]
 # Fields that say where a run writes or how it shows progress, not what it computes: they do not
 # enter the run's fingerprint, so changing them never blocks a resume.
 RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
@@ -63,6 +64,10 @@ class Training(BaseModel):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     freeze_word_embeddings: bool = Field(False, description="Freeze the word-embedding table (never for from-scratch).")
     precision: Precision = Field("fp32", description="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
+    head_init: HeadInit = Field("probe", description="A new task head: probe (fit it as a logistic regression on the "
+                                "frozen features first, LP-FT) | random.")
+    head_lr_multiplier: float = Field(1.0, gt=0, allow_inf_nan=False,
+                                      description="A new task head trains at --lr times this.")
     early_stopping_patience: int | None = Field(None, ge=1, json_schema_extra=cli("--early-stopping"),
                                                 description="Stop after N evaluations without dev-F1 gain.")
     logging_steps: int = Field(50, ge=1, description="Log the loss terms every N steps.")
@@ -135,6 +140,14 @@ class KDSettings(BaseModel):
     teacher_dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="float32 | bfloat16 | float16 (the frozen teacher's weights).")
     allow_untrained_teacher: bool = Field(False, description="Distil from a teacher that looks untrained.")
+    teacher_cache: bool = Field(True, description="Compute the teacher's outputs once and reuse them in every epoch, "
+                                "resumed run and grid cell (when they fit --teacher-cache-gb).")
+    teacher_cache_gb: float = Field(4.0, gt=0, description="Largest teacher-output cache to build (GB).")
+    teacher_cache_dtype: Literal["float16", "float32"] = Field("float16", description="Storage of cached outputs.")
+    allow_weak_teacher: bool = Field(False, description="Distil from a teacher whose dev F1 does not beat the "
+                                     "trivial baselines by --teacher-margin.")
+    teacher_margin: float = Field(0.05, ge=0, le=1, description="F1 margin (0.05 = 5 points) by which a teacher "
+                                  "must beat the majority / random baseline on dev.")
 
     @model_validator(mode="before")
     @classmethod

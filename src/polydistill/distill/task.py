@@ -12,6 +12,7 @@ from typing import Any
 from polydistill.architectures import task_of
 from polydistill.data.types import TaskData
 from polydistill.distill.checks import check_labels, labels_compatible
+from polydistill.distill.head import head_parameters, probe_head
 from polydistill.distill.run import RunResult, TrainingJob, model_digest, run_training
 from polydistill.distill.settings import TrainSettings
 from polydistill.errors import PolydistillError
@@ -25,6 +26,7 @@ class Resolved:
     tokenizer: Any
     source: Path | None  # directory the model came from, if any
     provenance: Provenance | None
+    new_head: bool = False  # the task head is freshly initialised (not fine-tuned, not copied)
 
 
 def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", default_tokenizer=None) -> Resolved:
@@ -35,6 +37,7 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
     """
     provenance = None
     source = None
+    new_head = False
     if hasattr(model, "model") and hasattr(model, "provenance"):  # BuiltStudent
         provenance = model.provenance
         tokenizer = tokenizer or getattr(model, "tokenizer", None)
@@ -44,12 +47,15 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
         source = Path(model)
         config = load_config(source)
         tokenizer = tokenizer or load_tokenizer(source)  # before the weights: a missing tokenizer fails fast
-        if task_of(config) != "base":
+        new_head = task_of(config) == "base"
+        if not new_head:
             check_labels(config, data.label_names, who)
         config.num_labels = data.num_labels
         config.id2label, config.label2id = data.id2label, data.label2id
         model = load_model(source, task=data.task, config=config)
         provenance = read_provenance(source)
+    if provenance is not None and provenance.is_student and "head" not in provenance.copied:
+        new_head = True  # from-base / from-scratch students get a fresh head
     if task_of(model) not in ("base", data.task):
         raise PolydistillError(
             f"The {who} is a {task_of(model)} classifier but {data.name} is a {data.task} task; "
@@ -62,7 +68,7 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
     tokenizer = tokenizer or default_tokenizer
     if tokenizer is None:
         raise PolydistillError(f"No tokenizer for the {who}; pass a model directory or the tokenizer argument.")
-    return Resolved(model, tokenizer, source, provenance)
+    return Resolved(model, tokenizer, source, provenance, new_head)
 
 
 def freeze_word_embeddings(model, provenance: Provenance | None) -> None:
@@ -88,8 +94,10 @@ def data_identity(data: TaskData) -> dict[str, Any]:
 
 def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSettings, objective: list,
                identity: dict[str, Any] | None = None, trainer_kwargs: dict[str, Any] | None = None,
-               record: dict[str, Any] | None = None) -> RunResult:
-    """Tokenise ``data`` and run ``objective`` on it through the training core."""
+               record: dict[str, Any] | None = None, argument_overrides: dict[str, Any] | None = None,
+               teacher_cache=None) -> RunResult:
+    """Tokenise ``data`` and run ``objective`` on it through the training core. ``teacher_cache``: a
+    function of the tokenised training split giving the trainer's teacher-cache settings (KD)."""
     from polydistill.data.tokenize import data_collator, tokenize_task_data
     from polydistill.evaluate.metrics import make_compute_metrics
 
@@ -100,14 +108,30 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
                     splits=_train_splits(data))  # the test split is never needed for training
     tokenized = tokenize_task_data(view, resolved.tokenizer, max_length=settings.max_length,
                                    cache_dir=settings.cache_dir)
+    collator = data_collator(data.task, resolved.tokenizer)
+    train_split = tokenized["train"]
+    cache = teacher_cache(train_split) if teacher_cache is not None else None
+    if cache and "path" in cache:  # each row carries its index, to look its teacher outputs up
+        from polydistill.distill.teacher_cache import EXAMPLE_INDEX
+
+        train_split = train_split.add_column(EXAMPLE_INDEX, list(range(len(train_split))))
+    head = head_parameters(resolved.model) if resolved.new_head else []
+    initialise = None
+    if resolved.new_head and settings.head_init == "probe":
+        def initialise(model):
+            return probe_head(model, tokenized["train"], collator, seed=settings.seed)
     job = TrainingJob(
         stage=stage, settings=settings, model=resolved.model, tokenizer=resolved.tokenizer,
-        train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
-        collator=data_collator(data.task, resolved.tokenizer),
+        train_dataset=train_split, eval_dataset=tokenized["validation"],
+        collator=collator, initialise=initialise,
         compute_metrics=make_compute_metrics(data.task, data.label_names),
         objective=objective,
         identity={"data": data_identity(data), "model": model_digest(resolved.model), **(identity or {})},
-        trainer_kwargs=trainer_kwargs or {}, provenance=resolved.provenance,
+        trainer_kwargs={**(trainer_kwargs or {}), "head_parameters": head,
+                        "head_lr_multiplier": settings.head_lr_multiplier,
+                        **({"teacher_cache": cache} if cache else {})},
+        argument_overrides=argument_overrides or {},
+        provenance=resolved.provenance,
         source=str(resolved.source) if resolved.source else None,
         record={
             "data": {"name": data.name, "task": data.task, "languages": data.languages,

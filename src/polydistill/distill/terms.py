@@ -13,7 +13,9 @@ Needs:
 - ``last_hidden``: the last layer's output of both models.
 Every term also gets the student's logits, the gold labels, the token mask (real tokens) and the
 prediction mask (the positions a prediction-level loss scores: labelled tokens for NER, every
-token for MLM, None for sequence classification), and the width projection W when widths differ.
+token for MLM, None for sequence classification). When the widths differ, the student's hidden
+states and embeddings arrive already mapped to the teacher's width by the trainable projection W
+(applied inside the student's forward, so distributed training synchronises it).
 
 Adding a term (outside the package too)::
 
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from polydistill.distill import losses
 from polydistill.errors import PolydistillError
@@ -61,7 +63,6 @@ class TermInputs:
     teacher_maps: list[Tensor] | None = None
     student_last: Tensor | None = None
     teacher_last: Tensor | None = None
-    projection: nn.Module | None = None  # W: student width → teacher width, when they differ
 
 
 TermFn = Callable[[TermInputs, "KDSettings"], Tensor]
@@ -138,15 +139,14 @@ def _attention(batch: TermInputs, kd: KDSettings) -> Tensor:
 
 @register_term("hid", needs={"hidden"})
 def _hidden(batch: TermInputs, kd: KDSettings) -> Tensor:
-    """TinyBERT L_hid: MSE of the mapped layers' outputs, through W when widths differ (eq. 2)."""
-    return losses.hidden_loss(batch.student_hidden, batch.teacher_hidden, batch.token_mask, batch.projection)
+    """TinyBERT L_hid: MSE of the mapped layers' outputs (student through W when widths differ; eq. 2)."""
+    return losses.hidden_loss(batch.student_hidden, batch.teacher_hidden, batch.token_mask)
 
 
 @register_term("emb", needs={"embeddings"})
 def _embeddings(batch: TermInputs, kd: KDSettings) -> Tensor:
-    """TinyBERT L_embd: MSE of the embedding outputs, through W when widths differ (eq. 3)."""
-    return losses.embedding_loss(batch.student_embeddings, batch.teacher_embeddings, batch.token_mask,
-                                 batch.projection)
+    """TinyBERT L_embd: MSE of the embedding outputs (student through W when widths differ; eq. 3)."""
+    return losses.embedding_loss(batch.student_embeddings, batch.teacher_embeddings, batch.token_mask)
 
 
 @register_term("pred", needs={"teacher_logits"})

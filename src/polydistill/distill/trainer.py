@@ -6,8 +6,10 @@ terms against a frozen teacher; lm-distill the DistilBERT terms.
 The teacher is a plain attribute of the trainer, never ``self.model``: it is not wrapped
 (DDP/accelerate), not optimised, not saved; it runs in eval mode under ``torch.no_grad``. Only the
 mapped layers are captured (see capture.py). A trainable KD module (the width projection W) is a
-submodule of the student while training, so DDP / FSDP / DeepSpeed synchronise and checkpoint it
-with the student; it is detached before the student is saved as an ordinary HF directory.
+submodule of the student while training and is applied *inside the student's forward* (a forward
+hook maps the captured student hidden states and embeddings to the teacher's width), so DDP / FSDP /
+DeepSpeed see, synchronise and checkpoint it with the student; it is detached before the student is
+saved as an ordinary HF directory.
 
 Evaluation reports the student's own loss as ``eval_loss`` and the stage's metrics (dev F1), unless
 ``eval_objective`` is set (lm-distill): then the objective itself is the evaluation loss, with
@@ -24,6 +26,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,6 +35,7 @@ from transformers import Trainer
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
 from polydistill.distill.settings import KDSettings
+from polydistill.distill.teacher_cache import EXAMPLE_INDEX
 from polydistill.distill.terms import KDTerm, TermInputs, get_term
 from polydistill.errors import PolydistillError
 
@@ -65,10 +69,6 @@ def detach_projection(student: nn.Module) -> nn.Module | None:
     return projection
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)  # DDP / DataParallel wrappers
-
-
 class PolydistillTrainer(Trainer):
     """A Trainer whose loss is ``Σ weight · term`` over ``objective``."""
 
@@ -76,8 +76,16 @@ class PolydistillTrainer(Trainer):
 
     def __init__(self, *args, objective: list[ActiveTerm], kd: KDSettings | None = None,
                  teacher: nn.Module | None = None, layer_map: list[int] | None = None,
-                 prediction_positions: str = "labels", eval_objective: bool = False, **kwargs):
+                 prediction_positions: str = "labels", eval_objective: bool = False,
+                 head_parameters: list[nn.Parameter] | None = None, head_lr_multiplier: float = 1.0,
+                 teacher_cache: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.cache_plan = teacher_cache  # {"path", "dtype"}: build/load the teacher-output cache at train start
+        self.cache = None
+        self.cache_record: dict | None = {k: v for k, v in teacher_cache.items() if k != "path"} \
+            if teacher_cache else None
+        self.head_parameters = list(head_parameters or [])
+        self.head_lr_multiplier = head_lr_multiplier
         if not objective:
             raise PolydistillError("The training objective has no active term; switch at least one on.")
         self.objective = list(objective)
@@ -105,6 +113,9 @@ class PolydistillTrainer(Trainer):
             self.teacher_capture = LayerCapture(self.teacher, teacher_layers, attention_kind=kind,
                                                 hidden=wanted["hidden"] or last["last_hidden"],
                                                 embeddings=wanted["embeddings"], attention=wanted["attention"])
+        self._projection_hook = None
+        if getattr(self.model, PROJECTION, None) is not None and self.student_capture is not None:
+            self._projection_hook = self.model.register_forward_hook(self._project)
         self._mapped = {"student": list(range(n_student)), "teacher": list(layer_map or [])}
         self._term_sums: dict[str, dict[str, float]] = {"train": {}, "eval": {}}
         self._term_counts = {"train": 0, "eval": 0}
@@ -116,21 +127,66 @@ class PolydistillTrainer(Trainer):
         n = len(get_adapter(model).layers(model))
         return sorted(set(mapped) | ({n - 1} if with_last else set()))
 
+    def train(self, *args, **kwargs):
+        if self.cache_plan and "path" in self.cache_plan and self.cache is None:
+            from polydistill.distill.teacher_cache import cached_or_built
+
+            self.cache, info = cached_or_built(
+                Path(self.cache_plan["path"]), self._teacher_side, self.train_dataset, self.data_collator,
+                self.args.per_device_eval_batch_size, self.cache_plan["dtype"], self.is_world_process_zero())
+            self.cache_record = {**(self.cache_record or {}), **info}
+        return super().train(*args, **kwargs)
+
     def release_models(self) -> None:
         """Leave both models as they came: no hooks, their own attention implementation (after the
         last training or evaluation step of the run)."""
         for capture in (self.student_capture, self.teacher_capture):
             if capture is not None:
                 capture.remove()
+        if self._projection_hook is not None:
+            self._projection_hook.remove()
+            self._projection_hook = None
+
+    def _project(self, module, inputs, output) -> None:
+        """Student forward hook: W maps the captured hidden states and embeddings to the teacher's width."""
+        cap = self.student_capture
+        if not cap._active:
+            return
+        projection = getattr(module, PROJECTION)
+        records = cap.records
+        records.hidden = {i: projection(h) for i, h in records.hidden.items()}
+        if records.embeddings is not None:
+            records.embeddings = projection(records.embeddings)
+
+    # -- a new head's own learning rate -------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        """The Trainer's AdamW, with a new head's parameters in groups at lr × head_lr_multiplier."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh and self.head_parameters and self.head_lr_multiplier != 1.0:
+            head = {id(p) for p in self.head_parameters}
+            for group in list(optimizer.param_groups):
+                mine = [p for p in group["params"] if id(p) in head]
+                if mine:
+                    group["params"] = [p for p in group["params"] if id(p) not in head]
+                    optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
+                                               "params": mine, "lr": group["lr"] * self.head_lr_multiplier})
+        return optimizer
 
     # -- the loss -------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training and not self.eval_objective:  # evaluation: the student's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
+        indices = inputs.pop(EXAMPLE_INDEX, None)
         features = {k: v for k, v in inputs.items() if k != "labels"}
         token_mask = features["attention_mask"]
-        batch = self._teacher_side(features, token_mask) if self.teacher is not None else {}
+        if self.cache is not None and indices is not None and model.training:
+            batch = self.cache.batch(indices, token_mask.shape[1], token_mask.device, torch.float32)
+        elif self.teacher is not None:
+            batch = self._teacher_side(features, token_mask)
+        else:
+            batch = {}
         capture = self.student_capture
         if capture is not None:
             with capture.recording():
@@ -139,8 +195,7 @@ class PolydistillTrainer(Trainer):
             s_out = model(**features)
         inputs_for_terms = TermInputs(
             student_logits=s_out.logits, labels=labels, token_mask=token_mask,
-            prediction_mask=self._prediction_mask(labels, token_mask, s_out.logits),
-            projection=getattr(_unwrap(model), PROJECTION, None), **batch,
+            prediction_mask=self._prediction_mask(labels, token_mask, s_out.logits), **batch,
         )
         if capture is not None:
             self._student_side(inputs_for_terms, token_mask, s_out)
@@ -161,7 +216,8 @@ class PolydistillTrainer(Trainer):
     def _teacher_side(self, features, token_mask) -> dict:
         cap = self.teacher_capture
         out: dict = {}
-        with torch.no_grad(), cap.recording():
+        # the student's forward runs under the run's autocast (accelerate wraps it); the teacher's here
+        with torch.no_grad(), self.accelerator.autocast(), cap.recording():
             t_out = self.teacher(**features, output_attentions=cap.needs_output_attentions)
             out["teacher_logits"] = t_out.logits
             if "attention" in self.needs:

@@ -171,7 +171,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     the paper's seen/unseen partition when neither says.
     """
     from polydistill.architectures import get_adapter, task_of
-    from polydistill.modeling import load_model, load_tokenizer
+    from polydistill.modeling import load_for_inference, load_tokenizer
 
     started = time.perf_counter()
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name_or_path", type(model).__name__)
@@ -179,7 +179,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         seen = seen if seen is not None else training_languages(model, data.name)
         if tokenizer is None:
             tokenizer = load_tokenizer(model)
-        model = load_model(model)
+        model = load_for_inference(model)  # a PyTorch or an exported (ONNX) model directory
     if tokenizer is None:
         raise PolydistillError("evaluate_model needs a tokenizer when given a loaded model.")
     if split not in data.splits:

@@ -48,29 +48,16 @@ def default_work_dir(config: ExperimentConfig) -> Path:
 # ---------------------------------------------------------------- data
 
 
-def _cap_per_language(dataset, limit: int | None):
-    """At most ``limit`` examples per language, chosen by a fixed shuffle (same for every run)."""
-    if limit is None or len(dataset) == 0:
-        return dataset
-    shuffled = dataset.shuffle(seed=EVAL_SEED)
-    counts: dict[str, int] = {}
-    keep = []
-    for i, lang in enumerate(shuffled["language"]):
-        if counts.get(lang, 0) < limit:
-            counts[lang] = counts.get(lang, 0) + 1
-            keep.append(i)
-    return shuffled.select(sorted(keep))
-
-
 def _load(spec: RunSpec, languages, fraction: float | None, purpose: str = "train"):
     from polydistill.data import load_task_data
+    from polydistill.data.subsets import cap_per_language
 
     data = load_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
                           seed=EVAL_SEED, purpose=purpose)
     caps = {"validation": spec.max_dev_per_language, "test": spec.max_eval_per_language}
     for split, cap in caps.items():
         if split in data.splits:
-            data.splits[split] = _cap_per_language(data.splits[split], cap)
+            data.splits[split] = cap_per_language(data.splits[split], cap, EVAL_SEED)
     return data
 
 
@@ -136,18 +123,28 @@ def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
 
 
 def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
+    """The student of a cell: in memory (``out`` None), or written once to ``out`` (by the main process
+    under torchrun; the others wait for it)."""
+    from polydistill.ranks import barrier, is_main_process
     from polydistill.student.build import build_student
 
     if out is not None and (out / "config.json").is_file():
         return None  # built by an earlier attempt (atomic, so complete)
-    return build_student(
-        str(teacher_dir), out=out, layers=spec.layers, layer_map=spec.layer_map, hidden=spec.hidden,
-        init=spec.init, base=spec.base, seed=spec.seed, overwrite=False,
-    )
+    built = None
+    if out is None or is_main_process():
+        built = build_student(
+            str(teacher_dir), out=out, layers=spec.layers, layer_map=spec.layer_map, hidden=spec.hidden,
+            init=spec.init, base=spec.base, seed=spec.seed, overwrite=False,
+        )
+    if out is not None:
+        barrier()
+    return built
 
 
 def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
     """Train the run's model into ``run_dir/model``; idempotent across kills."""
+    from polydistill.ranks import is_main_process
+
     done = run_dir / "train_result.json"
     model_dir = run_dir / "model"
     if done.is_file() and (model_dir / "config.json").is_file():
@@ -181,7 +178,8 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
             result = finetune(str(init_dir), data, settings)
         model_dir = Path(result.output_dir)
     record = _run_result_dict(result)
-    atomic_write_json(done, record)
+    if is_main_process():
+        atomic_write_json(done, record)
     return record
 
 
@@ -212,8 +210,24 @@ def _load_trained(path: Path):
     return load_model(str(path)), load_tokenizer(str(path))
 
 
-def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = None) -> dict[str, Any]:
-    """Run one cell and return its record (not yet saved)."""
+class TeacherGateError(PolydistillError):
+    """A grid's teacher did not learn: the grid stops before any student is built."""
+
+
+def _gate(spec: RunSpec, train: dict[str, Any], margin: float | None) -> None:
+    from polydistill.evaluate.gate import weak_teacher_reason
+
+    if margin is None:
+        return
+    reason = weak_teacher_reason(train.get("best_dev_f1"), train_data(spec), margin)
+    if reason:
+        raise TeacherGateError(f"The grid stopped: the teacher {spec.label} is too weak to distil from: {reason} "
+                               "(or set teacher_gate_margin: null in the grid config).")
+
+
+def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = None,
+            gate_margin: float | None = None) -> dict[str, Any]:
+    """Run one cell and return its record (not yet saved); a weak teacher raises TeacherGateError."""
     from transformers import set_seed
 
     start = time.time()
@@ -232,6 +246,8 @@ def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = No
         provenance = built.provenance
     else:
         train = _train(spec, store, run_dir)
+        if spec.kind == "teacher":
+            _gate(spec, train, gate_margin)
         model, tokenizer = _load_trained(run_dir / "model")
         metrics = evaluate_groups(spec, model, tokenizer)
         provenance = None
@@ -296,7 +312,13 @@ def run_grid(
         import torch
 
         torch.set_num_threads(config.torch_threads)
+    from polydistill.ranks import barrier, is_main_process, world_size
+
+    # Under torchrun every process runs the same cells in the same order (each training is one DDP
+    # job); the main process alone locks, writes results and cleans up. Such a grid owns its work dir.
+    distributed, main = world_size() > 1, is_main_process()
     by_id = {s.run_id: s for s in specs}
+    failed: dict[str, str] = {}
     summary = GridSummary(work_dir=work_dir, total=len(specs))
     start = time.time()
     pending = list(enumerate(specs))
@@ -309,10 +331,15 @@ def run_grid(
                 if on_event:
                     on_event("skip", spec, index, len(specs))
                 continue
+            if spec.teacher_run in failed:  # its teacher failed: nothing to distil from
+                failed[spec.run_id] = f"its teacher failed ({failed[spec.teacher_run]})"
+                progressed = True
+                continue
             if spec.teacher_run and not store.has(spec.teacher_run):
                 waiting.append((index, spec))  # its teacher is being trained by another process
                 continue
-            with _run_lock(store.run_dir(spec.run_id)) as locked:
+            lock = _run_lock(store.run_dir(spec.run_id)) if not distributed else contextlib.nullcontext(True)
+            with lock as locked:
                 if not locked:  # another `grid run` sharing this work dir is on it
                     waiting.append((index, spec))
                     continue
@@ -321,9 +348,22 @@ def run_grid(
                     continue
                 if on_event:
                     on_event("start", spec, index, len(specs))
-                record = execute(spec, store, by_id.get(spec.teacher_run or ""))
-                store.save(spec.run_id, record)
-                _cleanup(spec, store, config.keep_student_models)
+                try:
+                    record = execute(spec, store, by_id.get(spec.teacher_run or ""), config.teacher_gate_margin)
+                except TeacherGateError:
+                    raise
+                except PolydistillError as err:  # a NaN, a refused input: this cell has no result
+                    failed[spec.run_id] = str(err)
+                    if main:
+                        store.fail(spec.run_id, spec.label, str(err))
+                    progressed = True
+                    if on_event:
+                        on_event("fail", spec, index, len(specs))
+                    continue
+                if main:
+                    store.save(spec.run_id, record)
+                    _cleanup(spec, store, config.keep_student_models)
+                barrier()
             summary.finished.append(spec.run_id)
             progressed = True
             if on_event:
@@ -332,6 +372,12 @@ def run_grid(
         if pending and not progressed:
             time.sleep(5)
     summary.seconds = time.time() - start
+    if failed:
+        first = next(iter(failed.items()))
+        raise PolydistillError(
+            f"{len(failed)} run(s) of grid {config.name} failed ({len(summary.finished)} finished, results kept); "
+            f"the first, {by_id[first[0]].label}: {first[1]} Details in {work_dir / 'failed'}; fix and re-run."
+        )
     return summary
 
 

@@ -131,6 +131,9 @@ class ExperimentConfig(_Strict):
     student_training: TrainingConfig = Field(default_factory=TrainingConfig)
     kd: KDSettings = Field(default_factory=lambda: grid_kd({}))
     keep_student_models: bool = Field(False, description="keep student model dirs after evaluation")
+    teacher_gate_margin: float | None = Field(
+        0.05, ge=0, le=1, description="stop the grid when a teacher's dev F1 does not beat the majority / random "
+        "baseline by this margin (0.05 = 5 points); null switches the gate off")
     torch_threads: int | None = Field(None, ge=1)
 
     @field_validator("schema_version")

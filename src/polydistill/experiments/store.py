@@ -4,6 +4,7 @@ Layout of a work dir::
 
     grids/<name>.json         resolved config and run ids of each grid run here (grids may share runs)
     results/<run_id>.json     one finished run (spec, metrics, loss curve, wall time, versions)
+    failed/<run_id>.json      why a run stopped (NaN, a refused input); removed when it later finishes
     runs/<run_id>/            models and Trainer checkpoints of runs in progress or kept
     report/                   written by ``grid report``
 
@@ -39,7 +40,14 @@ class ResultStore:
         return read_json(self.result_path(run_id))
 
     def save(self, run_id: str, record: dict[str, Any]) -> Path:
-        return atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
+        path = atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
+        (self.root / "failed" / f"{run_id}.json").unlink(missing_ok=True)
+        return path
+
+    def fail(self, run_id: str, label: str, message: str) -> Path:
+        """Record why a run stopped; it has no result, so the next ``grid run`` tries it again."""
+        return atomic_write_json(self.root / "failed" / f"{run_id}.json",
+                                 {"run_id": run_id, "label": label, "error": message})
 
     def grids(self) -> dict[str, list[str]]:
         """Run ids of every grid recorded in this work dir, by grid name."""

@@ -142,7 +142,13 @@ def build_student(
     """
     import torch
 
-    from polydistill.io import atomic_output_dir, check_output_dir, package_versions
+    from polydistill.io import (
+        atomic_output_dir,
+        check_output_dir,
+        output_lock,
+        package_versions,
+        strip_remote_code,
+    )
     from polydistill.modeling import auto_class, load_model, load_tokenizer
     from polydistill.student.card import write_card
     from polydistill.student.provenance import write_provenance
@@ -190,6 +196,8 @@ def build_student(
     s_config = adapter.student_config(t_config, len(mapped), plan.hidden_size, plan.intermediate_size,
                                       plan.num_heads)
     s_config.architectures = [type(teacher_model).__name__]
+    if hasattr(s_config, "auto_map"):  # the student is built from our code, never the teacher's custom code
+        del s_config.auto_map
     torch.manual_seed(seed)  # fresh parts (all of from-scratch, the head of from-base) are reproducible
     student = auto_class(task).from_config(s_config)
 
@@ -235,11 +243,13 @@ def build_student(
 
     path = None
     if out is not None:
-        with atomic_output_dir(out, overwrite) as tmp:
+        # one writer per output; taking the lock also removes the temporaries a killed build left
+        with output_lock(Path(out)), atomic_output_dir(out, overwrite) as tmp:
             student.save_pretrained(tmp)
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             write_provenance(tmp, provenance)
             write_card(tmp, "student", provenance)
+            strip_remote_code(tmp)  # a teacher's auto_map / custom code is never handed on
         path = Path(out)
     return BuiltStudent(model=student, tokenizer=tokenizer, provenance=provenance, path=path)

@@ -34,6 +34,7 @@ _STAGE_WORDS = {
     "distill": "distilled with `polydistill distill` (TinyBERT-style task KD)",
     "lm-distill": "distilled with `polydistill lm-distill` (Eliquare / DistilBERT triplet loss on a corpus)",
     "vocab-reduce": "vocabulary reduced with `polydistill vocab reduce` (VocabReduce)",
+    "export": "exported to ONNX with `polydistill export` (runs with onnxruntime; no PyTorch weights)",
 }
 
 
@@ -86,16 +87,22 @@ def build_card(stage: str, provenance: Provenance | None, run: dict[str, Any] | 
     tags = ["polydistill", stage]
     if stage in ("distill", "lm-distill") or prov.is_student:
         tags.append("knowledge-distillation")
+    export = prov.get("export") if stage == "export" else None
+    if isinstance(export, dict):
+        tags.append("onnx")
+        if str(export.get("quantization", "")).startswith("int8"):
+            tags.append("int8")
     if prov.init:
         tags.append(prov.init)
     card_data = ModelCardData(
         model_name=name, base_model=base_model if base_model and not Path(base_model).is_absolute() else None,
         language=languages or None, datasets=[dataset_id] if dataset_id else None,
         metrics=["f1"] if eval_results else None, eval_results=eval_results,
-        pipeline_tag=PIPELINE_TAGS.get(task), library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS.get(task), library_name="onnx" if stage == "export" else "transformers",
         license=_front_matter_license(source) or _front_matter_license(prov.teacher), tags=tags,
     )
-    body = "\n".join(_prose(stage, prov, run, base_model, languages, result))
+    made_from = source if stage == "export" and source else base_model  # an export names the exported directory
+    body = "\n".join(_prose(stage, prov, run, made_from, languages, result))
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}\n")
 
 
@@ -121,7 +128,8 @@ def _prose(stage, prov: Provenance, run, base_model, languages, result) -> list[
     for step in ("vocab_reduction", "lm_distill", "export"):
         record = prov.get(step)
         if record:
-            lines += [f"## {step.replace('_', ' ')}", "", *_record_lines(record), ""]
+            lines += [f"## {step.replace('_', ' ')}", "", *_STEP_PROSE.get(step, lambda _: [])(record),
+                      *_record_lines(record), ""]
     command = run.get("command")
     if command:
         lines += ["## Reproduce", "", f"```bash\n{command}\n```", ""]
@@ -168,6 +176,73 @@ def _student_lines(prov: Provenance) -> list[str]:
     lines.append(f"- **Seed:** {prov.seed}; built {prov.created} with "
                  + ", ".join(f"{k} {v}" for k, v in prov.versions.items()) + ".")
     return lines
+
+
+def _pct(part, whole) -> str:
+    return f"{100 * part / whole:.1f} %" if part is not None and whole else "–"
+
+
+def _vocab_reduction_prose(record: dict[str, Any]) -> list[str]:
+    """VocabReduce in words: sizes before / after, coverage per language, sources, the fallback."""
+    if "vocab_before" not in record or "vocab_after" not in record:
+        return []
+    lines = ["| | before | after | after / before |", "|---|---|---|---|",
+             f"| vocabulary | {record['vocab_before']:,} | {record['vocab_after']:,} | "
+             f"{_pct(record['vocab_after'], record['vocab_before'])} |"]
+    for key, name in (("params", "parameters"), ("embedding_params", "word-embedding parameters")):
+        before, after = record.get(f"{key}_before"), record.get(f"{key}_after")
+        if before is not None and after is not None:
+            lines.append(f"| {name} | {before:,} | {after:,} | {_pct(after, before)} |")
+    lines.append("")
+    coverage = [row for row in record.get("coverage") or [] if row.get("token_coverage") is not None]
+    if coverage:
+        lines += ["Held-out text tokenised exactly as with the full vocabulary (planned before writing):", "",
+                  "| language | sentences | token coverage | sentence coverage | tokens / sentence before → after |",
+                  "|---|---|---|---|---|"]
+        for row in coverage:
+            before, after = row.get("tokens_per_sentence_before"), row.get("tokens_per_sentence_after")
+            lines.append(f"| {row['language']} | {row.get('sentences', 0):,} | {_pct(row['token_coverage'], 1)} | "
+                         f"{_pct(row.get('sentence_coverage'), 1)} | "
+                         + (f"{before:.2f} → {after:.2f} |" if before is not None and after is not None else "– |"))
+        lines.append("")
+    for source in record.get("sources") or []:
+        lines.append(f"- source ({source.get('language')}): {source.get('description')}, {source.get('size', 0):,} "
+                     f"{source.get('unit', '')}; rule: {source.get('rule')}; {source.get('selected', 0):,} sub-words "
+                     "selected.")
+    if record.get("keep_text"):
+        lines.append(f"- always kept: the pieces of {', '.join(repr(t) for t in record['keep_text'])}.")
+    if record.get("fallback"):
+        lines.append(f"- text outside the kept vocabulary: {record['fallback']}.")
+    return [*lines, ""] if lines[-1] else lines
+
+
+def _export_prose(record: dict[str, Any]) -> list[str]:
+    """The ONNX export in words: file, quantisation, sizes, the check against PyTorch, how to run it."""
+    check = record.get("check") or {}
+    sizes = [f"{record[key] / 1e6:.1f} MB {what}" for key, what in (
+        ("onnx_bytes", f"`{record.get('file', 'model.onnx')}`"), ("onnx_fp32_bytes", "fp32 ONNX"),
+        ("source_weights_bytes", "source weights")) if record.get(key)]
+    agreement = (f", argmax agreement {100 * check['argmax_agreement']:.1f} %" if "argmax_agreement" in check
+                 else f", min cosine {check['min_cosine']:.4f}" if "min_cosine" in check else "")
+    quantized = str(record.get("quantization", "none")).startswith("int8")
+    kind = f"int8, {record['quantization'].removeprefix('int8-')} quantisation" if quantized else "fp32"
+    lines = [f"`{record.get('file', 'model.onnx')}` ({kind}, opset {record.get('opset')}) was exported with "
+             f"{record.get('exporter', 'torch.onnx')} and runs with onnxruntime {record.get('onnxruntime', '')}; "
+             f"{', '.join(sizes)}."]
+    if check:
+        lines.append(f"Against the PyTorch model on {check.get('sentences')} sentences: max |difference| "
+                     f"{check.get('max_abs_diff', float('nan')):.2g}{agreement}.")
+    lines += ["", "```python", "import onnxruntime as ort", "from transformers import AutoTokenizer", "",
+              'tokenizer = AutoTokenizer.from_pretrained(".")  # this directory',
+              f'session = ort.InferenceSession("{record.get("file", "model.onnx")}")',
+              'batch = tokenizer(["Hello world"], return_tensors="np")',
+              f"{record.get('output', 'logits')} = session.run(None, {{i.name: batch[i.name] for i in "
+              "session.get_inputs()})[0]",
+              "```", ""]
+    return lines
+
+
+_STEP_PROSE = {"vocab_reduction": _vocab_reduction_prose, "export": _export_prose}
 
 
 def _record_lines(record: dict[str, Any]) -> list[str]:

@@ -1,0 +1,36 @@
+"""Deployable students: export a polydistill model directory to ONNX (fp32 or int8) and run it.
+
+- :func:`export_model` (``polydistill export``) traces the model with ``torch.onnx.export`` and
+  quantises it with onnxruntime (dynamic int8 by default, static int8 with calibration data).
+- :func:`load_exported` runs an exported directory with ``onnxruntime`` behind the calling
+  convention of a transformers model (``.config``, ``model(**batch).logits``), so evaluation and
+  benchmarking take it unchanged.
+
+One exported directory holds one model: ``model.onnx`` (fp32, or int8 when quantised),
+``config.json``, the tokenizer files, ``polydistill.json`` with an ``export`` record and a model card.
+onnx / onnxruntime are optional (``pip install polydistill[export]``) and imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ONNX_FILE", "ExportResult", "ExportedModel", "export_model", "is_exported_dir", "load_exported"]
+
+ONNX_FILE = "model.onnx"
+
+_LAZY = {
+    "ExportResult": "polydistill.export.convert",
+    "export_model": "polydistill.export.convert",
+    "ExportedModel": "polydistill.export.runtime",
+    "is_exported_dir": "polydistill.export.runtime",
+    "load_exported": "polydistill.export.runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -1,0 +1,384 @@
+"""``export_model``: a polydistill (or any supported Hugging Face) model directory → ONNX, fp32 or int8.
+
+Exporter: ``torch.onnx.export`` with the TorchScript tracer (``dynamo=False``), dynamic ``batch`` and
+``sequence`` axes, eager attention. optimum's exporter (optimum-onnx 0.1.0) needs transformers < 4.58
+and does not import with transformers 5; the dynamo exporter works too (``exporter="dynamo"``, needs
+onnxscript) but is ~10× slower to export. Quantisation uses onnxruntime: dynamic int8 (weights int8
+per channel, activations uint8 quantised at run time; the settings of optimum's ``avx512_vnni``
+config) or, with calibration data, static int8 (QDQ format, activation ranges from a few hundred
+tokenised examples, MinMax).
+
+The output directory holds one model: ``model.onnx`` (the int8 model when quantised, else fp32),
+``config.json``, the tokenizer files, ``run.json`` when the source has one (its training record, so
+evaluation groups seen / unseen languages the same way), ``polydistill.json`` with an ``export``
+record and a ``README.md`` model card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError, require
+from polydistill.export.runtime import onnx_files, require_runtime
+
+QUANTIZATIONS = ("int8", "none")
+EXPORTERS = ("torchscript", "dynamo")
+DEFAULT_OPSET = 17
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Traced with padding (so the mask path is in the graph) and checked on other, longer sentences.
+TRACE_SENTENCES = ["Hello world, this is a test.", "Bonjour !"]
+CHECK_SENTENCES = [
+    "The weather in Paris is lovely today, isn't it?",
+    "Wie spät ist es in Berlin?",
+    "Ponme una alarma a las siete de la mañana, por favor, y apaga las luces de la cocina.",
+    "Habari ya asubuhi",
+    "Ceci est une phrase un peu plus longue que les autres pour vérifier les longueurs dynamiques du modèle.",
+    "ok",
+]
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    record: dict[str, Any]
+
+
+@dataclass
+class Calibration:
+    """Static-quantisation calibration inputs: tokenised examples and where they came from."""
+
+    batches: list[dict[str, Any]]  # one example each: {input name: int64 array of shape [1, length]}
+    record: dict[str, Any]
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _traceable(model, names: list[str], output: str):
+    """What the exporter sees: ``forward(input_ids, attention_mask[, token_type_ids])`` → one output tensor."""
+    import torch
+
+    with_types = "token_type_ids" in names
+
+    class Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if with_types:
+                inputs["token_type_ids"] = token_type_ids
+            return getattr(self.model(**inputs, return_dict=True), output)
+
+    return Traced().eval()
+
+
+def _input_names(model, tokenizer) -> list[str]:
+    import inspect
+
+    accepted = set(inspect.signature(model.forward).parameters)
+    produced = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in produced and "token_type_ids" in accepted and getattr(model.config, "type_vocab_size", 0):
+        names.append("token_type_ids")
+    return names
+
+
+def _encode(tokenizer, sentences: list[str], names: list[str], max_length: int) -> dict[str, Any]:
+    enc = tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    out = {}
+    for name in names:
+        out[name] = enc[name] if name in enc else (enc["input_ids"] * 0)
+    return out
+
+
+def _consolidate_external_data(path: Path) -> None:
+    """One weights file beside ``path`` (``model.onnx_data``) instead of one file per tensor, which is
+    what the tracer writes for a model over protobuf's 2 GB limit."""
+    import onnx
+
+    folder = path.parent
+    extra = [p for p in folder.iterdir() if p != path]
+    if not extra:
+        return
+    model = onnx.load(str(path), load_external_data=True)
+    for p in extra:
+        if p.is_file():
+            p.unlink()
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{path.name}_data", size_threshold=1024)
+
+
+def _torch_export(model, task: str, names: list[str], output: str, sample: dict[str, Any], path: Path, opset: int,
+                  exporter: str) -> None:
+    import torch
+
+    wrapper = _traceable(model, names, output)
+    args = tuple(sample[name] for name in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[output] = {0: "batch"} if task == "sequence" else {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python values in the graph; checked below
+        if exporter == "dynamo":
+            require_runtime("onnxscript")
+            batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+            program = torch.onnx.export(wrapper, args, dynamo=True, verbose=False, input_names=names, output_names=[output],
+                                        opset_version=max(opset, 18),  # its lowest implemented opset
+                                        dynamic_shapes=tuple({0: batch, 1: sequence}
+                                                                                   for _ in names))
+            program.save(str(path))
+        else:
+            torch.onnx.export(wrapper, args, str(path), dynamo=False, input_names=names, output_names=[output],
+                              opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over prepared batches."""
+
+    def __init__(self, batches: list[dict[str, Any]], wanted: list[str]) -> None:
+        self._items = iter([{k: v for k, v in batch.items() if k in wanted} for batch in batches])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def prepare_calibration(data, tokenizer, names: list[str] | None = None, examples: int = 256,
+                        max_length: int = 128, seed: int = 0) -> Calibration:
+    """``examples`` tokenised examples of ``data`` (a :class:`~polydistill.data.types.TaskData`), drawn
+    with ``seed`` from its train split (else validation, else test), one example a batch, no padding."""
+    import numpy as np
+
+    from polydistill.data.tokenize import tokenize_task_data
+    from polydistill.data.types import TaskData
+
+    require(examples >= 1, f"Calibration needs at least 1 example, got {examples}.")
+    split = next((s for s in ("train", "validation", "test") if s in data.splits and len(data.splits[s])), None)
+    require(split is not None, f"The calibration data {data.name} has no examples; choose other languages or data.")
+    ds = data.splits[split].shuffle(seed=seed).select(range(min(examples, len(data.splits[split]))))
+    from datasets import DatasetDict
+
+    view = TaskData(name=data.name, task=data.task, label_names=data.label_names, splits=DatasetDict({split: ds}),
+                    languages=data.languages, source=data.source)
+    encoded = tokenize_task_data(view, tokenizer, max_length=max_length)[split]
+    names = names or ["input_ids", "attention_mask", "token_type_ids"]
+    batches = []
+    for row in encoded:
+        ids = np.asarray([row["input_ids"]], dtype=np.int64)
+        batch = {"input_ids": ids,
+                 "attention_mask": np.asarray([row.get("attention_mask") or [1] * ids.shape[1]], dtype=np.int64)}
+        batch["token_type_ids"] = np.asarray([row.get("token_type_ids") or [0] * ids.shape[1]], dtype=np.int64)
+        batches.append({k: v for k, v in batch.items() if k in names})
+    record = {"dataset": data.name, "split": split, "languages": list(data.languages), "examples": len(batches),
+              "seed": seed, "max_length": max_length, "method": "MinMax"}
+    return Calibration(batches, record)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantiser logs a "consider pre-processing" warning on the root logger; its
+    pre-processing (symbolic shape inference) does not complete on these graphs, so it is skipped."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def _quantize(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool) -> dict[str, Any]:
+    with _quiet_root_logger():
+        return _quantize_onnx(fp32, out, calibration, per_channel)
+
+
+def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool) -> dict[str, Any]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    external = any(p != fp32 for p in fp32.parent.iterdir())
+    if calibration is None:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
+                         reduce_range=False, use_external_data_format=False)
+        return {"mode": "dynamic", "weights": "int8", "activations": "uint8 (dynamic, per batch)",
+                "per_channel": per_channel, "reduce_range": False, "operators": "all onnxruntime integer ops "
+                "(MatMul, Gather, ...)"}
+    import onnx
+
+    wanted = [i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input]
+    # MatMuls with a weight matrix (MatMulConstBOnly) and the embedding Gathers: the attention products
+    # and LayerNorm / softmax / GELU stay in float, as in dynamic quantisation.
+    quantize_static(str(fp32), str(out), _Reader(calibration.batches, wanted), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul", "Gather"], per_channel=per_channel, reduce_range=False,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=external,
+                    extra_options={"MatMulConstBOnly": True})
+    return {"mode": "static", "weights": "int8", "activations": "uint8 (static ranges, QDQ)",
+            "per_channel": per_channel, "reduce_range": False, "operators": "MatMul (weights), Gather",
+            "calibration": calibration.record}
+
+
+def _check(model, session, tokenizer, names: list[str], output: str, quantized: bool, max_length: int) -> dict[str, Any]:
+    """Compare the ONNX model with the PyTorch model on sentences other than the traced ones."""
+    import numpy as np
+    import torch
+
+    batch = _encode(tokenizer, CHECK_SENTENCES, names, max_length)
+    with torch.no_grad():
+        reference = getattr(model(**batch, return_dict=True), output).float().numpy()
+    feeds = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
+    got = session.run([output], feeds)[0]
+    mask = batch["attention_mask"].numpy().astype(bool)
+    if output == "logits" and reference.ndim == 2:
+        ref_rows, got_rows = reference, got
+    else:
+        ref_rows, got_rows = reference[mask], got[mask]
+    result = {"sentences": len(CHECK_SENTENCES), "max_abs_diff": float(np.abs(ref_rows - got_rows).max())}
+    if output == "logits":
+        result["argmax_agreement"] = float((ref_rows.argmax(-1) == got_rows.argmax(-1)).mean())
+    else:
+        cos = (ref_rows * got_rows).sum(-1) / (np.linalg.norm(ref_rows, axis=-1) * np.linalg.norm(got_rows, axis=-1)
+                                               + 1e-12)
+        result["min_cosine"] = float(cos.min())
+    if not quantized and result["max_abs_diff"] > 1e-3:
+        raise PolydistillError(f"The fp32 ONNX export differs from the PyTorch model by {result['max_abs_diff']:.2g} "
+                               "(more than 1e-3); this architecture does not trace faithfully, please report it.")
+    return result
+
+
+def _source_checks(source: str | os.PathLike) -> None:
+    path = Path(str(source)).expanduser()
+    if path.is_dir() and onnx_files(path) and not any(path.glob("*.safetensors")):
+        raise PolydistillError(f"{source} is already an exported ONNX model; export the PyTorch model directory "
+                               "it was made from.")
+
+
+def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize: str = "int8",
+                 calibration_data=None, calibration_examples: int = 256, calibration_max_length: int = 128,
+                 seed: int = 0, opset: int = DEFAULT_OPSET, exporter: str = "torchscript", per_channel: bool = True,
+                 overwrite: bool = False, push_to_hub: str | None = None, token: str | None = None) -> ExportResult:
+    """Export ``source`` (a model directory or hub id: sequence / token classifier or bare encoder of a
+    supported architecture) to ``out`` as ONNX; ``quantize="int8"`` (default) quantises it, dynamically
+    or, with ``calibration_data`` (a ``TaskData``), statically. ``push_to_hub``: a repo id to upload to."""
+    from polydistill.architectures import count_parameters, get_adapter, task_of
+    from polydistill.export import ONNX_FILE
+    from polydistill.export.runtime import session_options
+    from polydistill.io import (RUN_FILE, WEIGHT_SUFFIXES, atomic_output_dir, check_output_dir, output_lock,
+                                package_versions, strip_remote_code)
+    from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
+    from polydistill.student.card import write_card
+    from polydistill.student.provenance import Provenance, read_provenance, write_provenance
+
+    require(quantize in QUANTIZATIONS, f"Unknown quantization {quantize!r}; choose int8 or none.")
+    require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
+    require(calibration_data is None or quantize == "int8",
+            "Calibration data is for int8 quantization; drop --calibration-data or use --quantize int8.")
+    require(14 <= opset <= 20, f"ONNX opset {opset} is not supported here; use 14 to 20 (default {DEFAULT_OPSET}).")
+    require_runtime()
+    _source_checks(source)
+    check_output_dir(out, overwrite)  # before any slow loading
+    config = load_config(source)
+    adapter = get_adapter(config)  # an unsupported architecture is refused by name
+    task = task_of(config)
+    tokenizer = load_tokenizer(source)
+    with quiet_loading():
+        model = load_model(source, task, config=config, attn_implementation="eager").float().eval()
+    output = "last_hidden_state" if task == "base" else "logits"
+    names = _input_names(model, tokenizer)
+    limit = adapter.position_limit(model.config) or 512
+    max_length = min(calibration_max_length, limit)
+    calibration = None
+    if calibration_data is not None:
+        calibration = prepare_calibration(calibration_data, tokenizer, names, calibration_examples, max_length, seed)
+    source_dir = Path(str(source)).expanduser()
+    weights_bytes = sum(p.stat().st_size for p in source_dir.glob("*") if p.name.endswith(WEIGHT_SUFFIXES)) \
+        if source_dir.is_dir() else None
+    import onnxruntime as ort
+
+    with output_lock(Path(out)), atomic_output_dir(out, overwrite, expected_bytes=2 * (weights_bytes or 0)) as tmp:
+        scratch = tmp / ".fp32"
+        scratch.mkdir()
+        fp32 = scratch / ONNX_FILE
+        try:
+            _torch_export(model, task, names, output, _encode(tokenizer, TRACE_SENTENCES, names, limit), fp32, opset,
+                          exporter)
+        except PolydistillError:
+            raise
+        except Exception as err:
+            detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise PolydistillError(f"torch.onnx could not export this {type(model).__name__} ({detail}); try "
+                                   "another --opset or --exporter.") from err
+        _consolidate_external_data(fp32)
+        fp32_bytes = sum(p.stat().st_size for p in scratch.iterdir())
+        final = tmp / ONNX_FILE
+        quantization: dict[str, Any] | None = None
+        if quantize == "int8":
+            quantization = _quantize(fp32, final, calibration, per_channel)
+        else:
+            for p in scratch.iterdir():
+                p.rename(tmp / p.name)
+        shutil.rmtree(scratch)
+        onnx_bytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name.startswith(ONNX_FILE))
+        session = ort.InferenceSession(str(final), sess_options=session_options(), providers=["CPUExecutionProvider"])
+        check = _check(model, session, tokenizer, names, output, quantize == "int8", limit)
+        import onnx
+
+        opset_used = next((o.version for o in onnx.load(str(final), load_external_data=False).opset_import
+                           if o.domain in ("", "ai.onnx")), opset)
+        label = "none" if quantization is None else f"int8-{quantization['mode']}"
+        record: dict[str, Any] = {
+            "format": "onnx",
+            "file": ONNX_FILE,
+            "quantization": label,
+            "opset": opset_used,
+            "exporter": f"torch.onnx.export ({'dynamo' if exporter == 'dynamo' else 'TorchScript tracer'})",
+            "onnxruntime": ort.__version__,
+            "source": str(source),
+            "task": task,
+            "inputs": names,
+            "output": output,
+            "dynamic_axes": ["batch", "sequence"],
+            "attention": "eager",
+            "source_weights_bytes": weights_bytes,
+            "onnx_fp32_bytes": fp32_bytes,
+            "onnx_bytes": onnx_bytes,
+            "parameters": asdict(count_parameters(model)),
+            "check": check,
+            "quantization_settings": quantization,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {**package_versions(), **_versions()},
+        }
+        record = {key: value for key, value in record.items() if value is not None}
+        previous = read_provenance(source_dir) if source_dir.is_dir() else None
+        provenance = (previous or Provenance()).with_step(
+            "export", record, **({} if previous is not None and previous.task else {"task": task}))
+        config = model.config
+        config.architectures = [type(model).__name__]
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if source_dir.is_dir() and (source_dir / RUN_FILE).is_file():
+            shutil.copy2(source_dir / RUN_FILE, tmp / RUN_FILE)
+        write_provenance(tmp, provenance)
+        write_card(tmp, "export", provenance, run=None, source=str(source))
+        strip_remote_code(tmp)
+    if push_to_hub:
+        from polydistill.hub import push_model_dir
+
+        push_model_dir(out, push_to_hub, token=token)
+    return ExportResult(Path(out), record)

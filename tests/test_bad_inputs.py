@@ -1,0 +1,735 @@
+"""The bad-input catalogue of issue #12: every bad input is one sentence.
+
+The rule: bad input gets one ``error: <sentence>`` line on stderr and exit code 2, never a Python
+traceback, and loses nothing (no half-written output, no prior data deleted). Every case runs the
+real command line through ``polydistill.cli.main``; the tiny models and data are built once per
+module. A case is a function ``(world, tmp_path) -> Setup``; ``test_catalogue`` runs it and checks
+the rule, then the case's own ``post`` check (e.g. that ``--overwrite`` then succeeds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import json
+import os
+import pickle
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+import yaml
+
+from factories import make_model_dir
+from polydistill.cli import main
+from test_distill_tasks import tiny_task
+
+FAST = ["--max-steps", "2", "--eval-steps", "1", "--batch-size", "8", "--logging-steps", "1"]
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+
+def _write_csv_dataset(folder: Path, task, rows_per_split: dict[str, int] | None = None) -> Path:
+    folder.mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        ds = task.splits[split]
+        limit = len(ds) if rows_per_split is None else rows_per_split[split]
+        with (folder / f"{split}.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label", "language"])
+            for row in list(ds)[:limit]:
+                writer.writerow([row["text"], task.label_names[row["label"]], row["language"]])
+    return folder
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _run_quietly(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code or 0
+
+
+def _finetune_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["finetune", str(model), "--dataset", str(data), "--out", str(out), *FAST, "--lr", "5e-3", *extra]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp("bad-inputs")
+    task = tiny_task("sequence", n_train=32, n_dev=16)
+    w = SimpleNamespace(root=root)
+    w.base = make_model_dir(root, "bert", "base", name="base")
+    w.data = _write_csv_dataset(root / "data", task)
+
+    # a model directory without any tokenizer file
+    w.no_tokenizer = _copy_model(w.base, root / "no-tokenizer")
+    for path in w.no_tokenizer.iterdir():
+        if path.name.startswith("tokenizer") or path.name in ("vocab.txt", "special_tokens_map.json"):
+            path.unlink()
+    # a complete model directory whose config.json is corrupt
+    w.corrupt_config = _copy_model(w.base, root / "corrupt-config")
+    (w.corrupt_config / "config.json").write_text("{not json", encoding="utf-8")
+    # a complete model directory whose weights are corrupt
+    w.corrupt_weights = _copy_model(w.base, root / "corrupt-weights")
+    (w.corrupt_weights / "model.safetensors").write_bytes(b"garbage" * 10)
+    # a teacher whose config asks for custom code (that would leave a marker when imported)
+    w.marker = root / "REMOTE-CODE-RAN"
+    w.remote = _copy_model(w.base, root / "remote-code")
+    (w.remote / "custom_code.py").write_text(f"import pathlib\npathlib.Path({str(w.marker)!r}).write_text('ran')\n",
+                                             encoding="utf-8")
+    config = json.loads((w.remote / "config.json").read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoConfig": "custom_code.CustomConfig", "AutoModel": "custom_code.CustomModel",
+                          "AutoModelForSequenceClassification": "custom_code.CustomClassifier"}
+    (w.remote / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    tok_config = json.loads((w.remote / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tok_config["auto_map"] = {"AutoTokenizer": ["custom_code.CustomTokenizer", None]}
+    (w.remote / "tokenizer_config.json").write_text(json.dumps(tok_config), encoding="utf-8")
+
+    # data: non-UTF-8 CSVs, header-only CSVs
+    w.latin1 = _write_csv_dataset(root / "latin1", task)
+    with (w.latin1 / "train.csv").open("ab") as handle:
+        handle.write("caf\u00e9 na\u00efve jazz,music,en\n".encode("latin-1"))
+    w.empty_csv = _write_csv_dataset(root / "empty-csv", task, {"train": 0, "validation": 0, "test": 0})
+
+    # corpora for lm-distill and vocab reduce
+    w.corpus = root / "corpus.txt"
+    w.corpus.write_text("\n".join(list(task.splits["train"]["text"]) * 2) + "\n", encoding="utf-8")
+    w.latin1_corpus = root / "latin1-corpus.txt"
+    w.latin1_corpus.write_bytes("hello world\ncaf\u00e9 au lait\n".encode("latin-1"))
+    w.empty_corpus = root / "empty-corpus.txt"
+    w.empty_corpus.write_text("", encoding="utf-8")
+
+    # a finished fine-tuning run (re-runs, evaluation, file modes)
+    w.finished_argv = _finetune_argv(w.base, w.data, root / "finished")
+    assert _run_quietly(w.finished_argv) == 0
+    w.finished = root / "finished"
+
+    # the work dir a killed run leaves: run with --keep-checkpoints, then remove the output
+    kept = root / "kept"
+    assert _run_quietly(_finetune_argv(w.base, w.data, kept, "--keep-checkpoints")) == 0
+    shutil.rmtree(kept)
+    w.kept_work = root / "kept.work"
+    assert any((w.kept_work / "checkpoints").glob("checkpoint-*"))
+
+    # a grid config (generic data, teacher only) and a results store without results
+    w.grid_yaml = root / "grid.yaml"
+    w.grid_yaml.write_text(yaml.safe_dump(_grid(w)), encoding="utf-8")
+    w.empty_store = root / "store"
+    (w.empty_store / "results").mkdir(parents=True)
+    return w
+
+
+def _grid(w, **changes) -> dict:
+    config = {
+        "name": "bad-inputs",
+        "teachers": [{"name": "tiny", "model": str(w.base)}],
+        "datasets": [{"name": str(w.data)}],
+        "students": None,
+        "teacher_training": {"max_steps": 1, "batch_size": 8, "eval_steps": 1},
+        "teacher_gate_margin": None,
+    }
+    for key, value in changes.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+# ---------------------------------------------------------------------------------------- the runner
+
+
+@dataclass
+class Setup:
+    argv: list[str]
+    out: Path | None = None  # must not exist afterwards (or be unchanged when it existed before)
+    needles: tuple[str, ...] = ()  # all must be in the error sentence (stdout for exit 0)
+    forbidden: tuple[str, ...] = ()  # none may be in stderr
+    code: int = 2
+    hold: Callable[[], contextlib.AbstractContextManager] | None = None  # held while the command runs
+    post: Callable[[], None] | None = None  # more checks after the command
+    chdir: Path | None = None
+
+
+def _snapshot(path: Path | None) -> dict[str, bytes] | None:
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(path.rglob("*"))}
+
+
+def _temporaries(out: Path) -> list[Path]:
+    parent = out.parent
+    if not parent.is_dir():
+        return []
+    return [*parent.glob(f".{out.name}.*.tmp"), *parent.glob(f".{out.name}.old")]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+def check_one_sentence(err: str) -> str:
+    """The error is exactly one ``error:`` line, the last thing on stderr, and no traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line.lower()]
+    assert len(errors) == 1, err
+    assert lines[-1] == errors[0] and lines[-1].startswith("error: "), err  # nothing after it: one line
+    return errors[0]
+
+
+# ---------------------------------------------------------------------------------------- the cases
+
+CASES: dict[str, Callable[[SimpleNamespace, Path], Setup]] = {}
+
+
+def case(name: str, *marks):
+    def register(fn):
+        CASES[name] = (fn, marks)
+        return fn
+    return register
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    if os.access(folder, os.W_OK):
+        folder.chmod(0o700)
+        pytest.skip("running as root: a chmod 500 directory stays writable")
+    return folder
+
+
+def _blocker(tmp_path: Path) -> Path:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n", encoding="utf-8")
+    return blocker
+
+
+# 1. NaN loss -----------------------------------------------------------------------------------
+@case("1-nan-loss")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    argv = ["finetune", w.base, "--dataset", w.data, "--out", out, *FAST, "--lr", "1e10"]
+    return Setup(argv, out, needles=("step", "ce"))
+
+
+# 2. a stale work dir of another run ---------------------------------------------------------------
+@case("2-stale-work-dir")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    shutil.copytree(w.kept_work, tmp_path / "ft.work")
+    argv = _finetune_argv(w.base, w.data, out, "--lr", "1e-3")  # the kept run used 5e-3
+
+    def post():
+        assert (tmp_path / "ft.work" / "checkpoints").is_dir()  # the refusal deleted nothing
+        assert _run_quietly([str(a) for a in [*argv, "--overwrite"]]) == 0  # --overwrite starts afresh
+        assert (out / "config.json").is_file()
+
+    return Setup(argv, out, needles=("learning_rate", "--overwrite"), post=post)
+
+
+# 3. a model dir without tokenizer files -------------------------------------------------------------
+@case("3-no-tokenizer-finetune")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.no_tokenizer, "--dataset", w.data, "--out", out, *FAST], out,
+                 needles=("no tokenizer files", "tokenizer.json"))
+
+
+@case("3-no-tokenizer-student")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    return Setup(["student", w.no_tokenizer, "--out", out, "--layers", "2"], out, needles=("no tokenizer files",))
+
+
+@case("3-no-tokenizer-evaluate")
+def _(w, tmp_path):
+    model = _copy_model(w.finished, tmp_path / "model")
+    for path in model.glob("tokenizer*"):
+        path.unlink()
+    out = tmp_path / "report.json"
+    return Setup(["evaluate", model, "--dataset", w.data, "--out", out], out, needles=("no tokenizer files",))
+
+
+# 4. bounds ----------------------------------------------------------------------------------------
+def _bound(flags: list[str], needle: str, command: str = "finetune"):
+    def make(w, tmp_path):
+        out = tmp_path / "out"
+        if command == "finetune":
+            argv = ["finetune", w.base, "--dataset", w.data, "--out", out, *flags]
+        elif command == "distill":
+            argv = ["distill", "--teacher", w.finished, "--dataset", w.data, "--out", out, *flags]
+        else:  # evaluate
+            out = tmp_path / "report.json"
+            argv = ["evaluate", w.finished, "--dataset", w.data, "--out", out, *flags]
+        return Setup(argv, out, needles=(needle,))
+    return make
+
+
+for _flags, _needle, _command in [
+    (["--max-steps", "0"], "--max-steps", "finetune"),
+    (["--epochs", "-1"], "--epochs", "finetune"),
+    (["--lr", "-1e-3"], "--learning-rate", "finetune"),
+    (["--batch-size", "0"], "--batch-size", "finetune"),
+    (["--batch-size", "0"], "--batch-size", "evaluate"),
+    (["--w-att", "-1"], "att weight", "distill"),
+    (["--w-hid", "nan"], "hid weight", "distill"),
+    (["--temperature", "0"], "--temperature", "distill"),
+]:
+    case(f"4-{_command}{_flags[0]}={_flags[1]}")(_bound(_flags, _needle, _command))
+
+
+def _grid_bound(changes: dict, needle: str):
+    def make(w, tmp_path):
+        config = tmp_path / "grid.yaml"
+        config.write_text(yaml.safe_dump(_grid(w, **changes)), encoding="utf-8")
+        out = tmp_path / "runs"
+        return Setup(["grid", "run", config, "--work-dir", out, "--dry-run"], out, needles=(needle,))
+    return make
+
+
+for _name, _changes, _needle in [
+    ("epochs", {"teacher_training": {"epochs": -1}}, "teacher_training.epochs"),
+    ("learning-rate", {"teacher_training": {"learning_rate": -1e-3}}, "teacher_training.learning_rate"),
+    ("kd-weight-negative", {"kd": {"weights": {"att": -1}}}, "att weight"),
+    ("kd-weight-nan", {"kd": {"weights": {"hid": float("nan")}}}, "hid weight"),
+]:
+    case(f"4-grid-{_name}")(_grid_bound(_changes, _needle))
+
+
+# 5. output paths ----------------------------------------------------------------------------------
+def _output_argv(command: str, w, out: Path) -> tuple[list, Path]:
+    """The command with ``out`` as its output (a file name for the commands that write one file)."""
+    if command == "student":
+        return ["student", w.base, "--out", out, "--layers", "2"], out
+    if command == "evaluate":
+        out = out / "report.json"
+        return ["evaluate", w.finished, "--dataset", w.data, "--out", out], out
+    if command == "grid-run":
+        return ["grid", "run", w.grid_yaml, "--work-dir", out], out
+    if command == "grid-report":
+        return ["grid", "report", w.empty_store, "--out", out], out
+    if command == "demo":
+        return ["demo", "--out", out, "--quick"], out
+    if command == "bench":
+        out = out / "bench.json"
+        return ["bench", w.base, "--out", out, "--repeats", "1", "--warmup", "0", "--lengths", "8",
+                "--batch-size", "2", "--device", "cpu"], out
+    if command == "vocab-reduce":
+        return ["vocab", "reduce", w.base, "--out", out, "--corpus", w.corpus], out
+    if command == "lm-distill":
+        return ["lm-distill", w.base, "--corpus", w.corpus, "--out", out, "--layers", "2", "--max-steps", "1",
+                "--fit-teacher-head-steps", "1", "--batch-size", "4"], out
+    if command == "finetune":
+        return _finetune_argv(w.base, w.data, out), out
+    raise ValueError(command)
+
+
+OUTPUT_COMMANDS = ("student", "evaluate", "grid-run", "grid-report", "demo", "bench", "vocab-reduce", "lm-distill",
+                   "finetune")
+
+
+def _parent_is_file(command):
+    def make(w, tmp_path):
+        blocker = _blocker(tmp_path)
+        argv, out = _output_argv(command, w, blocker / "out")
+
+        def post():
+            assert blocker.read_text(encoding="utf-8") == "a file, not a folder\n"
+
+        return Setup(argv, out, needles=(str(blocker), "is a file"), post=post)
+    return make
+
+
+def _unwritable_parent(command):
+    def make(w, tmp_path):
+        argv, out = _output_argv(command, w, _unwritable(tmp_path) / "out")
+        return Setup(argv, out, needles=("not writable",))
+    return make
+
+
+def _pretend_unwritable(folder: Path):
+    """os.access as a non-root user would answer it for ``folder`` (root may write anywhere)."""
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path).resolve() == folder.resolve():
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    return lambda: mock.patch("os.access", access)
+
+
+def _unwritable_simulated(command):
+    def make(w, tmp_path):
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        argv, out = _output_argv(command, w, folder / "out")
+        return Setup(argv, out, needles=("not writable",), hold=_pretend_unwritable(folder))
+    return make
+
+
+for _command in OUTPUT_COMMANDS:
+    case(f"5-{_command}-parent-is-a-file")(_parent_is_file(_command))
+    case(f"5-{_command}-unwritable")(_unwritable_parent(_command))
+    case(f"5-{_command}-unwritable-simulated")(_unwritable_simulated(_command))
+
+
+def _failing(function: str, under: Path, error: int):
+    """``tempfile.<function>`` raising OSError(``error``) for a directory under ``under``: what the
+    machine does when a write is refused after the preflight passed (a race, a quota, a read-only mount)."""
+    real = getattr(tempfile, function)
+
+    def refuse(*args, **kwargs):
+        folder = Path(kwargs.get("dir") or ".")
+        if under.resolve() in (folder.resolve(), *folder.resolve().parents):
+            raise OSError(error, os.strerror(error), str(folder))
+        return real(*args, **kwargs)
+
+    return lambda: mock.patch(f"tempfile.{function}", refuse)
+
+
+@case("5-oserror-permission-denied-bench")
+def _(w, tmp_path):
+    argv, out = _output_argv("bench", w, tmp_path)
+    return Setup(argv, out, needles=("Permission denied", str(tmp_path)), hold=_failing("mkstemp", tmp_path, errno.EACCES))
+
+
+@case("5-oserror-read-only-student")
+def _(w, tmp_path):
+    argv, out = _output_argv("student", w, tmp_path / "student")
+    return Setup(argv, out, needles=("read-only",), hold=_failing("mkdtemp", tmp_path, errno.EROFS))
+
+
+@case("5-oserror-disk-full-student")
+def _(w, tmp_path):
+    argv, out = _output_argv("student", w, tmp_path / "student")
+    return Setup(argv, out, needles=("disk is full",), hold=_failing("mkdtemp", tmp_path, errno.ENOSPC))
+
+
+# 6. input files -----------------------------------------------------------------------------------
+@case("6-non-utf8-csv")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.base, "--dataset", w.latin1, "--out", out, *FAST], out,
+                 needles=("train.csv", "not UTF-8", "line 34"))
+
+
+@case("6-non-utf8-csv-data-show")
+def _(w, tmp_path):
+    return Setup(["data", "show", w.latin1], None, needles=("train.csv", "not UTF-8"))
+
+
+@case("6-non-utf8-corpus")
+def _(w, tmp_path):
+    out = tmp_path / "lm"
+    return Setup(["lm-distill", w.base, "--corpus", w.latin1_corpus, "--out", out, "--layers", "2"], out,
+                 needles=("latin1-corpus.txt", "not UTF-8", "line 2"))
+
+
+@case("6-empty-corpus")
+def _(w, tmp_path):
+    out = tmp_path / "lm"
+    return Setup(["lm-distill", w.base, "--corpus", w.empty_corpus, "--out", out, "--layers", "2",
+                  "--fit-teacher-head-steps", "1"], out, needles=("corpus",))
+
+
+class _Evil:
+    """A pickle that creates a file when it is unpickled with the full (unsafe) unpickler."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _corrupt_checkpoint(filename: str):
+    def make(w, tmp_path):
+        out = tmp_path / "ft"
+        work = tmp_path / "ft.work"
+        shutil.copytree(w.kept_work, work)
+        checkpoint = max((work / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        marker = tmp_path / "PICKLE-RAN"
+        (checkpoint / filename).write_bytes(pickle.dumps(_Evil(marker)))
+
+        def post():
+            assert not marker.exists(), "the checkpoint's pickle was executed"
+            assert (checkpoint / filename).is_file()  # nothing deleted
+
+        return Setup(_finetune_argv(w.base, w.data, out), out, needles=(checkpoint.name, "cannot be read"), post=post)
+    return make
+
+
+case("6-corrupt-checkpoint-optimizer")(_corrupt_checkpoint("optimizer.pt"))
+case("6-corrupt-checkpoint-rng-state")(_corrupt_checkpoint("rng_state.pth"))
+
+
+# 7. lm-distill --layers larger than the teacher -----------------------------------------------------
+@case("7-lm-distill-too-deep")
+def _(w, tmp_path):
+    out = tmp_path / "lm"
+    argv = ["lm-distill", w.base, "--corpus", w.corpus, "--out", out, "--layers", "9", "--max-steps", "1",
+            "--eval-steps", "1", "--fit-teacher-head-steps", "1", "--batch-size", "4"]
+
+    def post():
+        assert not (tmp_path / "lm.work").exists()  # nothing that blocks the corrected command
+        fixed = [str(a) for a in argv]
+        fixed[fixed.index("9")] = "2"
+        assert _run_quietly(fixed) == 0 and (out / "config.json").is_file()
+
+    return Setup(argv, out, needles=("--layers 9", "4 layers"), post=post)
+
+
+# 8. leftovers and concurrency -----------------------------------------------------------------------
+@case("8-leftover-temporary-removed")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    leftover = tmp_path / ".student.k1ll3d.tmp"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"half written")
+
+    def post():
+        assert not leftover.exists() and (out / "config.json").is_file()
+
+    return Setup(["student", w.base, "--out", out, "--layers", "2"], None, code=0,
+                 needles=("student written",), post=post)
+
+
+@case("8-finished-rerun-nothing-to-do")
+def _(w, tmp_path):
+    before = _snapshot(w.finished)
+
+    def post():
+        assert _snapshot(w.finished) == before
+
+    return Setup(w.finished_argv, None, code=0, needles=("nothing to do",), forbidden=("already exists",), post=post)
+
+
+def _held(out: Path):
+    @contextlib.contextmanager
+    def hold():
+        from polydistill.io import try_lock
+
+        # try_lock, not output_lock: output_lock is re-entrant within one process by design
+        with try_lock(out) as locked:
+            assert locked
+            yield
+    return hold
+
+
+@case("8-concurrent-finetune")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(_finetune_argv(w.base, w.data, out), out, needles=("Another polydistill process is writing",),
+                 hold=_held(out))
+
+
+@case("8-concurrent-student")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    return Setup(["student", w.base, "--out", out, "--layers", "2"], out,
+                 needles=("Another polydistill process is writing",), hold=_held(out))
+
+
+# 9. messages --------------------------------------------------------------------------------------
+def _corrupt_config(command):
+    def make(w, tmp_path):
+        out = tmp_path / "out"
+        argv = {"finetune": ["finetune", w.corrupt_config, "--dataset", w.data, "--out", out, *FAST],
+                "student": ["student", w.corrupt_config, "--out", out],
+                "evaluate": ["evaluate", w.corrupt_config, "--dataset", w.data]}[command]
+        return Setup(argv, out, needles=("config.json", "not valid JSON"), forbidden=("tokenizer",))
+    return make
+
+
+def _missing_model(command, spelling):
+    def make(w, tmp_path):
+        out = tmp_path / "out"
+        model = "./nope" if spelling == "relative" else str(tmp_path / "nope")
+        argv = {"finetune": ["finetune", model, "--dataset", w.data, "--out", out, *FAST],
+                "student": ["student", model, "--out", out],
+                "evaluate": ["evaluate", model, "--dataset", w.data]}[command]
+        return Setup(argv, out, needles=("nope", "does not exist"), forbidden=("hub id '",), chdir=tmp_path)
+    return make
+
+
+for _command in ("finetune", "student", "evaluate"):
+    case(f"9-corrupt-config-{_command}")(_corrupt_config(_command))
+    for _spelling in ("relative", "absolute"):
+        case(f"9-missing-model-{_spelling}-{_command}")(_missing_model(_command, _spelling))
+
+
+@case("9-missing-dataset-folder")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.base, "--dataset", "./no-such-data", "--out", out, *FAST], out,
+                 needles=("no-such-data", "does not exist"), chdir=tmp_path)
+
+
+@case("9-empty-csvs")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.base, "--dataset", w.empty_csv, "--out", out, *FAST], out,
+                 needles=("empty-csv",), forbidden=("for  is", "(e.g. )", "e.g. )"))
+
+
+@case("9-empty-csvs-evaluate")
+def _(w, tmp_path):
+    return Setup(["evaluate", w.finished, "--dataset", w.empty_csv], None, needles=("empty-csv",),
+                 forbidden=("for  is", "(e.g. )"))
+
+
+# 10. hygiene --------------------------------------------------------------------------------------
+def _modes(folder: Path) -> set[int]:
+    return {stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file()}
+
+
+@case("10-modes-student")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+
+    def post():
+        assert len(_modes(out)) == 1, {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in out.rglob("*")}
+
+    return Setup(["student", w.base, "--out", out, "--layers", "2"], None, code=0, post=post)
+
+
+@case("10-modes-finetune")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+
+    def post():
+        assert len(_modes(out)) == 1, {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in out.rglob("*")}
+
+    return Setup(_finetune_argv(w.base, w.data, out), None, code=0, needles=("model saved",), post=post)
+
+
+def _no_remote_code(out: Path, marker: Path) -> None:
+    assert not marker.exists(), "the teacher's custom code ran"
+    assert (out / "config.json").is_file()
+    for name in ("config.json", "tokenizer_config.json"):
+        if (out / name).is_file():
+            assert "auto_map" not in json.loads((out / name).read_text(encoding="utf-8")), name
+    assert not list(out.glob("*.py"))
+
+
+@case("10-remote-code-student")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    return Setup(["student", w.remote, "--out", out, "--layers", "2"], None, code=0,
+                 post=lambda: _no_remote_code(out, w.marker))
+
+
+@case("10-remote-code-finetune")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(_finetune_argv(w.remote, w.data, out), None, code=0, post=lambda: _no_remote_code(out, w.marker))
+
+
+# the earlier refusals ------------------------------------------------------------------------------
+@case("0-student-deeper-than-teacher")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    return Setup(["student", w.base, "--out", out, "--layers", "5"], out, needles=("between 1 and 4 layers",))
+
+
+@case("0-unknown-dataset")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.base, "--dataset", "nosuchdata", "--out", out, *FAST], out,
+                 needles=("Unknown dataset 'nosuchdata'",))
+
+
+@case("0-unknown-language")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.base, "--dataset", w.data, "--languages", "xx-XX", "--out", out, *FAST], out,
+                 needles=("xx-XX",))
+
+
+@case("0-corrupt-safetensors")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    return Setup(["finetune", w.corrupt_weights, "--dataset", w.data, "--out", out, *FAST], out,
+                 needles=("may be corrupt",))
+
+
+@case("0-output-exists")
+def _(w, tmp_path):
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me\n", encoding="utf-8")
+    return Setup(["student", w.base, "--out", out, "--layers", "2"], out, needles=("already exists", "--overwrite"))
+
+
+@case("0-output-exists-finetune")
+def _(w, tmp_path):
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me\n", encoding="utf-8")
+    return Setup(_finetune_argv(w.base, w.data, out), out, needles=("already exists", "--overwrite"))
+
+
+# ---------------------------------------------------------------------------------------- the test
+
+XFAIL: dict[str, str] = {  # case name -> reason (failures whose fix lies in code owned elsewhere)
+    "6-empty-corpus": "lm-distill: an empty corpus reaches datasets' text loader, which raises "
+                      "DatasetGenerationError (SchemaInferenceError); lang/lm_distill.py check_corpus should "
+                      "require a non-empty line before anything is loaded",
+}
+
+
+def _params():
+    for name, (fn, marks) in CASES.items():
+        marks = list(marks)
+        if name in XFAIL:
+            marks.append(pytest.mark.xfail(reason=XFAIL[name], strict=True))
+        yield pytest.param(fn, id=name, marks=marks)
+
+
+@pytest.mark.parametrize("make", list(_params()))
+def test_catalogue(make, world, tmp_path, capsys, monkeypatch):
+    setup = make(world, tmp_path)
+    if setup.chdir is not None:
+        monkeypatch.chdir(setup.chdir)
+    before = _snapshot(setup.out)
+    with setup.hold() if setup.hold else contextlib.nullcontext():
+        code, out, err = run_cli(setup.argv, capsys)
+    assert code == setup.code, f"exit {code}\nstdout: {out[-2000:]}\nstderr: {err[-3000:]}"
+    if setup.code == 2:
+        sentence = check_one_sentence(err)
+        print(sentence)  # shown with the failure report
+        for needle in setup.needles:
+            assert needle in sentence, sentence
+    else:
+        for needle in setup.needles:
+            assert needle in out, out
+    for word in setup.forbidden:
+        assert word not in err, err
+    if setup.out is not None:
+        assert _snapshot(setup.out) == before, f"{setup.out} changed"
+        assert not _temporaries(setup.out), _temporaries(setup.out)
+    if setup.post is not None:
+        setup.post()
+
+
+def test_catalogue_covers_every_class():
+    classes = {name.split("-")[0] for name in CASES}
+    assert classes == {str(i) for i in range(11)}

@@ -1,0 +1,65 @@
+"""polydistill export on the real multilingual-e5-small encoder (slow; needs the e5 fixture), and the
+torch.export-based exporter on a tiny model (slow only because that exporter takes > 10 s)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factories import CORPUS, make_model_dir
+from polydistill.export import export_model, load_exported
+
+pytestmark = pytest.mark.slow
+
+MULTILINGUAL = [
+    "query: how much protein should a female eat",
+    "Wie spät ist es in Berlin?",
+    "Ponme una alarma a las siete de la mañana.",
+    "Quel temps fait-il à Paris aujourd'hui ?",
+    "Habari ya asubuhi, rafiki yangu.",
+    "今日は雨が降っています。",
+    "Сколько стоит билет до Москвы?",
+    "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def e5_exports(e5_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e5-export")
+    export_model(e5_dir, root / "fp32", quantize="none")
+    export_model(e5_dir, root / "int8")
+    return root
+
+
+def test_e5_encoder_fp32_and_int8(e5_dir, e5_exports):
+    from polydistill.modeling import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(e5_dir)
+    model = load_model(e5_dir, task="base").eval()
+    batch = tokenizer(MULTILINGUAL, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    mask = batch["attention_mask"].bool()
+    with torch.inference_mode():
+        reference = model(**batch).last_hidden_state
+        fp32 = load_exported(e5_exports / "fp32")(**batch).last_hidden_state
+        int8 = load_exported(e5_exports / "int8")(**batch).last_hidden_state
+    assert (fp32 - reference)[mask].abs().max().item() <= 1e-3
+    cosine = torch.nn.functional.cosine_similarity(int8[mask], fp32[mask], dim=-1)
+    assert cosine.min().item() >= 0.95, cosine.min().item()
+    # the mean-pooled sentence embeddings e5 is used for
+    pooled = [(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True) for h in (fp32, int8)]
+    assert torch.nn.functional.cosine_similarity(*pooled, dim=-1).min().item() >= 0.98
+
+
+def test_dynamo_exporter(tmp_path):
+    pytest.importorskip("onnxscript")
+    from polydistill.modeling import load_model, load_tokenizer
+
+    source = make_model_dir(tmp_path, "bert", "sequence")
+    result = export_model(source, tmp_path / "onnx", quantize="none", exporter="dynamo")
+    assert "dynamo" in result.record["exporter"]
+    tokenizer = load_tokenizer(source)
+    batch = tokenizer([*CORPUS, "hello"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        reference = load_model(source).eval()(**batch).logits
+        got = load_exported(tmp_path / "onnx")(**batch).logits
+    assert (got - reference).abs().max().item() <= 1e-4

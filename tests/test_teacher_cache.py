@@ -1,0 +1,85 @@
+"""The teacher-output cache: cached outputs equal the live teacher's (eval mode, no dropout), for
+any batch composition and padding; a KD run with the cache gives the same student as without it;
+a second run (or a resumed one) reuses the cache instead of running the teacher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from polydistill.data.tokenize import data_collator, tokenize_task_data
+from polydistill.distill.kd import distill
+from polydistill.distill.settings import KDSettings, TrainSettings
+from polydistill.distill.teacher_cache import build_cache, estimate_bytes
+from polydistill.distill.trainer import PolydistillTrainer, objective_of
+from polydistill.student.build import build_student
+from test_distill_tasks import tiny_model, tiny_task
+
+
+def _settings(out, **kw):
+    base = dict(output_dir=out, max_steps=4, eval_steps=4, learning_rate=1e-3, batch_size=8, logging_steps=1)
+    return TrainSettings(**{**base, **kw})
+
+
+@pytest.mark.parametrize("task", ["sequence", "token"])
+def test_cached_batches_equal_live_teacher_outputs(tmp_path, task):
+    from transformers import TrainingArguments
+
+    data = tiny_task(task, n_train=20, n_dev=8)
+    teacher, tokenizer = tiny_model(data)
+    teacher.eval()
+    student = build_student(teacher, layers=2, tokenizer=tokenizer).model
+    train = tokenize_task_data(data, tokenizer, max_length=32)["train"]
+    collator = data_collator(task, tokenizer)
+    kd = KDSettings()
+    trainer = PolydistillTrainer(model=student, args=TrainingArguments(output_dir=str(tmp_path), report_to="none",
+                                                                       use_cpu=True),
+                                 objective=objective_of(kd), kd=kd, teacher=teacher, layer_map=[1, 3])
+    cache = build_cache(trainer._teacher_side, train, collator, batch_size=7, dtype="float32")
+    # a batch composition the cache never saw (other neighbours, other padded length)
+    rows = [3, 11, 0, 17]
+    batch = collator([train[i] for i in rows])
+    live = trainer._teacher_side({k: v for k, v in batch.items() if k != "labels"}, batch["attention_mask"])
+    cached = cache.batch(torch.tensor(rows), batch["attention_mask"].shape[1], "cpu", torch.float32)
+    mask = batch["attention_mask"].bool()
+    assert set(cached) == set(live) == {"teacher_logits", "teacher_maps", "teacher_hidden", "teacher_embeddings"}
+    pairs = mask[:, None, :, None] & mask[:, None, None, :]
+    for name in live:
+        for lv, cv in zip(*( (x if isinstance(x, list) else [x]) for x in (live[name], cached[name])), strict=True):
+            if name == "teacher_maps":
+                torch.testing.assert_close(cv[pairs.expand_as(cv)], lv[pairs.expand_as(lv)], atol=1e-5, rtol=1e-5)
+            elif lv.dim() == 3 or (name == "teacher_logits" and task == "token"):
+                torch.testing.assert_close(cv[mask], lv[mask], atol=1e-5, rtol=1e-5)
+            else:
+                torch.testing.assert_close(cv, lv, atol=1e-5, rtol=1e-5)
+    trainer.release_models()
+    spec = {"width": 32, "heads": 4, "num_labels": 3, "token_logits": task == "token", "hidden_layers": 2,
+            "map_layers": 2, "embeddings": 1, "last_hidden": 0}
+    stored = sum(t.numel() * t.element_size() for t in cache.tensors.values())
+    assert estimate_bytes((len(ids) for ids in train["input_ids"]), spec, "float32") == stored
+
+
+def test_kd_with_cache_gives_the_same_student_and_reuses_the_cache(tmp_path):
+    data = tiny_task("sequence", n_train=32, n_dev=8)
+    teacher, tokenizer = tiny_model(data)
+    built = lambda: build_student(teacher, layers=2, hidden=16, intermediate=32, tokenizer=tokenizer)  # noqa: E731
+    common = dict(allow_untrained_teacher=True, allow_weak_teacher=True)
+    live = distill(teacher, built(), data, _settings(tmp_path / "live"), KDSettings(teacher_cache=False, **common),
+                   tokenizer=tokenizer)
+    cached = distill(teacher, built(), data, _settings(tmp_path / "cached"),
+                     KDSettings(teacher_cache_dtype="float32", **common), tokenizer=tokenizer)
+    a = load_file(str(live.output_dir / "model.safetensors"))
+    b = load_file(str(cached.output_dir / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4)
+    record = json.loads((cached.output_dir / "run.json").read_text())["teacher_cache"]
+    assert record["reused"] is False and record["bytes"] > 0
+    again = distill(teacher, built(), data, _settings(tmp_path / "again", seed=1),
+                    KDSettings(teacher_cache_dtype="float32", **common), tokenizer=tokenizer)
+    assert json.loads((again.output_dir / "run.json").read_text())["teacher_cache"]["reused"] is True
+    small = distill(teacher, built(), data, _settings(tmp_path / "small"),
+                    KDSettings(teacher_cache_gb=1e-9, **common), tokenizer=tokenizer)
+    assert "skipped" in json.loads((small.output_dir / "run.json").read_text())["teacher_cache"]

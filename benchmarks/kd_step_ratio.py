@@ -1,14 +1,18 @@
-"""KD step cost ÷ (student train step + teacher forward), ours vs the naive way, on real e5-small.
+"""KD step cost ÷ (student train step + teacher forward), ours vs the naive way, in fp32 and bf16
+autocast, with the live teacher and with the teacher-output cache, on real e5-small.
 
 Teacher: multilingual-e5-small (12 layers, hidden 384, 250k vocabulary) wrapped with a fresh
 sequence-classification head (3 labels); student: its 6-layer from-teacher copy (``build_student``),
 word embeddings frozen (as in the CPU runs). Per repeat, interleaved in one process on the same
 batch: (a) a plain student train step (forward + CE + backward + AdamW step), (b) a teacher forward
-(no_grad), (c) our KD step (``KDTrainer.compute_loss``: hooks on the 6 mapped layers only, maps kept by the
-recording attention function in mapped layers, SDPA elsewhere; all five terms + backward + step), (d) the naive KD step (both
-models in eager attention with output_attentions + output_hidden_states, same five terms).
-ratio = median(KD step) / (median(a) + median(b)), on process CPU time (stable on a shared machine
-with one thread) and, for reference, on wall time.
+(no_grad), (c) our KD step (``PolydistillTrainer.compute_loss``: hooks on the 6 mapped layers only,
+maps kept by the recording attention function in mapped layers, SDPA elsewhere; all five terms +
+backward + step) with the live teacher, (d) the same step reading the teacher's outputs from the
+cache (``distill/teacher_cache.py``), (e) the naive KD step (both models in eager attention with
+output_attentions + output_hidden_states, same five terms). (a)–(d) run in fp32 and under bf16
+autocast (``--precisions``). Ratios: ours ÷ (a + b) and the naive one, cached ÷ (a) (the cache's
+promise: a KD step costs about a student step), and every step against the fp32 live KD step.
+Medians of process CPU time (stable on a shared machine with one thread) and wall time.
 
     python benchmarks/kd_step_ratio.py --threads 2 --repeats 7 --out benchmarks/results/kd_step_ratio.json
 """
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[24, 128])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/kd_step_ratio.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,9 +66,11 @@ def main() -> None:
 
     from transformers import AutoModelForSequenceClassification, TrainingArguments
 
+    from polydistill.data.tokenize import data_collator
     from polydistill.distill import losses
     from polydistill.distill.settings import KDSettings
-    from polydistill.distill.trainer import KDTrainer
+    from polydistill.distill.teacher_cache import build_cache
+    from polydistill.distill.trainer import PolydistillTrainer, objective_of
     from polydistill.io import atomic_write_json, package_versions
     from polydistill.modeling import load_tokenizer
     from polydistill.student.build import build_student
@@ -84,8 +91,11 @@ def main() -> None:
     plain_opt = ours_opt = naive_opt = optimizer
     naive_teacher = teacher
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = KDTrainer(model=ours_student, args=TrainingArguments(output_dir=tmp, report_to="none"),
-                            teacher=teacher, kd=kd, layer_map=layer_map, task="sequence")
+        trainer = PolydistillTrainer(model=ours_student, args=TrainingArguments(output_dir=tmp, report_to="none",
+                                                                                use_cpu=True),
+                                     objective=objective_of(kd), kd=kd, teacher=teacher, layer_map=layer_map)
+    collator = data_collator("sequence", tokenizer)
+    caches = {}
 
     def student_step(batch):
         loss = plain_student(**batch).loss
@@ -98,10 +108,17 @@ def main() -> None:
             teacher(**{k: v for k, v in batch.items() if k != "labels"})
 
     def ours_step(batch):
-        loss = trainer.compute_loss(ours_student, batch)
+        loss = trainer.compute_loss(ours_student, dict(batch))
         loss.backward()
         ours_opt.step()
         ours_opt.zero_grad(set_to_none=True)
+
+    def cached_step(batch):
+        trainer.cache = caches[batch["input_ids"].shape[1], torch.is_autocast_cpu_enabled()]
+        try:
+            ours_step({**batch, "example_index": torch.arange(len(batch["input_ids"]))})
+        finally:
+            trainer.cache = None
 
     def naive_step(batch):
         previous = naive_student.config._attn_implementation, naive_teacher.config._attn_implementation
@@ -130,12 +147,32 @@ def main() -> None:
         naive_opt.step()
         naive_opt.zero_grad(set_to_none=True)
 
-    steps = {"student_step": student_step, "teacher_forward": teacher_forward, "kd_ours": ours_step,
-             "kd_naive": naive_step}
+    def in_precision(fn, precision):
+        def run(batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                fn(batch)
+        return run
+
+    steps = {}
+    for precision in args.precisions:
+        steps.update({f"student_step_{precision}": in_precision(student_step, precision),
+                      f"teacher_forward_{precision}": in_precision(teacher_forward, precision),
+                      f"kd_ours_{precision}": in_precision(ours_step, precision),
+                      f"kd_cached_{precision}": in_precision(cached_step, precision)})
+    steps["kd_naive_fp32"] = naive_step
     rows = []
     shuffler = random.Random(0)
     for length in args.lengths:
         batch = make_batch(tokenizer, args.batch_size, length)
+        rows_of_batch = [{k: v[i].tolist() for k, v in batch.items() if k != "labels"} | {"labels": int(batch["labels"][i])}
+                         for i in range(args.batch_size)]
+        from datasets import Dataset
+
+        as_dataset = Dataset.from_list(rows_of_batch)
+        for precision in args.precisions:  # the cache as a run builds it: once, in the run's precision
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                caches[length, precision == "bf16"] = build_cache(trainer._teacher_side, as_dataset, collator,
+                                                                  args.batch_size, "float16")
         for fn in steps.values():  # warm-up
             fn(batch)
         wall: dict[str, list[float]] = {name: [] for name in steps}
@@ -149,29 +186,30 @@ def main() -> None:
                 cpu[name].append(c)
         med = {name: statistics.median(v) for name, v in cpu.items()}
         med_wall = {name: statistics.median(v) for name, v in wall.items()}
-        base = med["student_step"] + med["teacher_forward"]
-        base_wall = med_wall["student_step"] + med_wall["teacher_forward"]
-        row = {"length": length, "batch_size": args.batch_size, **{f"{k}_cpu_s": round(v, 4) for k, v in med.items()},
-               "ratio_ours": round(med["kd_ours"] / base, 3), "ratio_naive": round(med["kd_naive"] / base, 3),
-               "ratio_ours_wall": round(med_wall["kd_ours"] / base_wall, 3),
-               "ratio_naive_wall": round(med_wall["kd_naive"] / base_wall, 3),
-               "raw_cpu_seconds": cpu, "raw_wall_seconds": wall}
+        row = {"length": length, "batch_size": args.batch_size,
+               **{f"{k}_cpu_s": round(v, 4) for k, v in med.items()},
+               **{f"{k}_wall_s": round(v, 4) for k, v in med_wall.items()}}
+        for clock, m in (("cpu", med), ("wall", med_wall)):
+            for precision in args.precisions:
+                base = m[f"student_step_{precision}"] + m[f"teacher_forward_{precision}"]
+                row[f"ratio_ours_{precision}_{clock}"] = round(m[f"kd_ours_{precision}"] / base, 3)
+                row[f"cached_over_student_{precision}_{clock}"] = round(
+                    m[f"kd_cached_{precision}"] / m[f"student_step_{precision}"], 3)
+                for kind in ("ours", "cached"):
+                    row[f"speedup_{kind}_{precision}_vs_fp32_live_{clock}"] = round(
+                        m["kd_ours_fp32"] / m[f"kd_{kind}_{precision}"], 3)
+            row[f"ratio_naive_fp32_{clock}"] = round(
+                m["kd_naive_fp32"] / (m["student_step_fp32"] + m["teacher_forward_fp32"]), 3)
+        row["raw_cpu_seconds"], row["raw_wall_seconds"] = cpu, wall
         rows.append(row)
-        print(f"len {length:4d} (CPU s): student {med['student_step']:.3f}  teacher {med['teacher_forward']:.3f}  "
-              f"ours {med['kd_ours']:.3f} (×{row['ratio_ours']})  naive {med['kd_naive']:.3f} "
-              f"(×{row['ratio_naive']}); wall ratios ×{row['ratio_ours_wall']} / ×{row['ratio_naive_wall']}",
+        print(f"len {length}: " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()), flush=True)
+        print("   " + ", ".join(f"{k} {v}" for k, v in row.items() if k.startswith(("ratio", "cached", "speedup"))),
               flush=True)
 
-    print("\n| seq len | student step | teacher fwd | KD ours | KD naive | ratio ours | ratio naive | (wall: ours / naive) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['length']} | {r['student_step_cpu_s']} | {r['teacher_forward_cpu_s']} | {r['kd_ours_cpu_s']} | "
-              f"{r['kd_naive_cpu_s']} | {r['ratio_ours']} | {r['ratio_naive']} | "
-              f"{r['ratio_ours_wall']} / {r['ratio_naive_wall']} |")
-    print("(CPU seconds per step, median; ratio = KD step / (student step + teacher forward))")
     atomic_write_json(args.out, {
         "model": str(args.model), "threads": args.threads, "measure": "median process CPU seconds (and wall)", "repeats": args.repeats,
-        "student": "6-layer from-teacher copy, word embeddings frozen", "kd": kd.model_dump(),
+        "student": "6-layer from-teacher copy, word embeddings frozen", "kd": kd.model_dump(mode="json"),
+        "precisions": args.precisions, "cache_dtype": "float16",
         "rows": rows, "versions": package_versions(),
     })
     print(f"wrote {args.out}")

@@ -1,11 +1,13 @@
 """Vocabulary-reduction time and size: ``polydistill vocab reduce`` on e5 with one language's corpus.
 
-The corpus is the MASSIVE sw-KE *train* utterances (11,514 sentences), written one per line. Each
-model in ``--model`` is reduced by the real CLI (timed as a user sees it, process start included),
-then loaded again to count parameters with the same code as ``polydistill bench``. The target
-(issue 7): a vocabulary-reduced e5-small for one language has ≤ 40 % of the original parameters.
+The corpus is the MASSIVE sw-KE *train* utterances (11,514 sentences), written one per line; the
+*test* utterances are the held-out text of the coverage report. Each model in ``--model`` is reduced by
+the real CLI (timed as a user sees it, process start included), then loaded again to count parameters
+with the same code as ``polydistill bench``; the plan's coverage report (``--report``) is kept with the
+result. The target (issue 7): a vocabulary-reduced e5-small for one language has ≤ 40 % of the original
+parameters. ``--wordfreq`` adds the language's word list (not for sw: wordfreq has none).
 
-    python benchmarks/vocab_reduce.py --threads 1
+    python benchmarks/vocab_reduce.py --threads 1 [--locale nl-NL --wordfreq]
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ MASSIVE = Path("/work/shared/data/massive/data")
 TARGET = 0.40
 
 
-def write_corpus(locale: str, out: Path) -> int:
+def write_corpus(locale: str, out: Path, partition: str = "train") -> int:
     source = MASSIVE / f"{locale}.jsonl.gz"
     with gzip.open(source, "rt", encoding="utf-8") as handle:
-        lines = [row["utt"] for row in map(json.loads, handle) if row["partition"] == "train"]
+        lines = [row["utt"] for row in map(json.loads, handle) if row["partition"] == partition]
     atomic_write_text(out, "\n".join(lines) + "\n")
     return len(lines)
 
@@ -48,11 +50,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/vocab_reduce.json")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--wordfreq", action="store_true", help="add the locale's wordfreq list as a source")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = args.model or [E5, args.work / "e5-6L"]
     corpus = args.work / f"{args.locale}.train.txt"
     n_sentences = write_corpus(args.locale, corpus)
+    heldout = args.work / f"{args.locale}.test.txt"
+    write_corpus(args.locale, heldout, "test")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
 
     rows = {}
@@ -61,8 +66,10 @@ def main() -> None:
             print(f"skipping {model_dir}: not built yet")
             continue
         out = args.work / f"{model_dir.name}-{args.locale.split('-')[0]}"
+        plan = out.with_name(out.name + ".plan.json")
         command = [sys.executable, "-m", "polydistill", "vocab", "reduce", "--model", str(model_dir),
-                   "--corpus", str(corpus), "--out", str(out), "--overwrite"]
+                   "--corpus", str(corpus), "--heldout", str(heldout), "--report", str(plan),
+                   "--out", str(out), "--overwrite", *(["--wordfreq", args.locale] if args.wordfreq else [])]
         start = time.perf_counter()
         subprocess.run(command, check=True, env=env)
         seconds = time.perf_counter() - start
@@ -84,11 +91,13 @@ def main() -> None:
             "disk_fraction": disk_after / disk_before,
             "target": f"<= {TARGET:.0%} of the original parameters" if model_dir == E5 else None,
             "met": fraction <= TARGET if model_dir == E5 else None,
+            "coverage": json.loads(plan.read_text())["languages"],
         }
         print(f"{model_dir.name} -> {out.name}: {seconds:.1f} s, params {before.total / 1e6:.1f} M -> "
               f"{after.total / 1e6:.1f} M ({fraction:.1%}), disk {disk_before / 1e6:.0f} -> {disk_after / 1e6:.0f} MB")
     atomic_write_json(args.out, {
-        "command": f"python benchmarks/vocab_reduce.py --threads {args.threads} --locale {args.locale}",
+        "command": f"python benchmarks/vocab_reduce.py --threads {args.threads} --locale {args.locale}"
+                   + (" --wordfreq" if args.wordfreq else ""),
         "corpus": {"path": str(corpus), "source": f"MASSIVE 1.1 {args.locale} train utt", "sentences": n_sentences},
         "models": rows,
         "machine": machine_info(),

@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -285,7 +285,7 @@ def _bound(flags: list[str], needle: str, command: str = "finetune"):
 for _flags, _needle, _command in [
     (["--max-steps", "0"], "--max-steps", "finetune"),
     (["--epochs", "-1"], "--epochs", "finetune"),
-    (["--lr", "-1e-3"], "--learning-rate", "finetune"),
+    (["--lr", "-1e-3"], "--lr", "finetune"),
     (["--batch-size", "0"], "--batch-size", "finetune"),
     (["--batch-size", "0"], "--batch-size", "evaluate"),
     (["--w-att", "-1"], "att weight", "distill"),
@@ -293,6 +293,9 @@ for _flags, _needle, _command in [
     (["--temperature", "0"], "--temperature", "distill"),
 ]:
     case(f"4-{_command}{_flags[0]}={_flags[1]}")(_bound(_flags, _needle, _command))
+
+
+case("4-distill--w-att-names-its-flag")(_bound(["--w-att", "-1"], "(--w-att)", "distill"))
 
 
 def _grid_bound(changes: dict, needle: str):
@@ -689,11 +692,7 @@ def _(w, tmp_path):
 
 # ---------------------------------------------------------------------------------------- the test
 
-XFAIL: dict[str, str] = {  # case name -> reason (failures whose fix lies in code owned elsewhere)
-    "6-empty-corpus": "lm-distill: an empty corpus reaches datasets' text loader, which raises "
-                      "DatasetGenerationError (SchemaInferenceError); lang/lm_distill.py check_corpus should "
-                      "require a non-empty line before anything is loaded",
-}
+XFAIL: dict[str, str] = {}  # case name -> reason (failures whose fix lies in code owned elsewhere)
 
 
 def _params():
@@ -733,3 +732,21 @@ def test_catalogue(make, world, tmp_path, capsys, monkeypatch):
 def test_catalogue_covers_every_class():
     classes = {name.split("-")[0] for name in CASES}
     assert classes == {str(i) for i in range(11)}
+
+
+def test_ctrl_c_is_exit_130_with_one_line(world, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("polydistill.data.load_task_data", interrupted)
+    code, _, err = run_cli(["data", "show", world.data], capsys)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+
+
+def test_an_oserror_that_is_a_bug_keeps_its_traceback(world, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/somewhere/internal")
+
+    monkeypatch.setattr("polydistill.data.load_task_data", broken)
+    with pytest.raises(FileNotFoundError):
+        main(["data", "show", str(world.data)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,16 @@ def test_runtime_wrapper_behaves_like_a_model(exported):
     assert is_exported_dir(exported["fp32"]) and not is_exported_dir(exported["student"])
 
 
+def test_parameter_counts_without_provenance(exported, tmp_path):
+    recorded = load_exported(exported["fp32"]).parameter_counts()
+    bare = tmp_path / "bare"
+    shutil.copytree(exported["fp32"], bare)
+    (bare / "polydistill.json").unlink()  # an ONNX directory polydistill did not write
+    counted = load_exported(bare).parameter_counts()
+    assert recorded.encoder > 0 and counted.encoder == 0
+    assert 0.9 * recorded.total <= counted.total <= 1.1 * recorded.total  # the initializers (plus folded constants)
+
+
 def test_provenance_extended_by_export_step(exported):
     prov = json.loads((exported["int8"] / "polydistill.json").read_text())
     student_prov = json.loads((exported["student"] / "polydistill.json").read_text())
@@ -241,6 +252,11 @@ def test_clear_errors(tmp_path):
                                                          hidden_dim=32)).save_pretrained(distil)
     with pytest.raises(PolydistillError, match="not supported"):
         export_model(distil, tmp_path / "a")
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(source, no_weights)
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(PolydistillError, match="weights"):
+        export_model(no_weights, tmp_path / "a")
     with pytest.raises(PolydistillError, match="int8 or none"):
         export_model(source, tmp_path / "a", quantize="int4")
     (tmp_path / "taken").mkdir()
@@ -278,10 +294,9 @@ def test_package_imports_without_onnx():
 
 @pytest.mark.parametrize("task", ["sequence", "token"])
 def test_evaluate_exported_fp32_matches_pytorch(tmp_path, task):
-    from test_distill_tasks import tiny_model, tiny_task
-
     from polydistill.evaluate import evaluate_model
     from polydistill.evaluate.evaluate import predict
+    from test_distill_tasks import tiny_model, tiny_task
 
     data = tiny_task(task, n_train=16, n_dev=24)
     model, tokenizer = tiny_model(data)
@@ -347,6 +362,32 @@ def test_cli_exports_end_to_end(tmp_path, capsys):
     record = json.loads((tmp_path / "static" / "polydistill.json").read_text())["export"]
     assert record["quantization"] == "int8-static"
     assert record["quantization_settings"]["calibration"]["languages"] == ["english", "spanish"]
+
+
+def test_evaluate_and_bench_cli_take_exported_dirs(tmp_path, capsys):
+    from polydistill.data import load_task_data
+
+    labels = load_task_data("tsm", "english", data_root=FIX).label_names
+    model, tokenizer = make_model("bert", "sequence", num_labels=len(labels))
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {name: i for i, name in enumerate(labels)}
+    model.save_pretrained(tmp_path / "pt")
+    tokenizer.save_pretrained(tmp_path / "pt")
+    export_model(tmp_path / "pt", tmp_path / "onnx", quantize="none")
+    reports = {}
+    for name in ("pt", "onnx"):
+        code, _, err = run(["evaluate", str(tmp_path / name), "--dataset", "tsm", "--languages", "english,spanish",
+                            "--data-root", str(FIX), "--max-length", "32", "--out", str(tmp_path / f"{name}.json")],
+                           capsys)
+        assert code == 0, err
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["onnx"]["overall"] == reports["pt"]["overall"]
+    code, out, err = run(["bench", str(tmp_path / "pt"), str(tmp_path / "onnx"), "--lengths", "8", "--repeats", "1",
+                          "--warmup", "0", "--batch-size", "2", "--device", "cpu", "--threads", "1",
+                          "--out", str(tmp_path / "bench.json")], capsys)
+    assert code == 0, err
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert [m["shape"]["runtime"] for m in bench["models"]] == ["torch", "onnxruntime"]
 
 
 @pytest.mark.parametrize("case", ["missing", "exists", "format", "both"])

@@ -78,6 +78,8 @@ def _bad_dirs(tmp_path, teachers):
     corrupt_weights.mkdir()
     (corrupt_weights / "config.json").write_text((teachers["bert"] / "config.json").read_text())
     (corrupt_weights / "model.safetensors").write_bytes(b"garbage" * 10)
+    for tokenizer_file in teachers["bert"].glob("tokenizer*"):  # only the weights are bad
+        (corrupt_weights / tokenizer_file.name).write_bytes(tokenizer_file.read_bytes())
     unsupported = tmp_path / "gpt2"
     unsupported.mkdir()
     (unsupported / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))

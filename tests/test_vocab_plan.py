@@ -224,3 +224,21 @@ def test_min_coverage_is_the_smallest_prefix(tmp_path):
     same = plan_vocab(src, sources=[TextSource(ENGLISH, "en", "en")], heldout=heldout, min_sentence_freq=0.0,
                       max_tokens=cut)
     assert same.report["languages"]["en"]["token_coverage"] >= 0.75
+
+
+@pytest.mark.slow
+def test_real_e5_plan_with_wordfreq(e5_dir, shared_data):
+    """Real check: e5 + MASSIVE nl-NL train + wordfreq nl keeps ≥ 99 % of the nl-NL test tokens unchanged
+    with ≤ 30 % of the parameters, and the e5 prompt prefixes are kept."""
+    pytest.importorskip("wordfreq")
+    from polydistill.lang.vocab_sources import dataset_sources
+
+    sources, heldout = dataset_sources("massive", "nl-NL", str(shared_data), ("train",), "test")
+    result = plan_vocab(e5_dir, sources=[*sources, wordfreq_source("nl-NL")], heldout=heldout)
+    row = result.report["languages"]["nl"]
+    assert row["token_coverage"] >= 0.99 and row["sentence_coverage"] >= 0.95
+    assert row["sentence_coverage"] == pytest.approx(row["sentences_identical_measured"])
+    assert result.report["params_share"] <= 0.30
+    assert set(result.plan.keep_text) >= {"query: ", "passage: "}
+    tok = result.tokenizer
+    assert _pieces(tok, "query: ") | _pieces(tok, "passage: ") <= set(result.plan.kept_ids)

@@ -121,19 +121,6 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
         ) from err
 
 
-def load_for_inference(source: str | Path, task: Task | None = None, threads: int | None = None):
-    """A model to run: an exported directory (it holds an ``.onnx`` file) through onnxruntime
-    (:func:`polydistill.export.load_exported`, called like a transformers model), else
-    :func:`load_model`. Evaluation and benchmarking load models through this."""
-    from polydistill.export.runtime import is_exported_dir
-
-    if is_exported_dir(Path(str(source)).expanduser()):
-        from polydistill.export.runtime import load_exported
-
-        return load_exported(source, threads=threads)
-    return load_model(source, task)
-
-
 def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 

@@ -351,8 +351,8 @@ def bench_models(
     """Load every model, measure sizes, time all of them interleaved; ratios are against ``paths[0]``."""
     import torch
 
+    from polydistill.export.runtime import load_for_inference
     from polydistill.io import package_versions
-    from polydistill.modeling import load_for_inference
 
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
     for path in paths:

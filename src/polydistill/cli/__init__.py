@@ -39,8 +39,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Show the libraries' warnings and progress "
+                                "bars too (-vv: their info messages)."),
 ) -> None:
     """Multilingual knowledge distillation: weight-copy students, KD, evaluation, grids."""
+    from polydistill.logs import configure
+
+    configure(verbose)
 
 
 def _register_all() -> None:

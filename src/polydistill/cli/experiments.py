@@ -19,6 +19,8 @@ def run(
     report: bool = typer.Option(True, help="write the report when the grid finishes"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs and which are finished, run nothing"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (overrides torch_threads)"),
+    precision: str | None = typer.Option(None, "--precision", help="auto | fp32 | bf16 | fp16 for every cell "
+                                         "(overrides the config's teacher_training / student_training)."),
     only: list[str] | None = typer.Option(None, "--only", help="run only cells whose id or label contains this "
                                           "(repeatable; their teachers are included)"),
 ) -> None:
@@ -35,6 +37,13 @@ def run(
     cfg = load_config(config)
     if threads:
         cfg = cfg.model_copy(update={"torch_threads": threads})
+    if precision:
+        from polydistill.experiments.schema import parse_config
+
+        data = cfg.model_dump(mode="json")
+        for role in ("teacher_training", "student_training"):
+            data[role]["precision"] = precision
+        cfg = parse_config(data, source=str(config))
     out = work_dir or default_work_dir(cfg)
     if dry_run:
         store = open_store(out)

@@ -44,7 +44,8 @@ MAX_DEV = typer.Option(500, "--max-dev-per-language", min=0,
                        "sample; 0 = all): a full UNER dev pass costs minutes on a CPU.")
 THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output.")
-PRECISION = typer.Option("fp32", "--precision", help="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
+PRECISION_AUTO = typer.Option("auto", "--precision",
+                              help="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
 
 
 def one_model(argument: str | None, option: str | None, what: str = "model") -> str:
@@ -180,10 +181,21 @@ def validated(model: type[BaseModel], values: dict[str, Any], what: str):
         return model(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or what
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else ""
         message = first["msg"].removeprefix("Value error, ")
-        raise PolydistillError(f"Invalid {what}: {message} ({flag or where}).") from None
+        raise PolydistillError(f"Invalid {what}: {message} ({_flag_of(model, first['loc'], message)}).") from None
+
+
+def _flag_of(model: type[BaseModel], loc: tuple, message: str) -> str:
+    """The command-line flag of the setting a validation error is about."""
+    import re
+
+    field = str(loc[0]) if loc else ""
+    if field == "weights":  # one flag per KD term: --w-<term>, or --kd-term NAME=WEIGHT
+        term = re.search(r"(?:the |term ')(\w+)", message)
+        return f"--w-{term.group(1).replace('_', '-')}" if term else "--w-<term> / --kd-term"
+    if field in model.model_fields:
+        return _flags(field, model.model_fields[field])[0]
+    return "--" + field.replace("_", "-") if field else "settings"
 
 
 def in_main_process() -> bool:

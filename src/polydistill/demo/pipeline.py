@@ -72,22 +72,32 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
                         intermediate_size=256, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = BertModel(config)
+    from polydistill.student.card import write_card
+    from polydistill.student.provenance import Provenance
+
     with atomic_output_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_card(tmp, "demo-encoder", Provenance(task="base"), source=None)
     return out
 
 
-def demo_config(teacher: str, teacher_label: str, pretrained: bool, quick: bool = False):
-    """The demo grid: one teacher on the seen locales, from-scratch and from-teacher students with KD."""
+QUICK_EPOCHS = 2
+
+
+def demo_config(teacher: str, teacher_label: str, pretrained: bool, quick: bool = False, precision: str = "auto"):
+    """The demo grid: one teacher on the seen locales, from-scratch and from-teacher students with KD.
+    ``quick``: QUICK_EPOCHS per stage, a smoke test of the pipeline (the teacher gate is off: two epochs
+    need not make a teacher worth distilling)."""
     from polydistill.experiments.schema import parse_config
 
     # a random-init encoder needs a larger learning rate and more epochs than a pretrained one
     t_epochs, t_lr = (6, 2e-4) if pretrained else (15, 1e-3)
     s_epochs, s_lr = (6, 2e-4) if pretrained else (10, 1e-3)
     if quick:
-        t_epochs, s_epochs = 1, 1
-    training = {"batch_size": 32, "eval_batch_size": 64, "max_length": 32, "logging_steps": 4}
+        t_epochs = s_epochs = QUICK_EPOCHS
+    training = {"batch_size": 32, "eval_batch_size": 64, "max_length": 32, "logging_steps": 4,
+                "precision": precision}
     return parse_config({
         "name": "demo",
         "description": "polydistill demo on the shipped MASSIVE sample",
@@ -101,6 +111,8 @@ def demo_config(teacher: str, teacher_label: str, pretrained: bool, quick: bool 
                              "freeze_word_embeddings": pretrained},
         "student_training": {**training, "epochs": s_epochs, "learning_rate": s_lr,
                              "freeze_word_embeddings": pretrained},
+        "teacher_gate_margin": None if quick else 0.05,
+        "keep_student_models": True,  # the demo's end product: students with their cards, under grid/runs/
     }, source="demo config")
 
 
@@ -115,6 +127,7 @@ def run_demo(
     say: Callable[[str], None] = print,
     on_event=None,
     quick: bool = False,
+    precision: str = "auto",
 ) -> DemoResult:
     """Run the demo grid into ``out`` (resumable like any grid) and write its report."""
     from polydistill.experiments.report import write_report
@@ -137,7 +150,7 @@ def run_demo(
             "the unseen locales.")
         say(REAL_TEACHER_HINT)
     say(f"data: shipped MASSIVE 1.1 sample (CC BY 4.0), seen {' '.join(SEEN)}, unseen {' '.join(UNSEEN)}, 8 intents")
-    config = demo_config(source, label, pretrained=kind == "pretrained", quick=quick)
+    config = demo_config(source, label, pretrained=kind == "pretrained", quick=quick, precision=precision)
     run_grid(config, out / "grid", on_event=on_event)
     files = write_report(out / "grid", out, title=f"polydistill demo (teacher: {label})")
     table = Path(files["markdown"]).read_text(encoding="utf-8")

@@ -175,6 +175,7 @@ def training_arguments(settings: TrainSettings, precision: str, best_metric: str
         dataloader_pin_memory=cuda,  # pinning without a GPU only warns
         disable_tqdm=not settings.progress,
         remove_unused_columns=False,  # our collators drop what the model cannot take
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
@@ -430,8 +431,11 @@ def _train(trainer, checkpoint: str | None) -> None:
     except _open_checkpoint_errors() as err:
         if checkpoint is None or not _is_checkpoint_error(err):
             raise
+        detail = str(err).splitlines()[0] if str(err).strip() else ""
+        if len(detail) > 160:
+            detail = detail[:160].rsplit(" ", 1)[0] + " …"
         raise PolydistillError(
-            f"The checkpoint {checkpoint} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+            f"The checkpoint {checkpoint} cannot be read ({type(err).__name__}: {detail}); "
             "delete it, or pass --overwrite to start afresh."
         ) from None
 

@@ -64,6 +64,7 @@ class Training(BaseModel):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     freeze_word_embeddings: bool = Field(False, description="Freeze the word-embedding table (never for from-scratch).")
     precision: Precision = Field("fp32", description="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
+    group_by_length: bool = Field(False, description="Batch examples of similar length (less padding).")
     head_init: HeadInit = Field("probe", description="A new task head: probe (fit it as a logistic regression on the "
                                 "frozen features first, LP-FT) | random.")
     head_lr_multiplier: float = Field(1.0, gt=0, allow_inf_nan=False,

@@ -117,7 +117,10 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
         train_split = train_split.add_column(EXAMPLE_INDEX, list(range(len(train_split))))
     head = head_parameters(resolved.model) if resolved.new_head else []
     initialise = None
-    if resolved.new_head and settings.head_init == "probe":
+    # LP-FT's premise is pretrained features; a from-scratch body's are random (and the paper's
+    # from-scratch rows are random everywhere), so its head stays random
+    scratch = resolved.provenance is not None and resolved.provenance.init == "from-scratch"
+    if resolved.new_head and settings.head_init == "probe" and not scratch:
         def initialise(model):
             return probe_head(model, tokenized["train"], collator, seed=settings.seed)
     job = TrainingJob(

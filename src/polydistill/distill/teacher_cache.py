@@ -88,6 +88,10 @@ class TeacherCache:
 
     def batch(self, indices: Tensor, length: int, device, dtype: torch.dtype) -> dict[str, Any]:
         """The teacher outputs of examples ``indices``, padded with zeros to ``length`` tokens."""
+        with torch.autocast("cpu", enabled=False):  # plain copies, whatever autocast the step runs under
+            return self._batch(indices, length, device, dtype)
+
+    def _batch(self, indices: Tensor, length: int, device, dtype: torch.dtype) -> dict[str, Any]:
         out: dict[str, Any] = {}
         idx = [int(i) for i in indices]
         for name in TENSOR_FIELDS:
@@ -182,7 +186,9 @@ def build_cache(teacher_side, dataset, collator, batch_size: int, dtype: str) ->
                     token_logits |= name == "teacher_logits" and t.dim() >= 2
                     flat = t[:n] if t.dim() >= 2 else t[None]
                     parts.setdefault(name, []).append((i, flat.detach().to("cpu", storage)))
-    tensors = {name: torch.cat([t for _, t in sorted(items, key=lambda item: item[0])]) for name, items in parts.items()}
+    with torch.autocast("cpu", enabled=False):  # plain concatenation of stored slices, whatever the run's autocast
+        tensors = {name: torch.cat([t for _, t in sorted(items, key=lambda item: item[0])])
+                   for name, items in parts.items()}
     return TeacherCache(tensors, lengths, layers, token_logits)
 
 

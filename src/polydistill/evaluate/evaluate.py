@@ -171,7 +171,8 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     the paper's seen/unseen partition when neither says.
     """
     from polydistill.architectures import get_adapter, task_of
-    from polydistill.modeling import load_for_inference, load_tokenizer
+    from polydistill.export.runtime import load_for_inference
+    from polydistill.modeling import load_tokenizer
 
     started = time.perf_counter()
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name_or_path", type(model).__name__)

@@ -171,7 +171,9 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
         if spec.kd:
             from polydistill.distill.kd import distill
 
-            result = distill(str(teacher_dir), str(init_dir), data, settings, spec.kd_settings)
+            # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
+            kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True})
+            result = distill(str(teacher_dir), str(init_dir), data, settings, kd)
         else:
             from polydistill.distill.finetune import finetune
 

@@ -210,12 +210,18 @@ def _quantize(fp32: Path, out: Path, calibration: Calibration | None, per_channe
 
 
 def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool) -> dict[str, Any]:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     external = any(p != fp32 for p in fp32.parent.iterdir())
     if calibration is None:
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         reduce_range=False, use_external_data_format=False)
+                         reduce_range=False, use_external_data_format=external)
         return {"mode": "dynamic", "weights": "int8", "activations": "uint8 (dynamic, per batch)",
                 "per_channel": per_channel, "reduce_range": False, "operators": "all onnxruntime integer ops "
                 "(MatMul, Gather, ...)"}
@@ -279,8 +285,15 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     from polydistill.architectures import count_parameters, get_adapter, task_of
     from polydistill.export import ONNX_FILE
     from polydistill.export.runtime import session_options
-    from polydistill.io import (RUN_FILE, WEIGHT_SUFFIXES, atomic_output_dir, check_output_dir, output_lock,
-                                package_versions, strip_remote_code)
+    from polydistill.io import (
+        RUN_FILE,
+        WEIGHT_SUFFIXES,
+        atomic_output_dir,
+        check_output_dir,
+        output_lock,
+        package_versions,
+        strip_remote_code,
+    )
     from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
     from polydistill.student.card import write_card
     from polydistill.student.provenance import Provenance, read_provenance, write_provenance

@@ -108,8 +108,11 @@ class ExportedModel:
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
         import numpy as np
         import torch
-        from transformers.modeling_outputs import (BaseModelOutput, SequenceClassifierOutput,
-                                                   TokenClassifierOutput)
+        from transformers.modeling_outputs import (
+            BaseModelOutput,
+            SequenceClassifierOutput,
+            TokenClassifierOutput,
+        )
 
         asked = [k for k in ("output_hidden_states", "output_attentions", "labels") if kwargs.get(k) is not None
                  and kwargs.get(k) is not False]
@@ -241,3 +244,14 @@ def load_exported(path: str | os.PathLike, *, threads: int | None = None, file_n
                                "newer onnxruntime.") from None
     return ExportedModel(folder, file, session, config, task_of(config), options.intra_op_num_threads,
                          read_provenance(folder))
+
+
+def load_for_inference(source: str | Path, task: str | None = None, threads: int | None = None):
+    """A model to run: an exported directory (it holds an ``.onnx`` file) through onnxruntime
+    (:func:`polydistill.export.load_exported`, called like a transformers model), else
+    :func:`load_model`. Evaluation and benchmarking load models through this."""
+    from polydistill.modeling import load_model
+
+    if is_exported_dir(Path(str(source)).expanduser()):
+        return load_exported(source, threads=threads)
+    return load_model(source, task)

@@ -182,6 +182,8 @@ def check_corpus(files: Sequence[str | Path]) -> list[Path]:
     for f in files:
         require(Path(f).is_file(), f"Corpus file {f} does not exist; pass plain-text files, one sentence per line.")
         check_utf8_text(f)
+    require(any(line.strip() for f in files for line in Path(f).open(encoding="utf-8")),
+            f"The corpus ({', '.join(map(str, files))}) has no non-empty line; pass text, one sentence per line.")
     return [Path(f) for f in files]
 
 

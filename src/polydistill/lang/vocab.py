@@ -110,10 +110,10 @@ def sentence_transformers_prompts(model_dir: Path) -> list[str]:
 
 def looks_like_e5(model_dir: Path, config, provenance: Provenance | None) -> bool:
     """Whether the model is (made from) an e5 model, by the names it and its provenance carry."""
-    names = [str(model_dir), str(getattr(config, "_name_or_path", "") or "")]
+    names = [model_dir, getattr(config, "_name_or_path", "")]
     if provenance is not None:
-        names += [str(provenance.teacher or ""), str((provenance.get("vocab_reduction") or {}).get("source", ""))]
-    return any(_E5_NAME.search(name) for name in names)
+        names += [provenance.teacher, (provenance.get("vocab_reduction") or {}).get("source")]
+    return any(_E5_NAME.search(Path(str(name)).name) for name in names if name)
 
 
 def always_kept_texts(model_dir: Path, config, provenance: Provenance | None,

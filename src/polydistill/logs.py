@@ -1,0 +1,32 @@
+"""How much the libraries underneath say: quiet by default, more with ``-v``.
+
+Default: transformers logs errors only (its loading reports for an expected new head, its "Writing
+model shards" / "Loading weights" bars and datasets' map bars are noise), while polydistill's own
+warnings and progress bars (training steps, evaluation, grid runs) stay. ``-v`` restores the
+libraries' warnings and bars; ``-vv`` adds their info messages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+def configure(verbosity: int = 0) -> None:
+    import datasets
+    from huggingface_hub.utils import disable_progress_bars as hub_quiet
+    from huggingface_hub.utils import enable_progress_bars as hub_loud
+    from transformers.utils import logging as hf_logging
+
+    if verbosity <= 0:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+        hub_quiet()
+    else:
+        hf_logging.set_verbosity_info() if verbosity > 1 else hf_logging.set_verbosity_warning()
+        hf_logging.enable_progress_bar()
+        datasets.enable_progress_bars()
+        datasets.logging.set_verbosity_warning()
+        hub_loud()
+    logging.getLogger("polydistill").setLevel(logging.INFO if verbosity > 0 else logging.WARNING)

@@ -163,3 +163,27 @@ def test_predict_returns_results_in_data_order(massive, uner):
     # words beyond max_length are predicted O (id 0), not dropped
     long_row = max(range(len(trues)), key=lambda i: len(trues[i]))
     assert preds[long_row][-1] == 0
+
+
+def test_groups_come_from_the_models_training_record(tmp_path):
+    """A model trained on all languages reports what it was trained on, not the paper's partition."""
+    import json
+
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.settings import TrainSettings
+    from polydistill.evaluate import evaluate_model
+    from test_distill_tasks import tiny_model, tiny_task
+
+    data = tiny_task("sequence", n_train=16, n_dev=8)  # languages de and en
+    model, tokenizer = tiny_model(data)
+    trained_on_de = data.splits["train"].filter(lambda lang: lang == "de", input_columns="language")
+    de_only = type(data)(name=data.name, task=data.task, label_names=data.label_names, languages=["de"],
+                         splits={**data.splits, "train": trained_on_de,
+                                 "validation": data.splits["validation"].filter(lambda lang: lang == "de",
+                                                                                input_columns="language")})
+    result = finetune(model, de_only, TrainSettings(output_dir=tmp_path / "m", max_steps=1, eval_steps=1,
+                                                    batch_size=8), tokenizer=tokenizer)
+    assert json.loads((result.output_dir / "run.json").read_text())["data"]["languages"] == ["de"]
+    report = evaluate_model(result.output_dir, None, data, split="test")
+    assert report.groups_from == "training record"
+    assert report.groups["seen"]["languages"] == ["de"] and report.groups["unseen"]["languages"] == ["en"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,170 @@ def test_grid_report_cli_with_two_grids_sharing_a_work_dir(tmp_path):
     assert "| model | tsm |" in (tmp_path / "report" / "a" / "table.md").read_text()
     missing = CliRunner().invoke(app, ["grid", "report", str(tmp_path / "nothing")])
     assert missing.exit_code != 0
+
+
+# ---------------------------------------------------------------- per-example predictions and claims
+
+
+def _predictions(spec, quality: float, n_per_lang=(30, 20), num_labels=3, text_prefix="ex"):
+    """A record's metrics.predictions: the same gold for every run (fixed seed), predictions right with
+    probability ``quality`` (a per-run seed, so seeds differ)."""
+    import numpy as np
+
+    from polydistill.evaluate.metrics import classification_scores
+    from polydistill.experiments.store import encode_language, encode_predictions
+
+    gold_rng = np.random.default_rng(0)
+    rng = np.random.default_rng(int(spec.run_id.split("-")[1], 16))
+    groups, f1 = {}, {}
+    for name, _ in spec.eval_languages:
+        groups[name], pooled = {}, ([], [])
+        for k, n in enumerate(n_per_lang):
+            code = f"{name}-l{k}"
+            gold = gold_rng.integers(0, num_labels, n).tolist()
+            pred = [y if rng.random() < quality else int((y + 1) % num_labels) for y in gold]
+            groups[name][code] = encode_language("sequence", gold, pred, [f"{text_prefix} {code} {i}" for i in range(n)])
+            pooled[0].extend(gold)
+            pooled[1].extend(pred)
+        f1[name] = classification_scores(*pooled)
+    return encode_predictions("sequence", [f"c{i}" for i in range(num_labels)], groups), f1
+
+
+def _synthetic_store(tmp_path, seeds=(0, 1), eval_languages=None):
+    """Teacher + from-scratch + from-teacher (± KD) students × two seeds, with per-example predictions."""
+    from polydistill.io import atomic_write_json
+
+    cfg = parse_config({**MINIMAL, "datasets": [{"name": "tsm"}], "seeds": list(seeds),
+                        **({"eval_languages": eval_languages} if eval_languages else {})})
+    runs = expand(cfg)
+    quality = {"teacher": 0.95, "from-scratch": 0.35, "from-teacher": 0.8}
+    store = ResultStore(tmp_path)
+    for spec in runs:
+        q = quality["teacher" if spec.kind == "teacher" else spec.init] + (0.05 if spec.kd else 0.0)
+        record = _record(spec, q)
+        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)  # F1 = of the predictions
+        store.save(spec.run_id, record)
+    atomic_write_json(tmp_path / "grids" / "t.json", {"runs": [{"run_id": s.run_id, "label": s.label} for s in runs]})
+    return store, runs
+
+
+def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
+    from typer.testing import CliRunner
+
+    from polydistill.cli import app
+    from polydistill.experiments.report import compute_claims
+
+    _synthetic_store(tmp_path)
+    assert not (tmp_path / "runs").exists()  # a results store without models is enough
+    result = CliRunner().invoke(app, ["grid", "report", str(tmp_path), "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "table.md").read_text()
+    assert md.index("| model | tsm |") < md.index("## Claims")  # the claims table is below the table
+    assert "| claim | dataset | eval group | difference (F1 points) | 95 % CI | n examples | seeds | bootstrap | " \
+           "verdict |" in result.output
+    assert "init matters: from-teacher − from-scratch | tsm | all |" in md
+    assert "| 50 | 2 vs 2 | paired | supported |" in md  # 2 languages × 25 examples, two seeds each side
+    assert "teacher > student: teacher − from-teacher + KD" in md and "| 1 vs 2 |" in md
+    claims = {(c.claim, c.a, c.b): c for c in compute_claims(ResultStore(tmp_path).records(), resamples=200)}
+    assert set(claims) == {("KD helps", "from-scratch + KD", "from-scratch"),
+                           ("KD helps", "from-teacher + KD", "from-teacher"),
+                           ("init matters", "from-teacher", "from-scratch"),
+                           ("init matters", "from-teacher + KD", "from-scratch + KD"),
+                           ("teacher > student", "teacher", "from-teacher"),
+                           ("teacher > student", "teacher", "from-teacher + KD")}
+    init = claims[("init matters", "from-teacher", "from-scratch")]
+    assert init.verdict == "supported" and init.interval.low * 100 <= init.difference <= init.interval.high * 100
+    table = build_table(flatten(ResultStore(tmp_path).records()))
+    means = {row[0]: table.cells[(row, ("tsm",))].mean for row in table.rows}
+    for c in claims.values():  # the bootstrap's point estimate is the table's difference of means
+        assert c.difference == pytest.approx(means[c.a] - means[c.b], abs=1e-9)
+    assert 30 < init.difference < 60  # ≈ (0.8 − 0.35) of the examples flip from wrong to right
+    for name in ("claims.md", "claims.csv", "claims.json"):
+        assert (tmp_path / "report" / name).is_file()
+    import json
+
+    saved = json.loads((tmp_path / "report" / "claims.json").read_text())
+    assert saved["resamples"] == 200 and len(saved["claims"]) == 6
+    assert {c["verdict"] for c in saved["claims"]} <= {"supported", "contradicted", "inconclusive"}
+    rows = list(csv.DictReader((tmp_path / "report" / "claims.csv").open()))
+    assert len(rows) == 6 and float(rows[0]["ci_low"]) <= float(rows[0]["difference"]) <= float(rows[0]["ci_high"])
+    # the same report twice: the same claims (seeded)
+    again = CliRunner().invoke(app, ["grid", "report", str(tmp_path), "--resamples", "200", "-o", str(tmp_path / "r2")])
+    assert again.exit_code == 0
+    assert (tmp_path / "r2" / "claims.csv").read_text() == (tmp_path / "report" / "claims.csv").read_text()
+    off = CliRunner().invoke(app, ["grid", "report", str(tmp_path), "--resamples", "0", "-o", str(tmp_path / "r3")])
+    assert off.exit_code == 0 and "## Claims" not in off.output and not (tmp_path / "r3" / "claims.md").exists()
+
+
+def test_seen_minus_unseen_is_an_unpaired_claim(tmp_path):
+    from polydistill.experiments.report import claims_markdown, compute_claims
+
+    store, _ = _synthetic_store(tmp_path, seeds=(0,), eval_languages={"seen": "seen", "unseen": "unseen"})
+    claims = compute_claims(store.records(), resamples=100)
+    seen = [c for c in claims if c.claim == "seen > unseen"]
+    assert {c.a for c in seen} == {"teacher", "from-scratch", "from-scratch + KD", "from-teacher",
+                                   "from-teacher + KD"}
+    assert all(not c.paired and c.n == "50 / 50" and c.eval == "seen − unseen" for c in seen)
+    md = claims_markdown(claims, 100)
+    assert "| seen − unseen |" in md and "| unpaired |" in md and "each resampled on its own" in md
+
+
+def test_claims_without_predictions_and_with_mismatched_examples(tmp_path):
+    from polydistill.experiments.report import compute_claims
+
+    store, runs = _synthetic_store(tmp_path, seeds=(0,))
+    records = store.records()
+    old = [{**r, "metrics": {k: v for k, v in r["metrics"].items() if k != "predictions"}} for r in records]
+    claims = compute_claims(old, resamples=100)
+    assert claims and all(c.verdict == "no predictions" and c.interval is None for c in claims)
+    init = next(c for c in claims if c.claim == "init matters")
+    table = build_table(flatten(records))
+    means = {row[0]: table.cells[(row, ("tsm",))].mean for row in table.rows}
+    assert init.difference == pytest.approx(means["from-teacher"] - means["from-scratch"])  # the table's means
+    # a student evaluated on other test examples: pairing refuses it in one sentence
+    scratch = next(s for s in runs if s.init == "from-scratch" and not s.kd)
+    bad = [dict(r) for r in records]
+    for r in bad:
+        if r["run_id"] == scratch.run_id:
+            r["metrics"] = {**r["metrics"], "predictions": _predictions(scratch, 0.35, text_prefix="other")[0]}
+    with pytest.raises(PolydistillError, match="their test examples differ .checksum mismatch"):
+        compute_claims(bad, resamples=100)
+
+
+def test_predictions_of_a_massive_like_run_are_compact(tmp_path):
+    """27 languages × 300 test examples, 60 intents: the whole result file stays far below 1 MB."""
+    import numpy as np
+
+    from polydistill.experiments.store import decode_predictions, encode_language, encode_predictions
+
+    rng = np.random.default_rng(0)
+    labels = [f"intent_{i:02d}_some_scenario_name" for i in range(60)]
+    groups: dict = {"all": {}}
+    golds = []
+    for k in range(27):
+        gold = rng.integers(0, 60, 300).tolist()
+        golds.append(gold)
+        groups["all"][f"x{k:02d}-XX"] = encode_language("sequence", gold, rng.integers(0, 60, 300).tolist(),
+                                                        [f"utt {k} {i}" for i in range(300)])
+    spec = expand(parse_config(MINIMAL))[0]
+    record = _record(spec, 0.5)
+    record["metrics"]["predictions"] = encode_predictions("sequence", labels, groups)
+    path = ResultStore(tmp_path).save(spec.run_id, record)
+    size = path.stat().st_size
+    assert size < 40_000, size  # ≈ 27 × (2 × 403 + ~120) bytes + the label names
+    task, names, decoded = decode_predictions(json.loads(path.read_text()))
+    assert task == "sequence" and names == labels and [lp.n for lp in decoded["all"]] == [300] * 27
+    assert [lp.gold.tolist() for lp in decoded["all"]] == golds
+
+
+def test_ner_predictions_round_trip():
+    from polydistill.experiments.store import decode_predictions, encode_language, encode_predictions
+
+    gold = [[0, 1, 2], [3], [0, 0, 0, 0]]
+    pred = [[0, 1, 0], [3], [1, 2, 0, 0]]
+    block = encode_predictions("token", ["O", "B-PER", "I-PER", "B-LOC"],
+                               {"all": {"en": encode_language("token", gold, pred, ["a b c", "d", "e f g h"])}})
+    task, _, groups = decode_predictions({"metrics": {"predictions": block}})
+    assert task == "token"
+    (lp,) = groups["all"]
+    assert [g.tolist() for g in lp.gold] == gold and [p.tolist() for p in lp.pred] == pred and lp.n == 3

@@ -20,7 +20,8 @@ from polydistill.experiments.grid import expand
 from polydistill.experiments.report import write_report
 from polydistill.experiments.runner import run_grid
 from polydistill.experiments.schema import parse_config
-from polydistill.experiments.store import ResultStore
+from polydistill.experiments.stats import group_examples
+from polydistill.experiments.store import ResultStore, decode_predictions
 
 LANGS = ("english", "spanish", "french")  # french is in tsm's unseen partition
 
@@ -84,6 +85,15 @@ def test_grid_runs_end_to_end_and_records_everything(tiny):
         assert rec["versions"]["torch"] and rec["wall_seconds"] > 0
         if rec["spec"]["kind"] != "copy":
             assert rec["loss_curve"] and rec["best_dev_f1"] is not None
+        # per-example gold and predictions of every eval group: they give back the recorded scores
+        task, names, groups = decode_predictions(rec)
+        assert task == "sequence" and names == ["negative", "neutral", "positive"] and set(groups) == {"seen", "unseen"}
+        for group, langs in groups.items():
+            assert sum(lp.n for lp in langs) == rec["metrics"]["groups"][group]["support"]
+            recomputed = group_examples(task, names, langs).full()
+            assert recomputed == pytest.approx(rec["metrics"]["groups"][group]["f1"], abs=1e-9)
+    checksums = {tuple(lp.checksum for lp in decode_predictions(r)[2]["unseen"]) for r in records.values()}
+    assert len(checksums) == 1  # every run is scored on the same test examples: runs pair up
     teacher = next(r for r in records.values() if r["spec"]["kind"] == "teacher")
     assert Path(teacher["model_dir"], "config.json").is_file()  # kept: students share it
     kd = [r for r in records.values() if r["spec"]["kind"] == "student" and r["spec"]["kd"]]

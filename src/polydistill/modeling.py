@@ -48,6 +48,8 @@ def _check_source(source: str | Path) -> str:
     path = Path(text).expanduser()
     looks_local = (given_as_path or path.is_absolute() or text.startswith((".", "~")) or path.exists()
                    or text.count("/") > 1)
+    if not looks_local:
+        _check_hub_reachable(text)
     if looks_local:
         if not path.exists():
             raise PolydistillError(f"Model directory {text} does not exist; pass a model directory or a hub id.")
@@ -59,6 +61,27 @@ def _check_source(source: str | Path) -> str:
         _check_config_file(path / "config.json")
         return str(path) if text.startswith("~") else text  # transformers does not expand ~
     return text
+
+
+def _check_hub_reachable(hub_id: str) -> None:
+    """Fail fast on a hub id the machine cannot reach, instead of ~30 s of retries after the data loaded.
+    Only when the model is not in the local Hugging Face cache (a cached model works offline)."""
+    import os
+    import socket
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(hub_id, "config.json"), str):  # a path: cached, works offline
+        return
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise PolydistillError(f"{hub_id!r} is not a local directory and the Hugging Face hub is off "
+                               "(HF_HUB_OFFLINE); pass a model directory, or unset HF_HUB_OFFLINE when online.")
+    host = constants.ENDPOINT.split("://")[-1].split("/")[0]
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        raise PolydistillError(f"{hub_id!r} is not a local directory and {host} cannot be reached (offline?); "
+                               "pass a model directory.") from None
 
 
 def _check_config_file(config_file: Path) -> None:
@@ -110,15 +133,33 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
         raise PolydistillError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     source = str(source)
     try:
-        return auto_class(task).from_pretrained(
-            source, config=config, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
-        )
+        # transformers' loading report is silenced (a new task head is expected); what matters is checked here
+        with quiet_loading():
+            model, info = auto_class(task).from_pretrained(
+                source, config=config, use_safetensors=True, trust_remote_code=trust_remote_code,
+                output_loading_info=True, **kwargs
+            )
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PolydistillError(
             f"Could not load the weights of {_describe(source)} ({detail[:200]}); the checkpoint may be "
             "corrupt, not safetensors, or of another architecture."
         ) from err
+    _check_body_loaded(model, info, source)
+    return model
+
+
+def _check_body_loaded(model, info: dict, source: str) -> None:
+    """Missing weights are expected only in a new task head; missing encoder weights mean a broken
+    or foreign checkpoint, which would otherwise train from random weights without a word."""
+    prefix = getattr(model, "base_model_prefix", "")
+    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
+    body = [k for k in missing if prefix and k.startswith(prefix + ".")] if task_of(model) != "base" else missing
+    if body:
+        raise PolydistillError(
+            f"The checkpoint {_describe(source)} lacks {len(body)} encoder weight(s) (e.g. {body[0]}); it is "
+            "incomplete or of another architecture."
+        )
 
 
 def load_tokenizer(source: str | Path, trust_remote_code: bool = False):

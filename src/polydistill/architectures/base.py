@@ -122,6 +122,9 @@ class ArchitectureAdapter:
     model_types: tuple[str, ...]  # config.model_type values this adapter handles
     rules: tuple[AxisRule, ...]
     query_key: tuple[str, str] | None = ("attention.self.query", "attention.self.key")
+    # The query, key and value projections inside a layer (their outputs feed relation KD; DeBERTa has
+    # them too, although its attention maps also need position terms)
+    qkv: tuple[str, str, str] = ("attention.self.query", "attention.self.key", "attention.self.value")
     # Inside a layer: the attention output projection (input = concatenated heads) and the FFN output
     # projection (input = the intermediate activations), hooked by importance scoring.
     attention_output: str = "attention.output.dense"
@@ -149,6 +152,10 @@ class ArchitectureAdapter:
         """The encoder's layer list (``encoder.layer`` in every supported family)."""
         return self.encoder(model).layer
 
+    def set_layers(self, model: nn.Module, layers: nn.ModuleList) -> None:
+        """Put ``layers`` in place of the encoder's layer list (the other half of :meth:`layers`)."""
+        self.encoder(model).layer = layers
+
     def head(self, model: nn.Module) -> dict[str, nn.Module]:
         """The task head's modules by attribute name (pooler and/or classifier); empty if none."""
         parts: dict[str, nn.Module] = {}
@@ -159,6 +166,10 @@ class ArchitectureAdapter:
                 if module is not None and attr not in parts:
                     parts[attr] = module
         return parts
+
+    def qkv_projections(self, layer: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """The layer's query, key and value ``nn.Linear`` (outputs: all heads concatenated)."""
+        return tuple(layer.get_submodule(name) for name in self.qkv)
 
     def qk_projections(self, layer: nn.Module) -> tuple[nn.Module, nn.Module] | None:
         """The layer's query and key ``nn.Linear``; None where attention maps must come from

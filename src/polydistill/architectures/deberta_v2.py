@@ -40,5 +40,6 @@ ADAPTER = ArchitectureAdapter(
         *LINEAR_CLASSIFIER_RULES,
     ),
     query_key=None,  # disentangled attention cannot be recomputed from Q/K alone
+    qkv=("attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"),
     tied_to_hidden=("pooler_hidden_size",),
 )

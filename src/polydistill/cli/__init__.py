@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # Stage modules in pipeline order; each defines register(app).
-_STAGES = ("student", "data", "distill", "evaluate", "export", "lang", "experiments", "bench", "demo")
+_STAGES = ("student", "data", "distill", "evaluate", "export", "lang", "experiments", "bench", "compress", "demo")
 
 
 def _version(value: bool) -> None:

@@ -63,7 +63,7 @@ def bench(
     models: list[Path] | None = typer.Argument(None, help="Model directories; the first is the baseline.",
                                                show_default=False),
     model: list[Path] | None = typer.Option(None, "--model", "-m", help="Model directory, as an option; repeat for more."),
-    out: Path | None = typer.Option(None, "--out", help="Write the full report (raw samples included) to this JSON file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the full report (raw samples included) to this JSON file."),
     repeats: int = typer.Option(5, "--repeats", help="Timed runs per model and case; the median is reported."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed runs per model and case before timing."),
     lengths: str = typer.Option("32,128", "--lengths", help="Comma-separated sequence lengths."),

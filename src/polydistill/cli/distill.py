@@ -90,6 +90,14 @@ def distill_command(
     base: str | None = typer.Option(None, "--base", help="Pretrained checkpoint for --init from-base."),
     dataset: str = opt.DATASET, languages: str = opt.LANGUAGES, data_root: Path | None = opt.DATA_ROOT,
     fraction: float | None = opt.FRACTION, max_dev_per_language: int = opt.MAX_DEV, threads: int | None = opt.THREADS,
+    unlabelled_data: str | None = typer.Option(
+        None, "--unlabelled-data", help="Teacher-labelled augmentation: DATASET:LANGUAGES (their train inputs, "
+        "e.g. massive:it-IT,nl-NL) or a text/JSONL file ([LANG=]FILE); counts in the KD terms only, never in CE."),
+    unlabelled_max: int | None = typer.Option(None, "--unlabelled-max", min=1,
+                                              help="Use at most N unlabelled examples (a fixed sample)."),
+    stages: str | None = typer.Option(None, "--stages", help="depth,width: distil a full-width --layers student "
+                                      "first, then select --hidden by importance on it and distil again (half the "
+                                      "step budget each)."),
     training: dict | None = None, kd_values: dict | None = None,
 ) -> None:
     """TinyBERT-style KD (att + hid + emb + pred + CE, or any registered terms) of a fine-tuned teacher."""
@@ -102,6 +110,16 @@ def distill_command(
                                                             if not k.startswith("w_") and k != "kd_term"}},
                        "KD settings")
     task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
+    if stages is not None:
+        from polydistill.distill.stages import distill_in_stages
+        from polydistill.errors import PolydistillError
+
+        if stages.replace(" ", "") != "depth,width" or student is not None or unlabelled_data or not (layers and hidden):
+            raise PolydistillError("--stages takes depth,width, with --layers and --hidden and without --student "
+                                   "or --unlabelled-data.")
+        _report(distill_in_stages(teacher, task_data, settings, kd, layers=layers, hidden=hidden,
+                                  intermediate=intermediate, heads=heads, layer_map=student_layer_map), "distilled")
+        return
     if student is None:
         from polydistill.modeling import load_config
         from polydistill.student.build import build_student
@@ -109,7 +127,12 @@ def distill_command(
         n_layers = layers or max(1, load_config(teacher).num_hidden_layers // 2)
         student = build_student(teacher, layers=n_layers, layer_map=student_layer_map, hidden=hidden,
                                 intermediate=intermediate, heads=heads, init=init, base=base, seed=settings.seed)
-    _report(distill(teacher, student, task_data, settings, kd), "distilled")
+    unlabelled = None
+    if unlabelled_data:
+        from polydistill.data.unlabelled import load_unlabelled
+
+        unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
+    _report(distill(teacher, student, task_data, settings, kd, unlabelled=unlabelled), "distilled")
 
 
 def register(app: typer.Typer) -> None:

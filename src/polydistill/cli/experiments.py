@@ -25,15 +25,11 @@ def run(
                                           "(repeatable; their teachers are included)"),
 ) -> None:
     """Run every unfinished cell of a grid; kill it any time, re-running continues."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from polydistill.experiments.grid import expand
     from polydistill.experiments.runner import default_work_dir, run_grid
     from polydistill.experiments.schema import load_config
     from polydistill.experiments.store import open_store
 
-    console = Console(stderr=True)
     cfg = load_config(config)
     if threads:
         cfg = cfg.model_copy(update={"torch_threads": threads})
@@ -51,20 +47,9 @@ def run(
             mark = "done" if store.has(spec.run_id) else "todo"
             typer.echo(f"{mark}  {spec.run_id}  {spec.label}")
         return
-    with Progress(TextColumn("[bold]grid[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task(cfg.name, total=None)
+    from polydistill.cli.progress import grid_progress
 
-        def on_event(kind, spec, index, total):
-            progress.update(task, total=total)
-            if kind == "fail":
-                progress.console.print(f"[red]failed[/] {spec.label} (see {out / 'failed'})")
-            if kind == "start":
-                progress.update(task, description=f"{cfg.name}: {spec.label}")
-                progress.console.print(f"[cyan]run {index + 1}/{total}[/] {spec.run_id}  {spec.label}")
-            else:
-                progress.advance(task)
-
+    with grid_progress(cfg.name, Path(out) / "failed") as (_, on_event):
         summary = run_grid(cfg, out, on_event=on_event, only=only or None)
     typer.echo(f"grid {cfg.name}: {len(summary.finished)} run(s) finished now, {summary.skipped} already done, "
                f"{summary.total} total, {summary.seconds:.0f} s; results in {summary.work_dir}")
@@ -72,10 +57,10 @@ def run(
         _report(summary.work_dir, None)
 
 
-def _report(work_dir: Path, out: Path | None) -> None:
+def _report(work_dir: Path, out: Path | None, resamples: int | None = None, seed: int | None = None) -> None:
     from polydistill.experiments.report import write_report
 
-    written = write_report(work_dir, out)
+    written = write_report(work_dir, out, resamples=resamples, seed=seed)
     for key, path in written.items():
         if key == "markdown" or key.endswith("/markdown"):  # one per grid when a work dir holds several
             typer.echo(Path(path).read_text(encoding="utf-8"))
@@ -84,11 +69,42 @@ def _report(work_dir: Path, out: Path | None) -> None:
 
 @grid_app.command("report")
 def report(
-    work_dir: Path = typer.Argument(..., help="work dir of a grid run"),
+    work_dir: Path = typer.Argument(..., help="work dir of a grid run, or a results store such as results/cpu "
+                                    "(only results/*.json and grids/*.json are read)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default: WORK_DIR/report)"),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="bootstrap resamples of the claims table "
+                                  "(0: no claims table)"),
+    seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
+    update_docs: Path | None = typer.Option(None, "--update-docs", help="rewrite the <!-- polydistill:begin NAME "
+                                            "--> blocks of this Markdown file (e.g. docs/reproduction.md) from "
+                                            "the report: NAME = a grid (its table) or GRID:claims"),
+    check_docs: Path | None = typer.Option(None, "--check-docs", help="exit 1 when a block of this Markdown file "
+                                           "differs from the report (writes nothing there)"),
 ) -> None:
-    """Tables (Markdown, CSV, LaTeX; mean ± std over seeds) and PNG plots of the finished runs."""
-    _report(work_dir, out)
+    """Tables (Markdown, CSV, LaTeX; mean ± std over seeds), the claims table (paired-bootstrap 95 % CIs)
+    and PNG plots of the finished runs."""
+    from polydistill.errors import PolydistillError
+    from polydistill.experiments import report as rep
+
+    _report(work_dir, out, resamples, seed)
+    if update_docs is None and check_docs is None:
+        return
+    blocks = rep.report_blocks(work_dir, resamples, seed)
+    if update_docs is not None:
+        updated, missing = rep.update_docs(update_docs, blocks)
+        typer.echo(f"{update_docs}: updated {len(updated)} block(s)" + (f" ({', '.join(updated)})" if updated else ""))
+        for name in missing:
+            typer.echo(f"{update_docs}: block {name!r} left as it is: the report has no such grid "
+                       f"(report blocks: {', '.join(blocks) or 'none'}).", err=True)
+    if check_docs is not None:
+        if not check_docs.is_file():
+            raise PolydistillError(f"{check_docs} does not exist; pass the Markdown file with the polydistill blocks.")
+        problems = rep.docs_drift(check_docs.read_text(encoding="utf-8"), blocks, str(check_docs))
+        for line in problems:
+            typer.echo(line, err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{check_docs}: every polydistill block matches the report.")
 
 
 def register(app: typer.Typer) -> None:

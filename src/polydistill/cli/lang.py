@@ -87,7 +87,8 @@ def _plan_arguments(dataset: str | None, languages: str | None, data_root: str |
             "wordfreq_min_freq": values["wordfreq_min_freq"], "min_coverage": values["min_coverage"]}
 
 
-_LANGUAGES = typer.Option(None, "--languages", "-l", help="Languages of --dataset, e.g. sw-KE (comma list).")
+_LANGUAGES = typer.Option(None, "--languages", "-l", help="Languages of --dataset: codes (comma list, e.g. sw-KE) or "
+                          "a partition (all | seen | unseen | english).")
 
 
 @vocab_app.command(name="plan")

@@ -118,12 +118,19 @@ def tokenize_task_data(data: TaskData, tokenizer, max_length: int = 128, cache_d
     return load_from_disk(str(entry))
 
 
+KD_POSITIONS = "kd_positions"  # token tasks: the first sub-word of every word, labelled or not
+
+
 @dataclass
 class TaskCollator:
-    """Dynamic padding for our tokenised splits; drops columns the model cannot take (``language``)."""
+    """Dynamic padding for our tokenised splits; drops columns the model cannot take (``language``).
+
+    ``word_positions``: for token tasks, also return ``kd_positions`` (1 at each word's first sub-word),
+    the positions a KD prediction term scores, so unlabelled sentences (labels all -100) count too."""
 
     task: str
     tokenizer: Any
+    word_positions: bool = False
 
     def __post_init__(self) -> None:
         from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
@@ -139,13 +146,21 @@ class TaskCollator:
         import torch
 
         indices = [f["example_index"] for f in features] if "example_index" in features[0] else None
+        words = [f[WORD_IDS] for f in features] if self.word_positions and WORD_IDS in features[0] else None
         features = [{k: v for k, v in f.items()
                      if k not in (LANGUAGE, WORD_IDS, "example_index") and not isinstance(v, str)} for f in features]
         batch = self._inner(features)
         if indices is not None:  # the rows' positions, for the KD teacher-output cache
             batch["example_index"] = torch.tensor(indices)
+        if words is not None:
+            positions = torch.zeros_like(batch["attention_mask"])
+            for row, ids in enumerate(words):
+                for pos, word in enumerate(ids):
+                    if word >= 0 and (pos == 0 or ids[pos - 1] != word):
+                        positions[row, pos] = 1
+            batch[KD_POSITIONS] = positions
         return batch
 
 
-def data_collator(task: str, tokenizer) -> TaskCollator:
-    return TaskCollator(task, tokenizer)
+def data_collator(task: str, tokenizer, word_positions: bool = False) -> TaskCollator:
+    return TaskCollator(task, tokenizer, word_positions)

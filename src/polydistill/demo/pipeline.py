@@ -2,7 +2,9 @@
 
 teacher fine-tune → weight-copy student (half depth) → KD → evaluation on seen and unseen locales
 → a table and plots. It is an ordinary experiment grid (:mod:`polydistill.experiments`) run on
-``demo/sample``, so the demo exercises exactly the code the paper configs use.
+``demo/sample``, so the demo exercises exactly the code the paper configs use. With ``compress=True``
+(``polydistill demo --compress``) the grid's teacher is then compressed for the sample's locales with
+:func:`polydistill.compress.compress` on a tiny budget (:func:`compress_demo`), which writes its report card.
 
 Teacher: ``--teacher DIR_OR_HUB_ID`` if given; otherwise a small BERT encoder is created from scratch
 (random weights, a WordPiece tokenizer trained on the sample) so the demo never needs the network.
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from polydistill.errors import PolydistillError
 
@@ -32,6 +35,7 @@ class DemoResult:
     table_markdown: str
     files: dict[str, Path]
     seconds: float
+    compress: Any = None  # the CompressResult of --compress
 
 
 def sample_texts(split: str = "train") -> list[str]:
@@ -128,8 +132,11 @@ def run_demo(
     on_event=None,
     quick: bool = False,
     precision: str = "auto",
+    compress: bool = False,
+    on_compress_event=None,
 ) -> DemoResult:
-    """Run the demo grid into ``out`` (resumable like any grid) and write its report."""
+    """Run the demo grid into ``out`` (resumable like any grid) and write its report; with ``compress``,
+    compress its teacher afterwards (:func:`compress_demo`)."""
     from polydistill.experiments.report import write_report
     from polydistill.experiments.runner import run_grid
     from polydistill.experiments.schema import expand_path
@@ -154,8 +161,45 @@ def run_demo(
     run_grid(config, out / "grid", on_event=on_event)
     files = write_report(out / "grid", out, title=f"polydistill demo (teacher: {label})")
     table = Path(files["markdown"]).read_text(encoding="utf-8")
-    return DemoResult(out=out, teacher=source, teacher_kind=kind, table_markdown=table, files=files,
-                      seconds=time.time() - start)
+    result = DemoResult(out=out, teacher=source, teacher_kind=kind, table_markdown=table, files=files,
+                        seconds=time.time() - start)
+    if compress:
+        result.compress = compress_demo(out, quick=quick, precision=precision, say=say, on_event=on_compress_event)
+        result.seconds = time.time() - start
+    return result
+
+
+COMPRESS_BUDGET_MINUTES = {True: 0.5, False: 2.0}  # the KD budget of --compress (quick / not)
+
+
+def demo_teacher_dir(out: str | Path) -> Path:
+    """The fine-tuned teacher of the demo grid in ``out`` (run the demo first)."""
+    from polydistill.experiments.store import open_store
+
+    store = open_store(Path(out) / "grid", must_exist=True)
+    dirs = [Path(r["model_dir"]) for r in store.records() if r.get("model_dir") and r["spec"]["kind"] == "teacher"]
+    if not dirs or not (dirs[0] / "config.json").is_file():
+        raise PolydistillError(f"The demo grid in {out} has no fine-tuned teacher yet; run polydistill demo first.")
+    return dirs[0]
+
+
+def compress_demo(out: str | Path, quick: bool = False, precision: str = "auto", say: Callable[[str], None] = print,
+                  on_event=None):
+    """``polydistill compress`` of the demo grid's teacher for the sample's locales (KD on the seen ones,
+    the unseen ones reported apart), ``small`` preset, a KD budget of ``COMPRESS_BUDGET_MINUTES``, into
+    ``out/compress``. The sample's unseen locales have no validation text, so the vocabulary uses the
+    threshold rule (the report says so). Weak-teacher gate off: the grid judged its teacher already."""
+    from polydistill.compress import compress
+
+    teacher = demo_teacher_dir(out)
+    say(f"compress: the demo teacher {teacher} → a small student for {' '.join(SEEN)} (unseen {' '.join(UNSEEN)}), "
+        f"KD budget {COMPRESS_BUDGET_MINUTES[quick]:g} min")
+    return compress(teacher=str(teacher), dataset="massive", data_root=str(SAMPLE_DIR), languages=SEEN,
+                    unseen_languages=UNSEEN, out=Path(out) / "compress", size="small",
+                    budget_minutes=COMPRESS_BUDGET_MINUTES[quick],
+                    training={"max_length": 32, "batch_size": 32, "precision": precision},
+                    bench_lengths=[16, 32], bench_repeats=3, bootstrap_resamples=500, allow_weak_teacher=True,
+                    on_event=on_event, say=None if on_event is not None else say)  # events show the notes
 
 
 def check_sample() -> None:

@@ -88,18 +88,19 @@ class Records:
     maps: dict[int, Tensor] = field(default_factory=dict)
     query: dict[int, Tensor] = field(default_factory=dict)
     key: dict[int, Tensor] = field(default_factory=dict)
+    value: dict[int, Tensor] = field(default_factory=dict)
 
 
 class LayerCapture:
     """Records what the KD loss needs from ``layers`` (0-indexed encoder layers) of one model.
 
-    ``embeddings``/``hidden``/``attention`` say which kinds are needed (a switched-off loss term
-    captures nothing); ``attention_kind`` is ``probs`` or ``scores``; ``mode`` forces an attention
+    ``embeddings``/``hidden``/``attention``/``qkv`` say which kinds are needed (a switched-off loss
+    term captures nothing); ``attention_kind`` is ``probs`` or ``scores``; ``mode`` forces an attention
     capture path (``interface``, ``qk``; default: the best available).
     """
 
     def __init__(self, model: nn.Module, layers: list[int], *, embeddings: bool, hidden: bool, attention: bool,
-                 attention_kind: str = "probs", mode: str | None = None):
+                 attention_kind: str = "probs", mode: str | None = None, qkv: bool = False):
         from polydistill.architectures import get_adapter
 
         self.model = model
@@ -134,6 +135,12 @@ class LayerCapture:
                 query, key = self.adapter.qk_projections(layer)
                 self._hook(query, self._store("query", i))
                 self._hook(key, self._store("key", i))
+            if qkv:  # the projections' outputs, for relation KD
+                query, key, value = self.adapter.qkv_projections(layer)
+                if not (attention and self.mode == "qk"):
+                    self._hook(query, self._store("query", i))
+                    self._hook(key, self._store("key", i))
+                self._hook(value, self._store("value", i))
         if attention and self.mode == "interface":
             register_kd_attention()
             self._previous_attention = model.config._attn_implementation
@@ -153,8 +160,11 @@ class LayerCapture:
 
     def _store(self, kind: str, index: int):
         def hook(module, inputs, output) -> None:
-            if self._active:
-                getattr(self.records, kind)[index] = _first(output)
+            # first call per recording wins: DeBERTa-v2 (share_att_key) applies its query/key
+            # projections again to the relative-position embeddings after the tokens
+            store = getattr(self.records, kind)
+            if self._active and index not in store:
+                store[index] = _first(output)
 
         return hook
 

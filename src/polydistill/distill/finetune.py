@@ -11,17 +11,18 @@ from polydistill.distill.terms import get_term
 from polydistill.distill.trainer import ActiveTerm
 
 
-def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None) -> RunResult:
+def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None, callbacks=()) -> RunResult:
     """Fine-tune ``model`` (a directory, a loaded model, or a ``BuiltStudent``) on ``data`` with
     ``transformers.Trainer``: AdamW (library defaults), evaluation every ``eval_steps``, best
     checkpoint by dev F1, resume from ``<output_dir>.work/`` after an interruption.
 
     The best model is saved with its tokenizer and the dataset's label names at
-    ``settings.output_dir``."""
+    ``settings.output_dir``. ``callbacks``: extra ``transformers.TrainerCallback`` objects (progress, ...)."""
     from transformers import set_seed
 
     set_seed(settings.seed)  # a new classification head must not depend on what ran before
     resolved = resolve_model(model, data, tokenizer)
     if settings.freeze_word_embeddings:
         freeze_word_embeddings(resolved.model, resolved.provenance)
-    return train_task("finetune", resolved, data, settings, [ActiveTerm("ce", get_term("ce"), 1.0)])
+    return train_task("finetune", resolved, data, settings, [ActiveTerm("ce", get_term("ce"), 1.0)],
+                      callbacks=callbacks)

@@ -53,7 +53,9 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
             "num_labels": teacher.config.num_labels, "token_logits": data.task == "token",
             "hidden_layers": len(layer_map) if kd.weight("hid") > 0 else 0,
             "map_layers": len(layer_map) if kd.weight("att") > 0 else 0,
-            "embeddings": int(kd.weight("emb") > 0), "last_hidden": 0, "layer_map": layer_map,
+            "embeddings": int(kd.weight("emb") > 0), "last_hidden": int(kd.weight("cos") + kd.weight("last_mse") > 0),
+            "relation": int(kd.weight("rel") > 0), "relation_layer": kd.relation_layer,
+            "relation_heads": kd.relation_heads, "layer_map": layer_map,
             "attention": kd.attention, "terms": sorted(kd.active)}
 
     def plan(train_split):
@@ -145,13 +147,16 @@ def distill(
     settings: TrainSettings,
     kd: KDSettings | None = None,
     tokenizer=None,
+    callbacks=(),
+    unlabelled=None,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` on ``data``; returns the run's result.
 
     teacher: a fine-tuned model directory or loaded model; student: a directory (e.g. made by
     ``polydistill student``), a loaded model, or a ``BuiltStudent``; tokenizer: the student's, when
-    it is not in the student directory. The best student (by dev F1) is saved at
-    ``settings.output_dir`` without the projection W."""
+    it is not in the student directory. ``unlabelled``: inputs without labels (``data.unlabelled``)
+    that add teacher-labelled examples: they count in the teacher-matching terms only. The best
+    student (by dev F1) is saved at ``settings.output_dir`` without the projection W."""
     from transformers import set_seed
 
     set_seed(settings.seed)  # a new head or projection must not depend on what ran before
@@ -181,6 +186,7 @@ def distill(
     return train_task(
         "distill", resolved, data, settings, objective_of(kd),
         teacher_cache=_cache_plan(kd, teacher, teacher_digest, layer_map, data, settings, resolved.tokenizer),
+        callbacks=callbacks, unlabelled=unlabelled,
         # DDP looks for used parameters from the forward's outputs and would mark W (whose outputs feed
         # only the loss) unused, then see its gradient arrive: with W every parameter is used anyway
         argument_overrides={"ddp_find_unused_parameters": False} if projection is not None else None,

@@ -123,6 +123,36 @@ def cosine_loss(student: Tensor, teacher: Tensor, token_mask: Tensor) -> Tensor:
     return (1 - F.cosine_similarity(student[keep].float(), teacher[keep].float(), dim=-1)).mean()
 
 
+def self_relations(x: Tensor, num_heads: int, token_mask: Tensor) -> Tensor:
+    """MiniLMv2 self-attention relations of one projection output: ``x`` (B, L, D) is re-split into
+    ``num_heads`` relation heads of size D/num_heads (whatever the model's own head count), and
+    R = softmax(x_h x_hᵀ / sqrt(D/num_heads)) over real keys → log-probabilities (B, heads, L, L)."""
+    batch, length, width = x.shape
+    if width % num_heads:
+        raise ValueError(f"{num_heads} relation heads do not divide the width {width}")
+    size = width // num_heads
+    heads = x.float().view(batch, length, num_heads, size).transpose(1, 2)
+    scores = heads @ heads.transpose(-1, -2) * size**-0.5
+    scores = scores.masked_fill(~token_mask.bool()[:, None, None, :], float("-inf"))
+    return scores.log_softmax(dim=-1)
+
+
+def relation_loss(student_qkv: Sequence[Tensor], teacher_qkv: Sequence[Tensor], token_mask: Tensor,
+                  num_heads: int) -> Tensor:
+    """MiniLMv2 (Wang et al. 2021) self-attention relation distillation: Σ over Q-Q, K-K, V-V of
+    KL(R_T ‖ R_S), averaged over relation heads and real query positions (temperature-free). The
+    relation heads re-split both models' projections the same way, so widths and head counts may
+    differ between teacher and student and no projection is needed."""
+    rows = token_mask.bool()[:, None, :].expand(-1, num_heads, -1)  # real query positions
+    total = token_mask.new_zeros((), dtype=torch.float32)
+    for s, t in zip(student_qkv, teacher_qkv, strict=True):
+        log_s, log_t = self_relations(s, num_heads, token_mask), self_relations(t, num_heads, token_mask)
+        p_t = log_t.exp()
+        kl = torch.where(p_t > 0, p_t * (log_t - log_s), torch.zeros_like(p_t)).sum(-1)  # padded keys: p_t = 0
+        total = total + kl[rows].mean()
+    return total
+
+
 def attention_maps_from_qk(
     query: Tensor, key: Tensor, num_heads: int, token_mask: Tensor, kind: str = "probs"
 ) -> Tensor:

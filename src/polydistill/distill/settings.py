@@ -138,6 +138,10 @@ class KDSettings(BaseModel):
     layer_map: Literal["uniform", "provenance"] | list[int] | None = Field(
         None, json_schema_extra=cli("--kd-layer-map"),
         description="uniform (k = i·N_T/N_S) | provenance | 0-indexed teacher layers; default: provenance, else uniform.")
+    relation_heads: int | None = Field(None, ge=1, description="Relation heads of --w-rel (MiniLMv2; default: the "
+                                       "teacher's attention heads; must divide both models' widths).")
+    relation_layer: int | None = Field(None, ge=0, description="0-indexed teacher layer of --w-rel (default: the last "
+                                       "for up to 12 layers, else the upper-middle one, as MiniLMv2 found best).")
     teacher_dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="float32 | bfloat16 | float16 (the frozen teacher's weights).")
     allow_untrained_teacher: bool = Field(False, description="Distil from a teacher that looks untrained.")

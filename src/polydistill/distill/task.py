@@ -95,20 +95,31 @@ def data_identity(data: TaskData) -> dict[str, Any]:
 def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSettings, objective: list,
                identity: dict[str, Any] | None = None, trainer_kwargs: dict[str, Any] | None = None,
                record: dict[str, Any] | None = None, argument_overrides: dict[str, Any] | None = None,
-               teacher_cache=None) -> RunResult:
+               teacher_cache=None, callbacks=(), unlabelled=None) -> RunResult:
     """Tokenise ``data`` and run ``objective`` on it through the training core. ``teacher_cache``: a
-    function of the tokenised training split giving the trainer's teacher-cache settings (KD)."""
+    function of the tokenised training split giving the trainer's teacher-cache settings (KD).
+    ``unlabelled``: extra training inputs whose labels are IGNORE_INDEX (KD augmentation: they count
+    in the teacher-matching terms only; see data/unlabelled.py)."""
     from polydistill.data.tokenize import data_collator, tokenize_task_data
     from polydistill.evaluate.metrics import make_compute_metrics
 
     for split in ("train", "validation"):
         if split not in data.splits or len(data.splits[split]) == 0:
             raise PolydistillError(f"{data.name} has no {split} examples; training needs train and validation splits.")
+    trained_languages = _trained_languages(data)  # labelled languages only: the model's "seen" ones
+    if unlabelled is not None and len(unlabelled):
+        from datasets import concatenate_datasets
+
+        splits = _train_splits(data)
+        splits["train"] = concatenate_datasets([splits["train"], unlabelled.cast(splits["train"].features)])
+        data = TaskData(name=data.name, task=data.task, label_names=data.label_names, languages=data.languages,
+                        splits=splits)
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names, languages=data.languages,
                     splits=_train_splits(data))  # the test split is never needed for training
     tokenized = tokenize_task_data(view, resolved.tokenizer, max_length=settings.max_length,
                                    cache_dir=settings.cache_dir)
-    collator = data_collator(data.task, resolved.tokenizer)
+    # NER KD with unlabelled sentences scores every word's first sub-word, not only labelled ones
+    collator = data_collator(data.task, resolved.tokenizer, word_positions=unlabelled is not None)
     train_split = tokenized["train"]
     cache = teacher_cache(train_split) if teacher_cache is not None else None
     if cache and "path" in cache:  # each row carries its index, to look its teacher outputs up
@@ -126,7 +137,7 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
     job = TrainingJob(
         stage=stage, settings=settings, model=resolved.model, tokenizer=resolved.tokenizer,
         train_dataset=train_split, eval_dataset=tokenized["validation"],
-        collator=collator, initialise=initialise,
+        collator=collator, initialise=initialise, callbacks=list(callbacks),
         compute_metrics=make_compute_metrics(data.task, data.label_names),
         objective=objective,
         identity={"data": data_identity(data), "model": model_digest(resolved.model), **(identity or {})},
@@ -137,13 +148,22 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
         provenance=resolved.provenance,
         source=str(resolved.source) if resolved.source else None,
         record={
-            "data": {"name": data.name, "task": data.task, "languages": data.languages,
-                     "train": len(data.splits["train"]), "validation": len(data.splits["validation"])},
+            # the languages that had training examples (e.g. UNER en_ewt has no v1 train file): the
+            # model's "seen" languages for evaluate's groups
+            "data": {"name": data.name, "task": data.task, "languages": trained_languages,
+                     "requested_languages": data.languages,
+                     "train": len(data.splits["train"]), "validation": len(data.splits["validation"]),
+                     "unlabelled": len(unlabelled) if unlabelled is not None else 0},
             "labels": data.label_names,
             **(record or {}),
         },
     )
     return run_training(job)
+
+
+def _trained_languages(data: TaskData) -> list[str]:
+    present = set(data.splits["train"]["language"])
+    return [lang for lang in data.languages if lang in present] or sorted(present)
 
 
 def _train_splits(data: TaskData):

@@ -30,7 +30,7 @@ EXAMPLE_INDEX = "example_index"  # column of the training split: the row's posit
 CACHE_ENV = "POLYDISTILL_TEACHER_CACHE"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # fields of PolydistillTrainer._teacher_side, and whether they are per layer (a list)
-LIST_FIELDS = ("teacher_hidden", "teacher_maps")
+LIST_FIELDS = ("teacher_hidden", "teacher_maps", "teacher_qkv")
 TENSOR_FIELDS = ("teacher_logits", "teacher_embeddings", "teacher_last")
 
 
@@ -42,7 +42,8 @@ def estimate_bytes(lengths: Iterable[int], spec: dict[str, Any], dtype: str) -> 
     """Bytes the cache of examples of these token ``lengths`` needs for the capture ``spec``."""
     size = torch.tensor([], dtype=_DTYPES[dtype]).element_size()
     per_token = spec["num_labels"] if spec["token_logits"] else 0
-    per_token += spec["width"] * (spec["hidden_layers"] + spec["embeddings"] + spec["last_hidden"])
+    per_token += spec["width"] * (spec["hidden_layers"] + spec["embeddings"] + spec["last_hidden"]
+                                  + 3 * spec.get("relation", 0))
     per_pair = spec["heads"] * spec["map_layers"]
     per_example = 0 if spec["token_logits"] else spec["num_labels"]
     total = sum(per_example + n * per_token + n * n * per_pair for n in lengths)

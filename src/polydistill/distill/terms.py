@@ -10,7 +10,9 @@ Needs:
   (``batch.student_hidden`` / ``batch.teacher_hidden``, lists);
 - ``embeddings``: hidden_states[0] of both models;
 - ``attention``: attention maps of the mapped layers (probabilities or scores, ``kd.attention``);
-- ``last_hidden``: the last layer's output of both models.
+- ``last_hidden``: the last layer's output of both models;
+- ``qkv``: the query, key and value projections' outputs of the student's last layer and of the
+  teacher's relation layer (``kd.relation_layer``; default its last).
 Every term also gets the student's logits, the gold labels, the token mask (real tokens) and the
 prediction mask (the positions a prediction-level loss scores: labelled tokens for NER, every
 token for MLM, None for sequence classification). When the widths differ, the student's hidden
@@ -42,7 +44,7 @@ from polydistill.errors import PolydistillError
 if TYPE_CHECKING:
     from polydistill.distill.settings import KDSettings
 
-NEEDS = frozenset({"teacher_logits", "hidden", "embeddings", "attention", "last_hidden"})
+NEEDS = frozenset({"teacher_logits", "hidden", "embeddings", "attention", "last_hidden", "qkv"})
 TEACHER_NEEDS = NEEDS  # every need but the student's own outputs involves the teacher
 
 
@@ -63,6 +65,9 @@ class TermInputs:
     teacher_maps: list[Tensor] | None = None
     student_last: Tensor | None = None
     teacher_last: Tensor | None = None
+    student_qkv: list[Tensor] | None = None  # [Q, K, V] outputs, (B, L, D) each
+    teacher_qkv: list[Tensor] | None = None
+    relation_heads: int | None = None  # resolved from kd.relation_heads (default: the teacher's head count)
 
 
 TermFn = Callable[[TermInputs, "KDSettings"], Tensor]
@@ -166,6 +171,12 @@ def _cross_entropy(batch: TermInputs, kd: KDSettings) -> Tensor:
 def _cosine(batch: TermInputs, kd: KDSettings) -> Tensor:
     """DistilBERT L_cos: mean 1 − cos between the last hidden states at real tokens."""
     return losses.cosine_loss(batch.student_last, batch.teacher_last, batch.token_mask)
+
+
+@register_term("rel", needs={"qkv"})
+def _relations(batch: TermInputs, kd: KDSettings) -> Tensor:
+    """MiniLMv2 relation KD: KL of Q-Q, K-K, V-V self-attention relations (any width or head count)."""
+    return losses.relation_loss(batch.student_qkv, batch.teacher_qkv, batch.token_mask, batch.relation_heads)
 
 
 @register_term("last_mse", needs={"last_hidden"})

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from polydistill.data.tokenize import KD_POSITIONS
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
 from polydistill.distill.settings import KDSettings
@@ -40,6 +41,12 @@ from polydistill.distill.terms import KDTerm, TermInputs, get_term
 from polydistill.errors import PolydistillError
 
 PROJECTION = "kd_projection"  # attribute of the student holding W while it trains
+
+
+def default_relation_layer(n_teacher: int) -> int:
+    """MiniLMv2's choice of teacher layer: the last for base-size teachers (≤ 12 layers), an upper-middle
+    one for larger teachers (layer 21 of 24 → 0-indexed 20)."""
+    return n_teacher - 1 if n_teacher <= 12 else round(0.875 * n_teacher) - 1
 
 
 @dataclass(frozen=True)
@@ -99,20 +106,25 @@ class PolydistillTrainer(Trainer):
         n_student = len(layer_map or [])
         wanted = {"embeddings": "embeddings" in needs, "hidden": "hidden" in needs,
                   "attention": "attention" in needs}
+        self.relation_layer = self.relation_heads = None
         if any(a.term.needs_teacher for a in self.objective):
             if teacher is None:
                 raise PolydistillError("The objective has teacher terms but no teacher was given.")
             self.teacher = teacher.to(self.args.device)
-            last = {"last_hidden": "last_hidden" in needs}
-            student_layers = self._capture_layers(self.model, list(range(n_student)), last["last_hidden"])
-            teacher_layers = self._capture_layers(self.teacher, list(layer_map or []), last["last_hidden"])
+            last, qkv = "last_hidden" in needs, "qkv" in needs
+            s_extra, t_extra = set(), set()
+            if last or qkv:
+                s_extra.add(self._n_layers(self.model) - 1)
+            if last:
+                t_extra.add(self._n_layers(self.teacher) - 1)
+            if qkv:
+                self.relation_layer, self.relation_heads = self._relation_setup(self.model, self.teacher, self.kd)
+                t_extra.add(self.relation_layer)
             kind = self.kd.attention
-            self.student_capture = LayerCapture(self.model, student_layers, attention_kind=kind,
-                                                hidden=wanted["hidden"] or last["last_hidden"],
-                                                embeddings=wanted["embeddings"], attention=wanted["attention"])
-            self.teacher_capture = LayerCapture(self.teacher, teacher_layers, attention_kind=kind,
-                                                hidden=wanted["hidden"] or last["last_hidden"],
-                                                embeddings=wanted["embeddings"], attention=wanted["attention"])
+            common = dict(attention_kind=kind, hidden=wanted["hidden"] or last, embeddings=wanted["embeddings"],
+                          attention=wanted["attention"], qkv=qkv)
+            self.student_capture = LayerCapture(self.model, sorted(set(range(n_student)) | s_extra), **common)
+            self.teacher_capture = LayerCapture(self.teacher, sorted(set(layer_map or []) | t_extra), **common)
         self._projection_hook = None
         if getattr(self.model, PROJECTION, None) is not None and self.student_capture is not None:
             self._projection_hook = self.model.register_forward_hook(self._project)
@@ -121,11 +133,28 @@ class PolydistillTrainer(Trainer):
         self._term_counts = {"train": 0, "eval": 0}
 
     @staticmethod
-    def _capture_layers(model: nn.Module, mapped: list[int], with_last: bool) -> list[int]:
+    def _n_layers(model: nn.Module) -> int:
         from polydistill.architectures import get_adapter
 
-        n = len(get_adapter(model).layers(model))
-        return sorted(set(mapped) | ({n - 1} if with_last else set()))
+        return len(get_adapter(model).layers(model))
+
+    @classmethod
+    def _relation_setup(cls, student: nn.Module, teacher: nn.Module, kd: KDSettings) -> tuple[int, int]:
+        """(teacher layer, relation heads) of the relation term, checked against both models."""
+        from polydistill.architectures import get_adapter
+
+        n_teacher = cls._n_layers(teacher)
+        layer = kd.relation_layer if kd.relation_layer is not None else default_relation_layer(n_teacher)
+        if layer >= n_teacher:
+            raise PolydistillError(f"--relation-layer {layer} is past the teacher's {n_teacher} layers (0-indexed).")
+        heads = kd.relation_heads or get_adapter(teacher).num_heads(teacher.config)
+        widths = {"teacher": teacher.config.hidden_size, "student": student.config.hidden_size}
+        for who, width in widths.items():
+            # Q/K/V outputs are num_heads × head_size wide: the hidden size for every supported family
+            if width % heads:
+                raise PolydistillError(f"{heads} relation heads do not divide the {who}'s width {width}; pass "
+                                       "--relation-heads with a common divisor of both widths.")
+        return layer, heads
 
     def train(self, *args, **kwargs):
         if self.cache_plan and "path" in self.cache_plan and self.cache is None:
@@ -175,10 +204,12 @@ class PolydistillTrainer(Trainer):
 
     # -- the loss -------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not model.training and not self.eval_objective:  # evaluation: the student's own loss
+        # evaluation: the student's own loss (unless the objective is the evaluation loss, lm-distill)
+        positions = inputs.pop(KD_POSITIONS, None)  # before the eval path: the model does not take it
+        indices = inputs.pop(EXAMPLE_INDEX, None)
+        if not model.training and not self.eval_objective:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
-        indices = inputs.pop(EXAMPLE_INDEX, None)
         features = {k: v for k, v in inputs.items() if k != "labels"}
         token_mask = features["attention_mask"]
         if self.cache is not None and indices is not None and model.training:
@@ -195,7 +226,7 @@ class PolydistillTrainer(Trainer):
             s_out = model(**features)
         inputs_for_terms = TermInputs(
             student_logits=s_out.logits, labels=labels, token_mask=token_mask,
-            prediction_mask=self._prediction_mask(labels, token_mask, s_out.logits), **batch,
+            prediction_mask=self._prediction_mask(labels, token_mask, s_out.logits, positions), **batch,
         )
         if capture is not None:
             self._student_side(inputs_for_terms, token_mask, s_out)
@@ -208,10 +239,12 @@ class PolydistillTrainer(Trainer):
         loss = sum(weights[label] * value for label, value in terms.items())
         return (loss, s_out) if return_outputs else loss
 
-    def _prediction_mask(self, labels, token_mask, logits):
+    def _prediction_mask(self, labels, token_mask, logits, positions=None):
         if logits.dim() != 3:
             return None
-        return token_mask.bool() if self.prediction_positions == "tokens" else labels != IGNORE_INDEX
+        if self.prediction_positions == "tokens":
+            return token_mask.bool()
+        return positions.bool() if positions is not None else labels != IGNORE_INDEX
 
     def _teacher_side(self, features, token_mask) -> dict:
         cap = self.teacher_capture
@@ -228,7 +261,11 @@ class PolydistillTrainer(Trainer):
             if "embeddings" in self.needs:
                 out["teacher_embeddings"] = cap.records.embeddings
             if "last_hidden" in self.needs:
-                out["teacher_last"] = cap.records.hidden[cap.layers[-1]]
+                out["teacher_last"] = cap.records.hidden[self._n_layers(self.teacher) - 1]
+            if "qkv" in self.needs:
+                r = cap.records
+                out["teacher_qkv"] = [r.query[self.relation_layer], r.key[self.relation_layer],
+                                      r.value[self.relation_layer]]
         return out
 
     def _student_side(self, batch: TermInputs, token_mask, s_out) -> None:
@@ -240,8 +277,13 @@ class PolydistillTrainer(Trainer):
             batch.student_hidden = [cap.records.hidden[i] for i in self._mapped["student"]]
         if "embeddings" in self.needs:
             batch.student_embeddings = cap.records.embeddings
+        last = self._n_layers(self.model) - 1
         if "last_hidden" in self.needs:
-            batch.student_last = cap.records.hidden[cap.layers[-1]]
+            batch.student_last = cap.records.hidden[last]
+        if "qkv" in self.needs:
+            r = cap.records
+            batch.student_qkv = [r.query[last], r.key[last], r.value[last]]
+            batch.relation_heads = self.relation_heads
 
     @staticmethod
     def _select(maps: list, captured: list[int], wanted: list[int]) -> list:

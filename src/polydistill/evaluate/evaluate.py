@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from polydistill.data.types import LANGUAGE, TaskData
+from polydistill.data.types import LANGUAGE, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError
 from polydistill.evaluate.baselines import majority_label, majority_scores, random_ner_scores
 from polydistill.evaluate.metrics import classification_scores, ner_scores
+
+
+@dataclass
+class ExamplePredictions:
+    """Per-example gold and predicted ids of an evaluation, in the split's order (what the scores
+    were computed from): one id per example (classification) or one list of ids per sentence (NER,
+    one id per word). ``texts``: each example's text (NER: its words joined by U+001F), which
+    identifies the examples when two evaluations are paired."""
+
+    true: list
+    pred: list
+    languages: list[str]
+    texts: list[str]
 
 
 @dataclass
@@ -39,9 +52,13 @@ class EvalReport:
     source: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # per-example predictions (kept in memory for callers such as the grid; not part of to_dict)
+    examples: ExamplePredictions | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, examples=None))
+        out.pop("examples")
+        return out
 
 
 def _label_mapping(config, label_names: list[str]) -> list[int] | None:
@@ -206,6 +223,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
                     splits=_one_split(split, split_ds), languages=chosen, source=data.source)
     trues, preds, langs = predict(model, tokenizer, view, split, batch_size, max_length, progress)
+    texts = list(split_ds[TEXT]) if data.task == "sequence" else ["\x1f".join(words) for words in split_ds[TOKENS]]
 
     by_lang: dict[str, list[int]] = defaultdict(list)
     for i, lang in enumerate(langs):
@@ -231,6 +249,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
         groups_from="training record" if seen is not None else "paper partition",
         baselines=baselines, max_length=max_length, source=data.source,
         seconds=round(time.perf_counter() - started, 2), warnings=notes,
+        examples=ExamplePredictions(true=trues, pred=preds, languages=langs, texts=texts),
     )
 
 

@@ -1,5 +1,7 @@
 """Result tables in the paper's shapes (rows = models/inits, columns = teacher × dataset [× eval
-group] + Avg), mean ± std over seeds, as Markdown, CSV and LaTeX.
+group] + Avg), mean ± std over seeds, as Markdown, CSV and LaTeX; below them the claims table
+(the differences the paper's claims rest on, with paired-bootstrap 95 % CIs and a verdict, see
+:mod:`polydistill.experiments.stats`); and the named docs blocks that ``--update-docs`` rewrites.
 
 Only the dimensions that vary in a store become row or column labels, so a Table-1 grid gives a
 Table-1-shaped table and a §4.2 grid gives the zero-shot table without extra configuration.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -224,36 +227,253 @@ def _per_language_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_report(work_dir: str | Path, out: str | Path | None = None, title: str | None = None,
-                 grid: str | None = None) -> dict[str, Path]:
-    """Write tables and plots of the finished runs in ``work_dir``; returns the written paths.
+# ---------------------------------------------------------------- claims (bootstrap CIs)
 
-    Several grids may share one work dir (and their common runs): with ``grid`` only that grid's
-    runs are reported; without it, every grid gets its own report in ``out/<grid>/`` when there are
-    several, and the one grid (or all runs) is reported in ``out`` otherwise.
+CLAIM_MODELS = ("from-teacher", "from-teacher + KD", "copy w/o fine-tuning")  # compared with the teacher
+
+
+def _claim_pairs(models: set[str]) -> list[tuple[str, str, str]]:
+    """(claim, A, B) for "A > B" among the student rows of one context."""
+    pairs = [("KD helps", f"{init} + KD", init) for init in INIT_ORDER]
+    for kd in ("", " + KD"):
+        pairs.append(("init matters", f"from-teacher{kd}", f"from-scratch{kd}"))
+        pairs.append(("init matters", f"from-teacher{kd}", f"from-base{kd}"))
+    return [p for p in pairs if p[1] in models and p[2] in models]
+
+
+@dataclass
+class Claim:
+    claim: str
+    a: str
+    b: str
+    teacher: str
+    dataset: str
+    eval: str
+    variant: str
+    difference: float  # F1 points, A − B (seed means)
+    paired: bool = True
+    interval: Any = None  # stats.Interval, None without per-example predictions
+    n: str = ""
+    seeds: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.interval.verdict if self.interval else "no predictions"
+
+    def row(self) -> list[str]:
+        ci = f"[{100 * self.interval.low:+.2f}, {100 * self.interval.high:+.2f}]" if self.interval else "–"
+        return [f"{self.claim}: {self.a} − {self.b}", self.teacher, self.dataset, self.eval, self.variant,
+                f"{self.difference:+.2f}", ci, self.n, self.seeds, "paired" if self.paired else "unpaired",
+                self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        iv = self.interval
+        return {"claim": self.claim, "a": self.a, "b": self.b, "teacher": self.teacher, "dataset": self.dataset,
+                "eval": self.eval, "variant": self.variant, "difference": round(self.difference, 4),
+                "ci_low": round(100 * iv.low, 4) if iv else None, "ci_high": round(100 * iv.high, 4) if iv else None,
+                "n_a": iv.n_a if iv else None, "n_b": iv.n_b if iv else None,
+                "seeds_a": iv.seeds_a if iv else None, "seeds_b": iv.seeds_b if iv else None,
+                "bootstrap": "paired" if self.paired else "unpaired", "verdict": self.verdict}
+
+
+CLAIM_HEADER = ["claim", "teacher", "dataset", "eval group", "variant", "difference (F1 points)", "95 % CI",
+                "n examples", "seeds", "bootstrap", "verdict"]
+
+
+def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, seed: int | None = None,
+                   ) -> list[Claim]:
+    """Every claim of the paper that the rows of ``records`` can test, with bootstrap 95 % CIs:
+
+    - KD helps: ``<init> + KD − <init>`` for each init (from-teacher + KD − from-teacher is the headline);
+    - init matters: from-teacher − from-scratch and from-teacher − from-base, with and without KD;
+    - teacher > student: teacher − from-teacher (± KD) and teacher − the copy w/o fine-tuning;
+    - seen > unseen: per model, eval group ``seen`` − eval group ``unseen`` (different examples: an
+      unpaired bootstrap).
+
+    Students are compared within one (teacher, dataset, eval group, layers, hidden, training
+    languages, fraction); seeds are averaged (the same resamples for every seed).
     """
+    from polydistill.experiments import stats
+    from polydistill.experiments.store import decode_predictions
+
+    resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
+    seed = stats.DEFAULT_SEED if seed is None else seed
+    rows = flatten(records)
+    by_id = {r["run_id"]: r for r in records}
+    students = [r for r in rows if r["kind"] == "student"]
+    dims = [d for d in ROW_DIMS[1:] if len({r[d] for r in students}) > 1]
+    cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    teachers: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["kind"] == "teacher":
+            teachers[(r["teacher"], r["dataset"], r["eval"])].append(r)
+        else:
+            cells[(r["teacher"], r["dataset"], r["eval"], tuple(r[d] for d in dims))][r["model"]].append(r)
+    decoded: dict[str, Any] = {}
+
+    def examples(side: list[dict]) -> list | None:
+        out = []
+        for r in sorted(side, key=lambda r: (r["seed"], r["run_id"])):
+            if r["run_id"] not in decoded:
+                decoded[r["run_id"]] = decode_predictions(by_id[r["run_id"]])
+            got = decoded[r["run_id"]]
+            if got is None or r["eval"] not in got[2]:
+                return None
+            task, names, groups = got
+            out.append(stats.group_examples(task, names, groups[r["eval"]], label=by_id[r["run_id"]].get(
+                "label", r["model"]), group=r["eval"]))
+        return out
+
+    def variant(key: tuple) -> str:
+        return ", ".join(f"{d.replace('_', ' ')} {v}" for d, v in zip(dims, key, strict=True) if v != "")
+
+    def mean(side: list[dict]) -> float:
+        return statistics.fmean(r["f1"] for r in side)
+
+    claims: list[Claim] = []
+
+    def add(name: str, a_label: str, b_label: str, a: list[dict], b: list[dict], key: tuple, eval_label: str,
+            paired: bool) -> None:
+        claim = Claim(name, a_label, b_label, a[0]["teacher"], a[0]["dataset"], eval_label, variant(key),
+                      mean(a) - mean(b), paired)
+        ex_a, ex_b = examples(a), examples(b)
+        if resamples and ex_a and ex_b:
+            boot = stats.paired_bootstrap if paired else stats.unpaired_bootstrap
+            claim.interval = boot(ex_a, ex_b, resamples, seed)
+            claim.difference = 100 * claim.interval.difference
+            iv = claim.interval
+            claim.n = str(iv.n_a) if paired else f"{iv.n_a} / {iv.n_b}"
+            claim.seeds = f"{iv.seeds_a} vs {iv.seeds_b}" if paired else str(iv.seeds_a)
+        else:
+            claim.n = "–"
+            claim.seeds = f"{len(a)} vs {len(b)}" if paired else str(len(a))
+        claims.append(claim)
+
+    def order(key: tuple) -> tuple:
+        return tuple(_sortable(k) for k in (*key[:3], *key[3]))
+
+    for key in sorted(cells, key=order):
+        models = cells[key]
+        teacher, dataset, group, rest = key
+        for name, a, b in _claim_pairs(set(models)):
+            add(name, a, b, models[a], models[b], rest, group, True)
+        for model in CLAIM_MODELS:
+            if model in models and teachers.get((teacher, dataset, group)):
+                add("teacher > student", "teacher", model, teachers[(teacher, dataset, group)], models[model],
+                    rest, group, True)
+    # seen > unseen, per model row (teachers included)
+    by_model: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        rest = tuple(r[d] for d in dims) if r["kind"] != "teacher" else tuple("" for _ in dims)
+        by_model[(r["teacher"], r["dataset"], r["model"], rest)][r["eval"]].append(r)
+    for (_, _, model, rest), groups in sorted(
+            by_model.items(), key=lambda kv: (*[_sortable(k) for k in kv[0][:2]], _row_sort_key((kv[0][2],)),
+                                              *[_sortable(k) for k in kv[0][3]])):
+        if groups.get("seen") and groups.get("unseen"):
+            add("seen > unseen", model, model, groups["seen"], groups["unseen"], rest, "seen − unseen", False)
+    return claims
+
+
+def _claim_columns(claims: list[Claim]) -> list[int]:
+    """Indices of the CLAIM_HEADER columns to show (teacher / variant only when they vary)."""
+    drop = set()
+    if len({c.teacher for c in claims}) <= 1:
+        drop.add(1)
+    if not any(c.variant for c in claims):
+        drop.add(4)
+    return [i for i in range(len(CLAIM_HEADER)) if i not in drop]
+
+
+def claims_markdown(claims: list[Claim], resamples: int | None = None) -> str:
+    """The claims table (Markdown) and a note on how to read it."""
+    from polydistill.experiments.stats import DEFAULT_RESAMPLES
+
+    resamples = DEFAULT_RESAMPLES if resamples is None else resamples
+    if not claims:
+        return "No claim applies: the report has no pair of rows that the paper's claims compare.\n"
+    cols = _claim_columns(claims)
+    lines = ["| " + " | ".join(CLAIM_HEADER[i] for i in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(c.row()[i] for i in cols) + " |" for c in claims]
+    note = (f"Difference = A − B of the seed-averaged test F1; 95 % CI from {resamples} bootstrap resamples of the "
+            "test examples, stratified by language (paired: the same resamples for both models and all seeds; "
+            "unpaired: seen and unseen are different examples, each resampled on its own). supported / "
+            "contradicted: the interval excludes 0 in / against the claimed direction; inconclusive: it "
+            "contains 0.")
+    if any(c.interval is None for c in claims):
+        note += " no predictions: a run's result has no per-example predictions (re-run it), so no interval."
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def claims_csv(claims: list[Claim]) -> str:
+    buf = io.StringIO()
+    fields = ["claim", "a", "b", "teacher", "dataset", "eval", "variant", "difference", "ci_low", "ci_high", "n_a",
+              "n_b", "seeds_a", "seeds_b", "bootstrap", "verdict"]
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for c in claims:
+        writer.writerow({k: ("" if v is None else v) for k, v in c.to_dict().items()})
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- writing the report
+
+
+def _selections(work_dir: str | Path, grid: str | None) -> list[tuple[str, list[dict[str, Any]], str | None]]:
+    """(name, records, sub-folder) of each report a work dir gets (see write_report)."""
     from polydistill.experiments.store import open_store
 
     store = open_store(work_dir, must_exist=True)
-    out = Path(out) if out else Path(work_dir) / "report"
     grids = store.grids()
     records = store.records()
     if grid is not None:
         if grid not in grids:
             raise PolydistillError(f"{work_dir} has no grid named {grid!r}; grids there: {', '.join(grids) or 'none'}.")
         ids = set(grids[grid])
-        return _write_one([r for r in records if r["run_id"] in ids], out, title or grid)
+        return [(grid, [r for r in records if r["run_id"] in ids], None)]
     if len(grids) > 1:
-        written: dict[str, Path] = {}
-        for name, ids in grids.items():
-            chosen = [r for r in records if r["run_id"] in set(ids)]
-            written.update({f"{name}/{k}": v for k, v in _write_one(chosen, out / name, name).items()})
-        return written
-    return _write_one(records, out, title or (next(iter(grids)) if grids else Path(work_dir).resolve().name))
+        return [(name, [r for r in records if r["run_id"] in set(ids)], name) for name, ids in grids.items()]
+    return [(next(iter(grids)) if grids else Path(work_dir).resolve().name, records, None)]
 
 
-def _write_one(records: list[dict[str, Any]], out: Path, title: str) -> dict[str, Path]:
+def write_report(work_dir: str | Path, out: str | Path | None = None, title: str | None = None,
+                 grid: str | None = None, resamples: int | None = None, seed: int | None = None,
+                 ) -> dict[str, Path]:
+    """Write tables, claims and plots of the finished runs in ``work_dir``; returns the written paths.
+
+    Several grids may share one work dir (and their common runs): with ``grid`` only that grid's
+    runs are reported; without it, every grid gets its own report in ``out/<grid>/`` when there are
+    several, and the one grid (or all runs) is reported in ``out`` otherwise. ``resamples``: bootstrap
+    resamples of the claims table (default 1000; 0 leaves the claims out); ``seed``: its seed.
+    Only ``results/`` (and ``grids/``) are read: a copied results store without models is enough.
+    """
+    out = Path(out) if out else Path(work_dir) / "report"
+    written: dict[str, Path] = {}
+    selections = _selections(work_dir, grid)
+    for name, records, sub in selections:
+        files = _write_one(records, out / sub if sub else out, (title if sub is None and title else name),
+                           resamples, seed)
+        written.update({f"{sub}/{k}" if sub else k: v for k, v in files.items()})
+    return written
+
+
+def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int | None = None) -> dict[str, str]:
+    """What ``grid report`` shows per grid, as the named blocks of the docs: ``<grid>`` the table,
+    ``<grid>:claims`` the claims table (see :func:`update_docs`)."""
+    blocks: dict[str, str] = {}
+    for name, records, _ in _selections(work_dir, None):
+        rows = flatten(records)
+        blocks[name] = to_markdown(build_table(rows)) if rows else "No finished runs yet.\n"
+        if resamples != 0 and rows:
+            blocks[f"{name}:claims"] = claims_markdown(compute_claims(records, resamples, seed), resamples)
+    return blocks
+
+
+def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: int | None = None,
+               seed: int | None = None) -> dict[str, Path]:
+    import json
+
     from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
+    from polydistill.experiments.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 
     rows = flatten(records)
     table = build_table(rows) if rows else None
@@ -261,6 +481,17 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str) -> dict[str
     caption = f"{title}: F1 (%) on the test split, mean ± std over seeds ({len(records)} finished runs)."
     md = [f"# {title}", "", caption, ""]
     md.append(to_markdown(table) if table else "No finished runs yet.\n")
+    if resamples != 0 and table:
+        claims = compute_claims(records, resamples, seed)
+        claims_md = claims_markdown(claims, resamples)
+        md += ["## Claims", "", claims_md]
+        written["claims_md"] = atomic_write_text(out / "claims.md", f"# {title}: claims\n\n{claims_md}")
+        written["claims_csv"] = atomic_write_text(out / "claims.csv", claims_csv(claims))
+        written["claims_json"] = atomic_write_text(out / "claims.json", json.dumps({
+            "resamples": DEFAULT_RESAMPLES if resamples is None else resamples,
+            "seed": DEFAULT_SEED if seed is None else seed, "confidence": CONFIDENCE,
+            "units": "F1 points (difference, ci_low, ci_high)",
+            "claims": [c.to_dict() for c in claims]}, indent=2, ensure_ascii=False) + "\n")
     written["markdown"] = atomic_write_text(out / "table.md", "\n".join(md))
     if table:
         written["csv"] = atomic_write_text(out / "table.csv", to_csv(table))
@@ -274,3 +505,76 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str) -> dict[str
     for path in plot_loss_curves(records, out):
         written[path.stem] = path
     return written
+
+
+# ---------------------------------------------------------------- docs blocks
+
+# a marker is a line of its own (the same text inside a sentence or `code` is not one)
+_BEGIN = re.compile(r"^<!-- polydistill:begin (\S+) -->[ \t]*$", re.M)
+_END = re.compile(r"^<!-- polydistill:end (\S+) -->[ \t]*$", re.M)
+
+
+def _spans(text: str, source: str) -> list[tuple[str, int, int]]:
+    """(name, start of body, end of body) of each marker block; unbalanced markers are refused."""
+    spans = []
+    pos = 0
+    while (begin := _BEGIN.search(text, pos)) is not None:
+        name = begin.group(1)
+        end = _END.search(text, begin.end())
+        if end is None or end.group(1) != name or ((nxt := _BEGIN.search(text, begin.end())) and
+                                                    nxt.start() < end.start()):
+            raise PolydistillError(f"{source}: the block <!-- polydistill:begin {name} --> has no matching "
+                                   f"<!-- polydistill:end {name} --> before the next block; add it.")
+        spans.append((name, begin.end(), end.start()))
+        pos = end.end()
+    stray = [m.group(1) for m in _END.finditer(text) if not any(s <= m.start() <= e for _, s, e in spans)
+             and m.start() not in {e for _, _, e in spans}]
+    if stray:
+        raise PolydistillError(f"{source}: <!-- polydistill:end {stray[0]} --> has no begin marker; remove it or "
+                               "add the begin marker.")
+    return spans
+
+
+def docs_blocks(text: str, source: str = "docs") -> dict[str, str]:
+    """The body of every ``<!-- polydistill:begin NAME -->`` … ``<!-- polydistill:end NAME -->`` block, stripped."""
+    return {name: text[start:end].strip() for name, start, end in _spans(text, source)}
+
+
+def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[str]:
+    """One line per docs block that differs from the report (or names a grid the report lacks)."""
+    problems = []
+    for name, body in docs_blocks(text, source).items():
+        if name not in blocks:
+            problems.append(f"{source}: block {name!r} names no grid of the report "
+                            f"(report blocks: {', '.join(blocks) or 'none'}).")
+        elif body != blocks[name].strip():
+            problems.append(f"{source}: block {name!r} differs from the report; run polydistill grid report DIR "
+                            f"--update-docs {source}.")
+    return problems
+
+
+def update_docs(path: str | Path, blocks: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Rewrite every marker block of ``path`` whose name the report has (atomically); returns
+    (names updated, names left alone because the report has no such block)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolydistillError(f"{path} does not exist; pass the Markdown file with the polydistill:begin blocks.")
+    text = path.read_text(encoding="utf-8")
+    spans = _spans(text, str(path))
+    if not spans:
+        raise PolydistillError(f"{path} has no <!-- polydistill:begin NAME --> block; add one where a table goes.")
+    parts, pos, updated, missing = [], 0, [], []
+    for name, start, end in spans:
+        parts.append(text[pos:start])
+        if name in blocks:
+            parts.append("\n\n" + blocks[name].strip() + "\n\n")
+            updated.append(name)
+        else:
+            parts.append(text[start:end])
+            missing.append(name)
+        pos = end
+    parts.append(text[pos:])
+    new = "".join(parts)
+    if new != text:
+        atomic_write_text(path, new)
+    return updated, missing

@@ -27,7 +27,7 @@ from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
 from polydistill.experiments.store import ResultStore, open_store
-from polydistill.io import atomic_write_json, package_versions, read_json
+from polydistill.io import atomic_write_json, package_versions, read_json, try_lock
 
 EVAL_SEED = 0  # eval caps and dataset subsets are fixed across seeds: seeds vary training only
 
@@ -141,7 +141,21 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     return built
 
 
-def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
+def _progress_callback(report: Callable[[int, int], None] | None):
+    """A TrainerCallback telling the grid's display each optimiser step (for the current run's ETA)."""
+    if report is None:
+        return []
+    from transformers import TrainerCallback
+
+    class StepReport(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            report(state.global_step, state.max_steps)
+
+    return [StepReport()]
+
+
+def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
+           on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train the run's model into ``run_dir/model``; idempotent across kills."""
     from polydistill.ranks import is_main_process
 
@@ -160,7 +174,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
         from polydistill.distill.finetune import finetune
 
         settings = _settings(spec, model_dir, spec.training.freeze_word_embeddings)
-        result = finetune(spec.teacher_model, data, settings)
+        result = finetune(spec.teacher_model, data, settings, callbacks=_progress_callback(on_step))
     else:
         teacher_dir = _teacher_dir(store, spec)
         init_dir = run_dir / "init"
@@ -173,11 +187,12 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
 
             # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
             kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True})
-            result = distill(str(teacher_dir), str(init_dir), data, settings, kd)
+            result = distill(str(teacher_dir), str(init_dir), data, settings, kd,
+                             callbacks=_progress_callback(on_step))
         else:
             from polydistill.distill.finetune import finetune
 
-            result = finetune(str(init_dir), data, settings)
+            result = finetune(str(init_dir), data, settings, callbacks=_progress_callback(on_step))
         model_dir = Path(result.output_dir)
     record = _run_result_dict(result)
     if is_main_process():
@@ -189,12 +204,17 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path) -> dict[str, Any]:
 
 
 def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
-    """Test-split scores for every eval group, plus per-language scores over their union."""
+    """Test-split scores for every eval group, plus per-language scores over their union, and the
+    gold and predicted label of every test example per group and language (``predictions``, packed
+    by :func:`polydistill.experiments.store.encode_predictions`) for paired statistics."""
     from polydistill.evaluate import evaluate_model
+    from polydistill.experiments.store import encode_language, encode_predictions
 
     groups: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     per_language: dict[str, Any] = {}
+    examples: dict[str, dict[str, Any]] = {}
+    task, label_names = None, []
     batch = spec.training.eval_batch_size if spec.training else 64
     max_length = spec.training.max_length if spec.training else 128
     for name, group in spec.eval_languages:
@@ -203,7 +223,17 @@ def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
         groups[name] = report.overall
         baselines[name] = report.baselines
         per_language.update(report.per_language)
-    return {"groups": groups, "per_language": per_language, "baselines": baselines}
+        task, label_names = report.task, report.label_names
+        ex = report.examples
+        rows: dict[str, list[int]] = {}
+        for i, lang in enumerate(ex.languages):
+            rows.setdefault(lang, []).append(i)
+        # a language's capped examples depend on the group it was loaded with: stored per group
+        examples[name] = {lang: encode_language(report.task, [ex.true[i] for i in idx], [ex.pred[i] for i in idx],
+                                                [ex.texts[i] for i in idx])
+                          for lang in report.languages if (idx := rows.get(lang))}
+    return {"groups": groups, "per_language": per_language, "baselines": baselines,
+            "predictions": encode_predictions(task, label_names, examples)}
 
 
 def _load_trained(path: Path):
@@ -228,7 +258,7 @@ def _gate(spec: RunSpec, train: dict[str, Any], margin: float | None) -> None:
 
 
 def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = None,
-            gate_margin: float | None = None) -> dict[str, Any]:
+            gate_margin: float | None = None, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run one cell and return its record (not yet saved); a weak teacher raises TeacherGateError."""
     from transformers import set_seed
 
@@ -247,7 +277,7 @@ def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = No
         train: dict[str, Any] = {"loss_curve": [], "train_seconds": 0.0, "best_dev_f1": None}
         provenance = built.provenance
     else:
-        train = _train(spec, store, run_dir)
+        train = _train(spec, store, run_dir, on_step)
         if spec.kind == "teacher":
             _gate(spec, train, gate_margin)
         model, tokenizer = _load_trained(run_dir / "model")
@@ -287,7 +317,7 @@ def run_grid(
     only: list[str] | None = None,
 ) -> GridSummary:
     """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
-    with kind in start / skip / done. ``only``: run just the cells whose id or label contains one of
+    with kind in start / skip / done / fail, and ``("step", spec, step, max_steps)`` during training. ``only``: run just the cells whose id or label contains one of
     these strings (plus the teachers they need)."""
     import datasets
     from transformers.utils import logging as hf_logging
@@ -340,7 +370,7 @@ def run_grid(
             if spec.teacher_run and not store.has(spec.teacher_run):
                 waiting.append((index, spec))  # its teacher is being trained by another process
                 continue
-            lock = _run_lock(store.run_dir(spec.run_id)) if not distributed else contextlib.nullcontext(True)
+            lock = try_lock(store.run_dir(spec.run_id)) if not distributed else contextlib.nullcontext(True)
             with lock as locked:
                 if not locked:  # another `grid run` sharing this work dir is on it
                     waiting.append((index, spec))
@@ -351,7 +381,10 @@ def run_grid(
                 if on_event:
                     on_event("start", spec, index, len(specs))
                 try:
-                    record = execute(spec, store, by_id.get(spec.teacher_run or ""), config.teacher_gate_margin)
+                    step_report = (lambda step, total, s=spec, i=index: on_event("step", s, step, total)) \
+                        if on_event else None
+                    record = execute(spec, store, by_id.get(spec.teacher_run or ""), config.teacher_gate_margin,
+                                     step_report)
                 except TeacherGateError:
                     raise
                 except PolydistillError as err:  # a NaN, a refused input: this cell has no result
@@ -381,21 +414,3 @@ def run_grid(
             f"the first, {by_id[first[0]].label}: {first[1]} Details in {work_dir / 'failed'}; fix and re-run."
         )
     return summary
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: Path):
-    """An exclusive, non-blocking lock on a run (released by the OS even on SIGKILL)."""
-    import fcntl
-
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

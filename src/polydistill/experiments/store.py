@@ -9,12 +9,21 @@ Layout of a work dir::
     report/                   written by ``grid report``
 
 A result file exists if and only if its run finished: that is what makes re-running safe.
+
+A result's ``metrics.predictions`` holds the gold and predicted label of every test example of
+every eval group (see :func:`encode_predictions`), so that two runs can be compared example by
+example (:mod:`polydistill.experiments.stats`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +88,119 @@ def open_store(work_dir: str | os.PathLike, must_exist: bool = False) -> ResultS
             f"{work_dir} holds no results (no results/ folder); pass the work dir of a 'polydistill grid run'."
         )
     return store
+
+
+# ---------------------------------------------------------------- per-example predictions
+
+PREDICTIONS_FORMAT = 1
+_DTYPES = ("u1", "u2", "u4", "i1", "i2", "i4", "i8")
+
+
+def pack_ints(values: Sequence[int]) -> str:
+    """Integers as ``"<dtype>:<base64>"`` of a little-endian array of the smallest dtype that holds
+    them (``u1`` for up to 255): 300 intent ids take 403 characters. When zlib makes the bytes
+    smaller (NER tags, mostly ``O``) they are compressed and the dtype gets a ``z``: ``"u1z:<base64>"``."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.int64).reshape(-1)
+    low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    for code in _DTYPES:
+        info = np.iinfo(np.dtype("<" + code))
+        if info.min <= low and high <= info.max:
+            break
+    raw = array.astype("<" + code).tobytes()
+    packed = zlib.compress(raw, 9)
+    if len(packed) < len(raw):
+        code, raw = code + "z", packed
+    return f"{code}:" + base64.b64encode(raw).decode("ascii")
+
+
+def unpack_ints(text: str):
+    """The int64 numpy array of :func:`pack_ints`."""
+    import numpy as np
+
+    code, _, payload = text.partition(":")
+    compressed = code.endswith("z")
+    code = code.removesuffix("z")
+    if code not in _DTYPES:
+        raise PolydistillError(f"packed integers start with an unknown dtype {code!r}; expected one of {_DTYPES}.")
+    raw = base64.b64decode(payload)
+    return np.frombuffer(zlib.decompress(raw) if compressed else raw, dtype="<" + code).astype(np.int64)
+
+
+def examples_checksum(texts: Sequence[str]) -> str:
+    """Identity of an ordered list of test examples (16 hex digits of a SHA-256 over their texts)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def encode_language(task: str, true: Sequence, pred: Sequence, texts: Sequence[str]) -> dict[str, Any]:
+    """One language of one eval group: ``n``, ``checksum`` of the examples' texts, packed ``gold`` and
+    ``pred`` ids; NER also ``lengths`` (words per sentence; gold and pred are then concatenated)."""
+    entry: dict[str, Any] = {"n": len(true), "checksum": examples_checksum(texts)}
+    if task == "sequence":
+        entry["gold"], entry["pred"] = pack_ints(true), pack_ints(pred)
+        return entry
+    entry["lengths"] = pack_ints([len(row) for row in true])
+    entry["gold"] = pack_ints([t for row in true for t in row])
+    entry["pred"] = pack_ints([p for row in pred for p in row])
+    return entry
+
+
+def encode_predictions(task: str, label_names: Sequence[str], groups: dict[str, dict[str, dict[str, Any]]]
+                       ) -> dict[str, Any]:
+    """The ``metrics.predictions`` block of a result: ``groups`` is {eval group: {language: the
+    :func:`encode_language` entry}}, each language's examples in the capped test split's order."""
+    return {"format": PREDICTIONS_FORMAT, "task": task, "label_names": list(label_names),
+            "encoding": "gold/pred/lengths: '<numpy dtype>[z]:' + base64 of the little-endian array (z: zlib)",
+            "groups": groups}
+
+
+@dataclass(frozen=True)
+class LanguagePredictions:
+    """Decoded predictions of one language of one eval group (NER: one int array per sentence)."""
+
+    language: str
+    checksum: str
+    gold: Any  # np.ndarray (classification) or list of np.ndarray (NER)
+    pred: Any
+
+    @property
+    def n(self) -> int:
+        return len(self.gold)
+
+
+def decode_predictions(record: dict[str, Any]) -> tuple[str, list[str], dict[str, list[LanguagePredictions]]] | None:
+    """(task, label names, {eval group: per-language predictions}) of a result, or None when the result
+    has no per-example predictions (written before they were stored)."""
+    import numpy as np
+
+    block = (record.get("metrics") or {}).get("predictions")
+    if not block:
+        return None
+    if block.get("format") != PREDICTIONS_FORMAT:
+        raise PolydistillError(f"result {record.get('run_id')} stores predictions in format {block.get('format')}; "
+                               f"this polydistill reads format {PREDICTIONS_FORMAT}.")
+    task = block["task"]
+    groups: dict[str, list[LanguagePredictions]] = {}
+    for group, languages in block["groups"].items():
+        decoded = []
+        for lang, entry in languages.items():
+            gold, pred = unpack_ints(entry["gold"]), unpack_ints(entry["pred"])
+            if gold.shape != pred.shape:
+                raise PolydistillError(f"result {record.get('run_id')}: gold and pred of {group}/{lang} differ in "
+                                       "length; the file is damaged, re-run the cell.")
+            if task != "sequence" and entry["n"] == 0:
+                gold, pred = [], []
+            elif task != "sequence":
+                cuts = np.cumsum(unpack_ints(entry["lengths"]))[:-1]
+                gold, pred = np.split(gold, cuts), np.split(pred, cuts)
+            if len(gold) != entry["n"]:
+                raise PolydistillError(f"result {record.get('run_id')}: {group}/{lang} holds {len(gold)} examples, "
+                                       f"not the {entry['n']} it names; the file is damaged, re-run the cell.")
+            decoded.append(LanguagePredictions(lang, entry["checksum"], gold, pred))
+        groups[group] = decoded
+    return task, list(block["label_names"]), groups

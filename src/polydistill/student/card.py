@@ -48,12 +48,15 @@ def command_line() -> str | None:
 
 def _front_matter_license(model_dir: str | None) -> str | None:
     """The licence in a local model directory's card, inherited by the models made from it."""
-    if not model_dir or not (Path(model_dir) / CARD_FILE).is_file():
+    path = Path(model_dir) / CARD_FILE if model_dir else None
+    if path is None or not path.is_file():
         return None
     from huggingface_hub import ModelCard
 
     try:
-        return ModelCard.load(Path(model_dir) / CARD_FILE).data.to_dict().get("license")
+        if not path.read_text(encoding="utf-8").startswith("---"):
+            return None  # no metadata block (huggingface_hub would say so on stderr)
+        return ModelCard.load(path).data.to_dict().get("license")
     except Exception:  # a card without valid YAML: nothing to inherit
         return None
 

@@ -1,0 +1,295 @@
+"""``polydistill compress``: one command from a fine-tuned teacher to a deployable student for the
+languages you name, with a report card.
+
+:func:`compress` composes the existing stages (see :mod:`polydistill.compress.stages`): plan the student
+(a ``--size`` preset, explicit sizes, or the largest candidate whose *measured* speed-up reaches
+``--target-speedup``; the KD schedule that fits ``--budget-minutes``), reduce the vocabulary to the
+languages, copy depth, select width by importance, distil (TinyBERT terms, ``rel`` when the width changes),
+export int8, evaluate the teacher and every intermediate student on one test split, bench them side by
+side, and write ``report.md`` / ``report.json`` / plots (:mod:`polydistill.compress.report`).
+
+Layout of ``DIR``::
+
+    compress.json              the command's fingerprint (a different command is refused, naming what differs)
+    stages/<n>-<name>/         each stage's output, written atomically, and its done.json marker
+    model/  model-int8/        the final student (PyTorch) and its int8 ONNX export
+    report.md  report.json  plots/
+
+Re-running the same command resumes at the first unfinished stage (KD from its checkpoints).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from polydistill.compress.plan import CompressSettings, differences, fingerprint, teacher_identity
+from polydistill.compress.stages import STAGES, Context
+from polydistill.errors import PolydistillError, require
+
+FINGERPRINT_FILE = "compress.json"
+
+__all__ = ["CompressResult", "CompressSettings", "compress", "load_data"]
+
+
+@dataclass
+class CompressResult:
+    out: Path
+    model_dir: Path  # the final student (PyTorch, HF directory)
+    int8_dir: Path  # its int8 ONNX export
+    report: dict[str, Any]
+    files: dict[str, Path]
+    stages: dict[str, dict[str, Any]]  # done markers by stage
+    resumed: list[str]  # stages found done (not redone) by this call
+    seconds: float
+    test_data: Any = field(default=None, repr=False)  # the TaskData every model was evaluated on
+
+
+def settings_of(values: dict[str, Any] | CompressSettings) -> CompressSettings:
+    """Validated settings; a bad value is one sentence."""
+    from pydantic import ValidationError
+
+    if isinstance(values, CompressSettings):
+        return values
+    try:
+        return CompressSettings(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise PolydistillError(f"Invalid compress settings: {first['msg'].removeprefix('Value error, ')} "
+                               f"({where}).") from None
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_data(settings: CompressSettings, teacher: str | None = None):
+    """(KD data, evaluation data, KD languages, unseen languages, seen languages, notes): the KD languages'
+    training data (``--fraction``, dev capped at ``--max-dev-per-language``) and the test split of the KD
+    and unseen languages (capped at ``--max-test-per-language``), with the refusals of impossible
+    language choices."""
+    from polydistill.data.languages import resolve_languages
+    from polydistill.data.load import get_adapter, load_task_data
+    from polydistill.data.subsets import cap_per_language
+    from polydistill.evaluate.evaluate import training_languages
+
+    s = settings
+    adapter = get_adapter(s.dataset)
+    teacher_langs = training_languages(teacher or s.teacher, adapter.name)
+    notes = []
+    languages = s.languages
+    if languages == "all" and teacher_langs:  # the default: the teacher's own training languages
+        languages = teacher_langs
+        notes.append(f"--languages not given: the teacher's training languages {' '.join(teacher_langs)}")
+    train = load_task_data(s.dataset, languages=languages, data_root=s.data_root, fraction=s.fraction,
+                           seed=s.seed, purpose="train")
+    kd = list(train.languages)
+    unseen = resolve_languages(s.unseen_languages, adapter.valid, adapter.named, adapter.name) \
+        if s.unseen_languages else []
+    both = [la for la in unseen if la in kd]
+    require(not both, f"{' '.join(both)} {'is' if len(both) == 1 else 'are'} both in --languages and "
+                      "--unseen-languages; an unseen language is never trained on.")
+    if teacher_langs is None:
+        seen = kd
+        notes.append(f"the teacher has no fine-tuning record for {train.name} (run.json): seen = the KD languages")
+    else:
+        extra = [la for la in kd if la not in teacher_langs]
+        require(not extra, f"--languages {' '.join(extra)}: the teacher was not fine-tuned on "
+                           f"{'it' if len(extra) == 1 else 'them'} (its run.json names {' '.join(teacher_langs)}); "
+                           "distil its training languages and report others with --unseen-languages.")
+        trained = [la for la in unseen if la in teacher_langs]
+        require(not trained, f"--unseen-languages {' '.join(trained)}: the teacher was fine-tuned on "
+                             f"{'it' if len(trained) == 1 else 'them'}, so {'it is' if len(trained) == 1 else 'they are'} "
+                             "not unseen.")
+        seen = list(teacher_langs)
+    if s.max_dev_per_language:
+        train.splits["validation"] = cap_per_language(train.splits["validation"], s.max_dev_per_language, seed=0)
+    evaluation = load_task_data(s.dataset, languages=[*kd, *unseen], data_root=s.data_root, purpose="evaluate")
+    require(len(evaluation.splits["test"]) > 0, f"{evaluation.name} has no test examples for "
+                                                f"{' '.join([*kd, *unseen])}; compress evaluates on the test split.")
+    if s.max_test_per_language:
+        evaluation.splits["test"] = cap_per_language(evaluation.splits["test"], s.max_test_per_language, seed=0)
+    held = set(evaluation.splits["validation"]["language"]) if "validation" in evaluation.splits else set()
+    without = [la for la in [*kd, *unseen] if la not in held]
+    require(s.vocab_coverage is None or not without,
+            f"--vocab-coverage needs validation text of every language to target it on, and {' '.join(without)} "
+            f"{'has' if len(without) == 1 else 'have'} none; drop --vocab-coverage (the vocabulary then uses "
+            "thresholds).")
+    return train, evaluation, kd, unseen, seen, notes
+
+
+# ------------------------------------------------------------------------------------------- checks
+def _check_upfront(s: CompressSettings, config) -> None:
+    from polydistill.architectures import task_of
+    from polydistill.compress.plan import requested_architecture, teacher_architecture
+
+    require(task_of(config) != "base", f"The teacher {s.teacher} has no task head (a bare encoder); fine-tune it "
+                                       "first: polydistill finetune MODEL --dataset D --out teacher/.")
+    require(not (s.target_speedup is not None and s.size),
+            "Give either --size or --target-speedup (which picks the size by measured speed), not both.")
+    require(not (s.budget_minutes is not None and s.training.max_steps),
+            "Give either --budget-minutes (which fits the number of KD steps) or --max-steps, not both.")
+    if s.target_speedup is not None:
+        require(s.target_speedup > 1, f"--target-speedup {s.target_speedup:g} asks for no speed-up; give a factor "
+                                      "above 1, e.g. 15.")
+    teacher = teacher_architecture(config)
+    if s.target_speedup is None:
+        requested_architecture(s, teacher)  # refuses impossible sizes
+    else:
+        from polydistill.compress.plan import candidate_architectures
+
+        candidate_architectures(s, teacher)
+    from polydistill.architectures import get_adapter
+
+    limit = get_adapter(config).position_limit(config)
+    too_long = [n for n in s.bench_lengths if limit and n > limit]
+    require(not too_long, f"--bench-lengths {too_long} exceed the teacher's {limit} positions; pass shorter lengths.")
+    if s.push_to_hub:
+        from polydistill.hub import _check_repo_id
+
+        _check_repo_id(s.push_to_hub)
+
+
+def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
+    """Make ``root`` this command's: True when it already holds this command's run (resume)."""
+    from polydistill.io import check_output_path, read_json
+
+    check_output_path(root)
+    record_path = root / FINGERPRINT_FILE
+    if record_path.is_file():
+        old = (read_json(record_path) or {}).get("fingerprint") or {}
+        if old == fp and not overwrite:
+            return True
+        if not overwrite:
+            changed = differences(old, fp)
+            shown = ", ".join(name.removeprefix("settings.") for name in changed[:6]) + (" …" if len(changed) > 6 else "")
+            raise PolydistillError(f"{root} holds a compress run of another command (it differs in {shown}); pass "
+                                   "--overwrite to start afresh, or use another --out.")
+        shutil.rmtree(root)
+        return False
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise PolydistillError(f"Output directory {root} already exists and holds no compress run; choose another "
+                                   "--out or pass --overwrite.")
+        shutil.rmtree(root)
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- run
+def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
+             on_event: Callable[[dict[str, Any]], None] | None = None,
+             say: Callable[[str], None] | None = None, **fields: Any) -> CompressResult:
+    """Run (or resume) ``polydistill compress``; see the module docstring. ``settings`` or keyword fields of
+    :class:`CompressSettings`. ``on_event`` receives ``{"kind": "start" | "done" | "skip" | "note", "stage",
+    "index", "total", "eta_s", "message"}`` and ``{"kind": "step", "stage": "kd", "step", "steps"}`` for each KD
+    optimiser step; ``say`` gets one-line notes."""
+    from polydistill.compress import stages as stage_functions
+    from polydistill.io import atomic_write_json, output_lock
+    from polydistill.modeling import load_config
+
+    s = settings_of(settings if settings is not None else fields)
+    started = time.perf_counter()
+    if s.threads:
+        import torch
+
+        torch.set_num_threads(s.threads)
+    total = len(STAGES)
+
+    def emit(kind: str, stage: str | None = None, **extra: Any) -> None:
+        if on_event is not None:
+            on_event({"kind": kind, "stage": stage, "index": STAGES.index(stage) if stage else None, "total": total,
+                      **extra})
+
+    def note(message: str) -> None:
+        emit("note", message=message)
+        if say is not None:
+            say(message)
+
+    config = load_config(s.teacher)
+    _check_upfront(s, config)
+    from polydistill.distill.checks import check_labels
+
+    train, evaluation, kd, unseen, seen, notes = load_data(s)
+    check_labels(config, train.label_names, "teacher")
+    if Path(s.teacher).expanduser().is_dir():
+        from polydistill.distill.kd import check_teacher_learned
+        from polydistill.distill.settings import KDSettings
+
+        check_teacher_learned(Path(s.teacher).expanduser(), train,
+                              KDSettings(allow_weak_teacher=s.allow_weak_teacher))
+    root = Path(s.out).expanduser()
+    fp = fingerprint(s, teacher_identity(s.teacher),
+                     {"train": train.fingerprint, "evaluation": evaluation.fingerprint, "kd": kd, "unseen": unseen})
+    with output_lock(root):
+        resumed_run = _claim(root, fp, s.overwrite)
+        ctx = Context(settings=s, root=root, teacher_config=config, train=train, evaluation=evaluation,
+                      kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note,
+                      on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))
+        resumed: list[str] = []
+        for name in STAGES:
+            marker = stage_functions.read_marker(ctx, name) if resumed_run else None
+            if marker is not None:
+                ctx.records[name] = marker
+                resumed.append(name)
+                emit("skip", name, seconds=marker["seconds"])
+                continue
+            eta = None
+            if name == "kd":
+                eta = ctx.plan["schedule"].get("estimated_seconds")
+            emit("start", name, eta_s=eta)
+            start = time.perf_counter()
+            summary = getattr(stage_functions, f"run_{name}")(ctx)
+            if name == "plan":  # the plan passed every refusal: from here on DIR belongs to this command
+                from polydistill.student.card import command_line
+
+                atomic_write_json(root / FINGERPRINT_FILE, {
+                    "fingerprint": fp, "command": command_line(),
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                resumed_run = True
+            ctx.records[name] = stage_functions.write_marker(ctx, name, summary, time.perf_counter() - start)
+            emit("done", name, seconds=ctx.records[name]["seconds"])
+        for record in ctx.records.values():
+            ctx.notes.extend(record["summary"].get("notes") or [])
+        outputs = _final_outputs(ctx)
+        from polydistill.compress.report import write_report
+
+        report, files = write_report(ctx, {k: str(v) for k, v in outputs.items()})
+        _card(ctx, outputs, report)
+    if s.push_to_hub:
+        from polydistill.hub import push_model_dir
+
+        note(f"pushing {outputs['model']} to {s.push_to_hub} and {outputs['int8']} to {s.push_to_hub}-int8")
+        push_model_dir(outputs["model"], s.push_to_hub)
+        push_model_dir(outputs["int8"], f"{s.push_to_hub}-int8")
+    return CompressResult(out=root, model_dir=outputs["model"], int8_dir=outputs["int8"], report=report, files=files,
+                          stages=dict(ctx.records), resumed=resumed, seconds=time.perf_counter() - started,
+                          test_data=evaluation)
+
+
+def _final_outputs(ctx: Context) -> dict[str, Path]:
+    """``DIR/model`` and ``DIR/model-int8``: copies of the KD and int8 stages' outputs (written atomically)."""
+    from polydistill.io import atomic_output_dir
+
+    outputs = {"model": ctx.root / "model", "int8": ctx.root / "model-int8"}
+    for key, stage in (("model", "kd"), ("int8", "int8")):
+        source = ctx.model_dir(stage)
+        with atomic_output_dir(outputs[key], overwrite=True) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+    return outputs
+
+
+def _card(ctx: Context, outputs: dict[str, Path], report: dict[str, Any]) -> None:
+    """The final models' cards get the report card's targets and quality sections appended."""
+    from polydistill.compress.report import render_markdown
+    from polydistill.io import CARD_FILE, atomic_write_text
+
+    text = render_markdown(report)
+    summary = text.split("## Speed and size", 1)[0].replace("# polydistill compress", "## polydistill compress", 1)
+    for path in outputs.values():
+        card = path / CARD_FILE
+        if card.is_file():
+            body = card.read_text(encoding="utf-8").split("\n## polydistill compress", 1)[0].rstrip()
+            atomic_write_text(card, f"{body}\n\n{summary.rstrip()}\n")

@@ -1,0 +1,343 @@
+"""compress, planning: the settings of one run, the size presets, the candidate architectures that
+``--target-speedup`` measures, the KD schedule that ``--budget-minutes`` fits, the up-front refusals,
+and the fingerprint that ties a compress directory to one command.
+
+Everything here is arithmetic on the teacher's config and on measured times; nothing is trained or
+written (the measurements themselves are in :mod:`polydistill.compress.measure`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from polydistill.distill.settings import Training, with_defaults
+from polydistill.errors import PolydistillError, require
+
+SIZES = ("tiny", "small", "base")
+DEFAULT_SIZE = "small"
+# The training defaults of compress (the e5 recipe of the README): KD at 2e-4 with frozen word embeddings,
+# bf16 where the CPU has it. Every other bound and default is Training's.
+CompressTraining = with_defaults(Training, "CompressTraining", learning_rate=2e-4, precision="auto",
+                                 freeze_word_embeddings=True)
+# Fields that never change a number of the run: not in the fingerprint (a re-run may change them).
+RUN_ONLY = frozenset({"out", "threads", "overwrite", "push_to_hub", "progress"})
+# Targets only judged in the report (they steer nothing): not in the fingerprint either.
+REPORT_ONLY = frozenset({"target_retention_seen", "target_retention_unseen", "target_params", "target_wall_minutes"})
+DEFAULT_COVERAGE = 0.99
+KD_STEP_FACTOR = 1.15  # KD step ≤ 1.15 × (student step + teacher forward): docs/performance.md (a)
+BUDGET_SAFETY = 0.10  # share of the budget kept free for loading, tokenising, checkpoints
+KD_EVALUATIONS = 4  # dev evaluations (checkpoints) during a budgeted KD run, plus the final one
+FINGERPRINT_VERSION = 1
+
+
+class CompressSettings(BaseModel):
+    """One ``polydistill compress`` run. ``training`` holds the KD hyper-parameters (``Training``'s
+    fields with compress' defaults); everything else says what to build and how to measure it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str = Field(description="Fine-tuned teacher directory (or hub id).")
+    dataset: str = Field(description="The teacher's dataset: massive | tsm | universal-ner | a folder.")
+    languages: str | list[str] = Field("all", description="Target languages: KD trains on them (seen).")
+    unseen_languages: list[str] = Field(default_factory=list,
+                                        description="Languages reported separately, never trained on (zero-shot).")
+    data_root: str | None = None
+    out: Path
+    seed: int = 0
+    # -- the student
+    size: Literal["tiny", "small", "base"] | None = None
+    layers: int | None = Field(None, ge=1)
+    hidden: int | None = Field(None, ge=1)
+    intermediate: int | None = Field(None, ge=1)
+    layer_map: str = "alternate-last"
+    width_select: Literal["importance", "uniform"] = "importance"
+    calibration_size: int = Field(256, ge=1)
+    # -- the vocabulary
+    vocab_coverage: float | None = Field(None, gt=0, le=1)
+    wordfreq: bool = True
+    wordfreq_words: int = Field(50_000, ge=1)
+    # -- targets that steer the run
+    target_speedup: float | None = Field(None, gt=0, allow_inf_nan=False)
+    speedup_on: Literal["int8", "fp32"] = "int8"
+    speedup_repeats: int = Field(3, ge=1)
+    budget_minutes: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # -- KD
+    training: CompressTraining = Field(default_factory=CompressTraining)  # type: ignore[valid-type]
+    kd_weights: dict[str, float] = Field(default_factory=dict, description="Overrides of the KD term weights.")
+    fraction: float | None = Field(None, gt=0, le=1)
+    max_dev_per_language: int = Field(500, ge=0)
+    allow_untrained_teacher: bool = False
+    allow_weak_teacher: bool = False
+    # -- evaluation and bench
+    max_test_per_language: int | None = Field(None, ge=1)
+    bench_lengths: list[int] = Field(default_factory=lambda: [32, 128])
+    bench_batch_size: int = Field(32, ge=1)
+    bench_repeats: int = Field(5, ge=1)
+    bench_threads: int | None = Field(1, ge=1)
+    bootstrap_resamples: int = Field(1000, ge=1)
+    # -- judged in the report only
+    target_retention_seen: float = Field(0.95, gt=0)
+    target_retention_unseen: float = Field(0.90, gt=0)
+    target_params: float | None = Field(None, gt=0, le=1)
+    target_wall_minutes: float | None = Field(None, gt=0)
+    # -- how this run runs
+    threads: int | None = Field(None, ge=1)
+    overwrite: bool = False
+    push_to_hub: str | None = None
+    progress: bool = True
+
+    @field_validator("unseen_languages", mode="before")
+    @classmethod
+    def _split_codes(cls, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("bench_lengths")
+    @classmethod
+    def _lengths(cls, value: list[int]) -> list[int]:
+        if not value or any(n < 1 for n in value):
+            raise ValueError("bench lengths must be positive, e.g. 32,128")
+        return sorted(set(value))
+
+    def identity(self) -> dict[str, Any]:
+        """The settings part of the fingerprint."""
+        return self.model_dump(mode="json", exclude=set(RUN_ONLY | REPORT_ONLY))
+
+
+# ----------------------------------------------------------------------------------------- sizes
+@dataclass(frozen=True)
+class Architecture:
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.layers}L-h{self.hidden}-ffn{self.intermediate}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return cls(int(data["layers"]), int(data["hidden"]), int(data["intermediate"]), int(data["heads"]))
+
+    def encoder_parameters(self) -> int:
+        """Weights of the encoder layers (attention 4·H² + FFN 2·H·I, biases and LayerNorms): for ordering."""
+        h, i = self.hidden, self.intermediate
+        return self.layers * (4 * h * h + 4 * h + 2 * h * i + h + i + 4 * h)
+
+
+def teacher_architecture(config) -> Architecture:
+    return Architecture(int(config.num_hidden_layers), int(config.hidden_size), int(config.intermediate_size),
+                        int(config.num_attention_heads))
+
+
+def _round(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def _narrow(hidden: float, heads: int) -> int:
+    """The largest multiple of ``heads`` not above ``hidden`` (the heads are kept, each head shrinks)."""
+    return max(heads, int(hidden // heads) * heads)
+
+
+def preset(size: str, teacher: Architecture) -> Architecture:
+    """The ``--size`` presets, scaled from the teacher's sizes (12×384/1536 e5-small in brackets):
+
+    * ``base``:  half the layers (6), full width (384 / 1536);
+    * ``small``: half the layers (6), half the hidden size (192) with every head kept (12 heads of 16),
+      half the FFN (768);
+    * ``tiny``:  a third of the layers (4), half the hidden size (192), half the FFN (768).
+
+    Layer counts round half up (at least 1); a half hidden size that the head count does not divide
+    is rounded down to a multiple of it."""
+    require(size in SIZES, f"Unknown --size {size!r}; choose one of {', '.join(SIZES)}.")
+    t = teacher
+    depth = max(1, _round(t.layers / (3 if size == "tiny" else 2)))
+    if size == "base":
+        return Architecture(depth, t.hidden, t.intermediate, t.heads)
+    return Architecture(depth, _narrow(t.hidden / 2, t.heads), max(1, _round(t.intermediate / 2)), t.heads)
+
+
+def _scaled_intermediate(teacher: Architecture, hidden: int) -> int:
+    return max(1, _round(teacher.intermediate * hidden / teacher.hidden))
+
+
+def requested_architecture(settings: CompressSettings, teacher: Architecture) -> Architecture:
+    """The student of ``--size`` / ``--layers/--hidden/--intermediate`` (without ``--target-speedup``).
+
+    ``--size`` gives a preset whose fields the explicit options replace. Without ``--size``, explicit
+    options change the teacher's sizes (as ``polydistill student`` does; a new ``--hidden`` scales the FFN
+    with it unless ``--intermediate`` is given), and with no option at all the ``small`` preset is used."""
+    explicit = {k: getattr(settings, k) for k in ("layers", "hidden", "intermediate") if getattr(settings, k)}
+    if settings.size:
+        start = preset(settings.size, teacher)
+    elif explicit:
+        start = teacher
+    else:
+        start = preset(DEFAULT_SIZE, teacher)
+    hidden = explicit.get("hidden", start.hidden)
+    intermediate = explicit.get("intermediate") or (
+        _scaled_intermediate(teacher, hidden) if "hidden" in explicit else start.intermediate)
+    arch = Architecture(explicit.get("layers", start.layers), hidden, intermediate, teacher.heads)
+    check_architecture(arch, teacher)
+    return arch
+
+
+def check_architecture(arch: Architecture, teacher: Architecture) -> None:
+    """The impossible students, refused in one sentence each."""
+    t = teacher
+    require(arch.layers <= t.layers,
+            f"--layers {arch.layers} is more than the teacher's {t.layers} layers; a student copies teacher layers.")
+    require(arch.hidden <= t.hidden, f"--hidden {arch.hidden} is wider than the teacher's hidden size {t.hidden}.")
+    require(arch.hidden % t.heads == 0,
+            f"--hidden {arch.hidden} is not divisible by the teacher's {t.heads} attention heads, which compress "
+            f"keeps; choose a multiple of {t.heads} (e.g. {_narrow(arch.hidden, t.heads)}).")
+    require(arch.intermediate <= t.intermediate,
+            f"--intermediate {arch.intermediate} is larger than the teacher's FFN size {t.intermediate}.")
+
+
+def candidate_architectures(settings: CompressSettings, teacher: Architecture) -> list[Architecture]:
+    """What ``--target-speedup`` measures: depths of 1/2, 1/3, 1/4, 1/6, 1/12 of the teacher's (at least 1)
+    × hidden sizes of 1, 1/2, 1/4 of the teacher's (heads kept, FFN scaled alike), largest first; an explicit
+    ``--layers`` / ``--hidden`` / ``--intermediate`` fixes that size and the others are searched."""
+    t = teacher
+    depths = [settings.layers] if settings.layers else sorted(
+        {max(1, _round(t.layers / d)) for d in (2, 3, 4, 6, 12)}, reverse=True)
+    widths = [settings.hidden] if settings.hidden else sorted(
+        {_narrow(t.hidden / f, t.heads) for f in (1, 2, 4)}, reverse=True)
+    out = []
+    for layers in depths:
+        for hidden in widths:
+            intermediate = settings.intermediate or _scaled_intermediate(t, hidden)
+            arch = Architecture(layers, hidden, intermediate, t.heads)
+            if arch != t and arch not in out:
+                check_architecture(arch, t)
+                out.append(arch)
+    require(out, "--target-speedup has no candidate student to measure: the fixed sizes equal the teacher's.")
+    return sorted(out, key=lambda a: (-a.encoder_parameters(), -a.layers))
+
+
+def choose_candidate(measured: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """The largest measured candidate (most encoder parameters, then most layers) whose speed-up reaches
+    ``target``; refused in one sentence, naming the best measured, when none does."""
+    reaching = [m for m in measured if m["speedup"] >= target]
+    if not reaching:
+        best = max(measured, key=lambda m: m["speedup"])
+        raise PolydistillError(
+            f"No candidate student reaches --target-speedup {target:g}: the fastest of the {len(measured)} measured "
+            f"({best['architecture']['name']}) reaches {best['speedup']:.2f}× the teacher's throughput; lower the "
+            "target.")
+    return max(reaching, key=lambda m: (m["encoder_parameters"], m["architecture"]["layers"]))
+
+
+# -------------------------------------------------------------------------------------- schedule
+@dataclass
+class Schedule:
+    """How long KD runs: ``max_steps`` (None: ``epochs``), ``eval_steps``, whether the teacher-output cache
+    is used, and (for a budget) the estimate it was fitted with."""
+
+    max_steps: int | None
+    eval_steps: int | None
+    teacher_cache: bool = True
+    estimated_seconds: float | None = None
+    basis: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        return cls(**data)
+
+
+def fixed_schedule(training) -> Schedule:
+    """The schedule of ``--epochs`` / ``--max-steps`` (no budget)."""
+    eval_steps = training.eval_steps
+    if eval_steps is None and training.max_steps:
+        eval_steps = max(1, math.ceil(training.max_steps / KD_EVALUATIONS))
+    return Schedule(max_steps=training.max_steps, eval_steps=eval_steps)
+
+
+def fit_schedule(budget_minutes: float, timing: dict[str, float], n_train: int, n_dev: int, training,
+                 arch_name: str) -> Schedule:
+    """The number of KD steps that fits ``budget_minutes`` (the KD stage: training and its dev evaluations).
+
+    A KD step is taken as ``KD_STEP_FACTOR × (student step + teacher forward)`` of the measured times (an
+    upper bound: with the teacher-output cache a step costs about a student step); the dev split is
+    evaluated ``KD_EVALUATIONS`` times plus once at the end; ``BUDGET_SAFETY`` of the budget is kept free.
+    The teacher cache is used only when the steps cover at least one epoch (before that it cannot pay)."""
+    per_step = KD_STEP_FACTOR * (timing["student_step_s"] + timing["teacher_forward_s"])
+    per_eval = n_dev * timing["student_forward_s"] / timing["batch_size"]
+    evaluations = KD_EVALUATIONS + 1
+    usable = budget_minutes * 60 * (1 - BUDGET_SAFETY)
+    steps = int((usable - evaluations * per_eval) // per_step)
+    if steps < 1:
+        need = (per_step + evaluations * per_eval) / (1 - BUDGET_SAFETY) / 60
+        raise PolydistillError(
+            f"--budget-minutes {budget_minutes:g} leaves no time for KD: one step of the {arch_name} student takes "
+            f"about {per_step:.2f} s and each of the {evaluations} dev evaluations about {per_eval:.1f} s; give at "
+            f"least {math.ceil(need * 10) / 10:g} minutes or lower --max-dev-per-language.")
+    batch = training.batch_size * training.grad_accum
+    eval_steps = training.eval_steps or max(1, math.ceil(steps / KD_EVALUATIONS))
+    basis = {**timing, "kd_step_s": round(per_step, 4), "dev_evaluation_s": round(per_eval, 3),
+             "evaluations": evaluations, "usable_s": round(usable, 1), "train_examples": n_train,
+             "dev_examples": n_dev, "epochs": round(steps * batch / max(1, n_train), 3)}
+    return Schedule(max_steps=steps, eval_steps=eval_steps, teacher_cache=steps * batch >= n_train,
+                    estimated_seconds=round(steps * per_step + evaluations * per_eval, 1), basis=basis)
+
+
+# ----------------------------------------------------------------------------------- fingerprint
+def teacher_identity(teacher: str) -> dict[str, Any]:
+    """What identifies the teacher cheaply: its config and, per weight file, size and a hash of the first and
+    last MiB (a hub id is its own identity)."""
+    path = Path(teacher).expanduser()
+    if not path.is_dir():
+        return {"id": teacher}
+    digest = hashlib.blake2b(digest_size=16)
+    for name in ("config.json", "tokenizer.json"):
+        if (path / name).is_file():
+            digest.update((path / name).read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}|{size}|".encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(2**20))
+            handle.seek(max(0, size - 2**20))
+            digest.update(handle.read(2**20))
+    return {"path": str(path.resolve()), "digest": digest.hexdigest()}
+
+
+def fingerprint(settings: CompressSettings, teacher: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({"version": FINGERPRINT_VERSION, "settings": settings.identity(),
+                                  "teacher": teacher, "data": data}, default=str))
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of the entries that differ between two fingerprints."""
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+__all__ = ["Architecture", "CompressSettings", "CompressTraining", "DEFAULT_COVERAGE", "DEFAULT_SIZE", "SIZES",
+           "Schedule", "candidate_architectures", "check_architecture", "choose_candidate", "differences",
+           "fingerprint", "fit_schedule", "fixed_schedule", "preset", "requested_architecture", "teacher_architecture",
+           "teacher_identity"]

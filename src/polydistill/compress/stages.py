@@ -1,0 +1,461 @@
+"""compress, the stages: each composes one existing polydistill stage and writes under
+``DIR/stages/<n>-<name>/`` atomically, then a small ``done.json`` marker (settings, outputs, wall time).
+
+A stage is done exactly when its marker exists; a re-run skips done stages and redoes the first
+unfinished one (a model directory that a kill left without its marker is written again; KD resumes
+from its checkpoints in ``4-kd/model.work`` through the training core). The runner in
+``polydistill.compress`` calls ``run_<name>(ctx)`` looked up by name here, and writes the marker.
+
+====  ==========  ==============================================================================
+ n    stage        what (the stage it uses)
+====  ==========  ==============================================================================
+ 0    plan         the student's sizes (preset / explicit / measured for --target-speedup), the KD
+                   schedule (--budget-minutes: measured step time), languages (seen / unseen)
+ 1    vocab        the teacher's vocabulary reduced to the languages (``lang.vocab.vocab_reduce``)
+ 2    depth        the teacher's layers copied by the layer map or importance (``build_student``)
+ 3    width        hidden / FFN chosen by importance (``build_student``, ``width_select``); skipped
+                   when the width is the teacher's
+ 4    kd           TinyBERT KD (+ ``rel`` when the width changes) (``distill.kd.distill``)
+ 5    int8         dynamic int8 ONNX export (``export.convert.export_model``)
+ 6    evaluate     teacher and every intermediate student on one test split (``evaluate_model``)
+ 7    bench        teacher vs every student, side by side (``bench.measure.bench_models``)
+====  ==========  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polydistill.compress.plan import (
+    DEFAULT_COVERAGE,
+    Architecture,
+    CompressSettings,
+    Schedule,
+    candidate_architectures,
+    choose_candidate,
+    fit_schedule,
+    fixed_schedule,
+    preset,
+    requested_architecture,
+    teacher_architecture,
+)
+from polydistill.data.types import TaskData
+from polydistill.errors import PolydistillError
+from polydistill.io import atomic_write_json, read_json
+
+STAGES = ("plan", "vocab", "depth", "width", "kd", "int8", "evaluate", "bench")
+MARKER = "done.json"
+MODEL = "model"  # the model directory inside a stage folder
+# the models compared in evaluate / bench, in pipeline order, with the stage that made them
+MODELS = (("teacher", None), ("vocab", "vocab"), ("depth", "depth"), ("width", "width"), ("kd", "kd"),
+          ("int8", "int8"))
+MODEL_TITLES = {"teacher": "teacher", "vocab": "after vocab reduction", "depth": "after depth copy",
+                "width": "after width selection", "kd": "after KD", "int8": "after int8"}
+
+
+@dataclass
+class Context:
+    """What every stage reads: settings, the output root, the teacher, the data, the languages and the
+    records of the stages before it."""
+
+    settings: CompressSettings
+    root: Path
+    teacher_config: Any
+    train: TaskData  # KD languages, --fraction applied, dev capped
+    evaluation: TaskData  # KD + unseen languages, test split capped
+    kd_languages: list[str]
+    unseen: list[str]
+    seen: list[str]  # the teacher's training languages (its run.json), else the KD languages
+    notes: list[str] = field(default_factory=list)
+    records: dict[str, dict] = field(default_factory=dict)  # done markers by stage
+    say: Callable[[str], None] = lambda message: None
+    on_step: Callable[[int, int], None] | None = None  # KD's optimiser steps (step, max steps), for the display
+
+    def stage_dir(self, name: str) -> Path:
+        return self.root / "stages" / f"{STAGES.index(name)}-{name}"
+
+    def model_dir(self, name: str) -> Path:
+        return self.stage_dir(name) / MODEL
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        return self.records["plan"]["summary"]
+
+    @property
+    def architecture(self) -> Architecture:
+        return Architecture.from_dict(self.plan["architecture"])
+
+    @property
+    def width_changes(self) -> bool:
+        teacher = teacher_architecture(self.teacher_config)
+        arch = self.architecture
+        return (arch.hidden, arch.intermediate) != (teacher.hidden, teacher.intermediate)
+
+    def student_dir(self) -> Path:
+        """The student KD starts from: the width copy, or the depth copy when the width is the teacher's."""
+        return self.model_dir("width") if self.width_changes else self.model_dir("depth")
+
+    def models(self) -> list[tuple[str, Path]]:
+        """(name, directory) of the teacher and of every intermediate student, in pipeline order."""
+        out = []
+        for name, stage in MODELS:
+            if name == "width" and not self.width_changes:
+                continue
+            out.append((name, Path(self.settings.teacher) if stage is None else self.model_dir(stage)))
+        return out
+
+
+# ------------------------------------------------------------------------------------------ markers
+def read_marker(ctx: Context, name: str) -> dict[str, Any] | None:
+    path = ctx.stage_dir(name) / MARKER
+    return read_json(path) if path.is_file() else None
+
+
+_STAGE_SETTINGS = {
+    "plan": ("size", "layers", "hidden", "intermediate", "target_speedup", "speedup_on", "speedup_repeats",
+             "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads"),
+    "vocab": ("languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
+    "depth": ("layer_map", "calibration_size", "seed"),
+    "width": ("width_select", "calibration_size", "seed"),
+    "kd": ("kd_weights", "fraction", "max_dev_per_language", "allow_untrained_teacher", "allow_weak_teacher", "seed"),
+    "int8": (),
+    "evaluate": ("max_test_per_language",),
+    "bench": ("bench_lengths", "bench_batch_size", "bench_repeats", "bench_threads"),
+}
+
+
+def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
+    """The settings that decide a stage's output (recorded in its marker)."""
+    values = ctx.settings.model_dump(mode="json")
+    out = {key: values[key] for key in _STAGE_SETTINGS[name]}
+    if name == "kd":
+        out["training"] = values["training"]
+    if name == "int8":
+        out["quantize"] = "int8 (dynamic, per channel)"
+    if name == "evaluate":
+        out.update(split="test", max_length=values["training"]["max_length"])
+    return out
+
+
+def write_marker(ctx: Context, name: str, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
+    record = {"stage": name, "index": STAGES.index(name), "seconds": round(seconds, 2),
+              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "settings": stage_settings(ctx, name), "summary": summary}
+    atomic_write_json(ctx.stage_dir(name) / MARKER, record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------- plan
+def run_plan(ctx: Context) -> dict[str, Any]:
+    """The student's sizes and the KD schedule, decided before anything is trained."""
+    from polydistill.compress.measure import measure_candidates, measure_step
+
+    settings, teacher = ctx.settings, teacher_architecture(ctx.teacher_config)
+    record: dict[str, Any] = {"teacher": teacher.to_dict(),
+                              "presets": {size: preset(size, teacher).to_dict() for size in ("tiny", "small", "base")},
+                              "languages": {"kd": ctx.kd_languages, "unseen": ctx.unseen, "seen": ctx.seen}}
+    if settings.target_speedup is not None:
+        candidates = candidate_architectures(settings, teacher)
+        work = Path(tempfile.mkdtemp(dir=ctx.root.parent, prefix=f".{ctx.root.name}.candidates.", suffix=".tmp"))
+        try:
+            ctx.say(f"measuring {len(candidates)} candidate students (random weights, {settings.speedup_on}) "
+                    "against the teacher")
+            measured = measure_candidates(settings, ctx.teacher_config, candidates, work, on_step=ctx.say)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        chosen = choose_candidate(measured, settings.target_speedup)
+        arch = Architecture.from_dict(chosen["architecture"])
+        record.update(how=f"the largest candidate whose measured {settings.speedup_on} speed-up reaches "
+                          f"{settings.target_speedup:g}×", candidates=measured, measured_speedup=chosen["speedup"])
+    else:
+        arch = requested_architecture(settings, teacher)
+        explicit = [k for k in ("layers", "hidden", "intermediate") if getattr(settings, k)]
+        how = f"preset {settings.size}" if settings.size else "explicit sizes" if explicit else \
+            "preset small (the default)"
+        record["how"] = how + (f" with --{', --'.join(explicit)}" if settings.size and explicit else "")
+    record["architecture"] = arch.to_dict()
+    if settings.budget_minutes is not None:
+        ctx.say(f"measuring a KD step of {arch.name} for the {settings.budget_minutes:g}-minute budget")
+        timing = measure_step(settings, ctx.teacher_config, arch, ctx.train)
+        schedule = fit_schedule(settings.budget_minutes, timing, len(ctx.train.splits["train"]),
+                                len(ctx.train.splits["validation"]), settings.training, arch.name)
+    else:
+        schedule = fixed_schedule(settings.training)
+    record["schedule"] = schedule.to_dict()
+    record["notes"] = list(ctx.notes)
+    return record
+
+
+# -------------------------------------------------------------------------------------------- vocab
+def _inputs(rows) -> list[str]:
+    return list(rows["text"]) if "text" in rows.column_names else [" ".join(t) for t in rows["tokens"]]
+
+
+def vocab_sources(ctx: Context):
+    """Sources and held-out text per language: the KD languages' train inputs (never labels), wordfreq
+    where the language has a list; an unseen language's train inputs only when it has no word list.
+    Held-out: every language's validation inputs."""
+    from polydistill.lang.vocab_sources import (
+        HeldoutText,
+        TextSource,
+        language_key,
+        wordfreq_code,
+        wordfreq_languages,
+        wordfreq_source,
+    )
+
+    settings, data = ctx.settings, ctx.evaluation
+    available = wordfreq_languages() if settings.wordfreq else set()
+    sources, heldout, notes = [], [], []
+
+    by_split: dict[str, dict[str, list[str]]] = {}
+    for split in ("train", "validation"):
+        by_split[split] = {}
+        if split in data.splits:
+            part = data.splits[split]
+            for text, lang in zip(_inputs(part), part["language"], strict=True):
+                by_split[split].setdefault(lang, []).append(text)
+
+    def rows_of(split: str, code: str) -> list[str]:
+        return by_split[split].get(code, [])
+
+    for code in [*ctx.kd_languages, *ctx.unseen]:
+        has_list = False
+        if settings.wordfreq:
+            try:
+                wordfreq_code(code, available)
+                has_list = True
+            except PolydistillError:
+                notes.append(f"{code}: wordfreq has no word list for it")
+        train = rows_of("train", code)
+        if code in ctx.kd_languages or not has_list:
+            if train:
+                sources.append(TextSource(train, label=code, kind="dataset",
+                                          description=f"{data.name} {code} train inputs"))
+                if code in ctx.unseen:
+                    why = "has no word list" if settings.wordfreq else "gets no word list (--no-wordfreq)"
+                    notes.append(f"{code} (unseen) {why}: its vocabulary comes from its train inputs (text only, "
+                                 "never labels)")
+            elif code in ctx.unseen:
+                notes.append(f"{code} (unseen) has neither a word list nor train text: its text keeps only the "
+                             "character fallback of the other sources")
+        if has_list:
+            sources.append(wordfreq_source(code, settings.wordfreq_words))
+        held = rows_of("validation", code)
+        if held:
+            heldout.append(HeldoutText(held, label=code, description=f"{data.name} {code} validation inputs"))
+    keys = {language_key(s.label) for s in sources}
+    missing = sorted(keys - {language_key(h.label) for h in heldout})
+    return sources, heldout, notes, missing
+
+
+def run_vocab(ctx: Context) -> dict[str, Any]:
+    """VocabReduce of the teacher, coverage-targeted on each language's validation inputs."""
+    from polydistill.lang.vocab import plan_vocab, vocab_reduce
+
+    settings = ctx.settings
+    sources, heldout, notes, missing = vocab_sources(ctx)
+    target, rule = settings.vocab_coverage, "explicit --vocab-coverage"
+    if target is not None and missing:
+        raise PolydistillError(f"--vocab-coverage needs validation text of every language, and "
+                               f"{', '.join(missing)} has none; drop --vocab-coverage (thresholds are used then).")
+    if target is None and missing:
+        rule = (f"thresholds (task data: sentence freq ≥ 0.0005; word lists: every sub-word of the top "
+                f"{settings.wordfreq_words:,} words), since {', '.join(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no validation text to target a coverage on")
+    elif target is None:
+        from polydistill.lang.vocab_sources import language_key
+
+        target, rule = DEFAULT_COVERAGE, f"default coverage {DEFAULT_COVERAGE:g}"
+        reachable = {}  # per language, with its own sources only (as coverage targeting selects)
+        for key in dict.fromkeys(language_key(src.label) for src in sources):
+            own = [src for src in sources if language_key(src.label) == key]
+            held = [h for h in heldout if language_key(h.label) == key]
+            reach = plan_vocab(settings.teacher, sources=own, heldout=held, min_sentence_freq=0.0)
+            covered = (reach.report["languages"].get(key) or {}).get("token_coverage")
+            if covered is not None:
+                reachable[key] = covered
+        worst = min(reachable.values()) if reachable else 1.0
+        if worst < target:
+            target = max(1e-4, int(worst * 10_000) / 10_000)
+            lowest = min(reachable, key=reachable.get)
+            rule = (f"{target:.2%}: the default {DEFAULT_COVERAGE:g} is out of reach, {lowest} reaches at most "
+                    f"{worst:.2%} with these sources")
+    ctx.say(f"vocabulary: {rule}")
+    result = vocab_reduce(settings.teacher, None, ctx.model_dir("vocab"), sources=sources, heldout=heldout,
+                          min_coverage=target, overwrite=True)
+    rec = result.provenance["vocab_reduction"]
+    return {"rule": rule, "min_coverage": target, "notes": notes, "vocab_before": rec["vocab_before"],
+            "vocab_after": rec["vocab_after"], "params_before": rec["params_before"],
+            "params_after": rec["params_after"], "coverage": rec["coverage"],
+            "sources": [{k: s.get(k) for k in ("language", "kind", "description", "selected")} for s in rec["sources"]]}
+
+
+# -------------------------------------------------------------------------------------- depth, width
+def _calibration(ctx: Context, tokenizer):
+    from polydistill.student.importance import calibration_from_task_data
+
+    s = ctx.settings
+    return calibration_from_task_data(ctx.train, tokenizer, size=s.calibration_size, seed=s.seed,
+                                      max_length=s.training.max_length)
+
+
+def run_depth(ctx: Context) -> dict[str, Any]:
+    """The vocabulary-reduced teacher's layers copied at full width (the paper's map, or importance)."""
+    from polydistill.student.build import build_student
+
+    s, arch, teacher = ctx.settings, ctx.architecture, ctx.model_dir("vocab")
+    record: dict[str, Any] = {}
+    if s.layer_map.strip().lower() == "importance":
+        from polydistill.modeling import load_model, load_tokenizer
+        from polydistill.student.importance import layer_importance
+
+        model, tokenizer = load_model(teacher), load_tokenizer(teacher)
+        selection = layer_importance(model, arch.layers, _calibration(ctx, tokenizer))
+        record["layer_selection"] = selection.to_dict()
+        built = build_student(model, ctx.model_dir("depth"), teacher_layers=selection.layers, layer_map="importance",
+                              tokenizer=tokenizer, seed=s.seed, overwrite=True)
+    else:
+        built = build_student(str(teacher), ctx.model_dir("depth"), layers=arch.layers, layer_map=s.layer_map,
+                              seed=s.seed, overwrite=True)
+    return {**record, "teacher_layers": built.provenance.teacher_layers, "layer_map": built.provenance.layer_map,
+            "parameters": built.provenance.parameters}
+
+
+def run_width(ctx: Context) -> dict[str, Any]:
+    """Hidden size and FFN chosen by importance (or uniformly), on the depth stage's teacher layers."""
+    from polydistill.modeling import load_model, load_tokenizer
+    from polydistill.student.build import build_student
+
+    if not ctx.width_changes:
+        return {"skipped": "the width is the teacher's; KD starts from the depth copy"}
+    s, arch, teacher = ctx.settings, ctx.architecture, ctx.model_dir("vocab")
+    depth = ctx.records["depth"]["summary"]
+    model, tokenizer = load_model(teacher), load_tokenizer(teacher)
+    calibration = _calibration(ctx, tokenizer) if s.width_select == "importance" else None
+    named = depth["layer_map"] == "importance"
+    built = build_student(model, ctx.model_dir("width"), layers=arch.layers,
+                          layer_map="importance" if named else s.layer_map,
+                          teacher_layers=depth["teacher_layers"] if named else None,
+                          hidden=arch.hidden, intermediate=arch.intermediate, width_select=s.width_select,
+                          calibration=calibration, tokenizer=tokenizer, seed=s.seed, overwrite=True)
+    width = built.provenance.width or {}
+    return {"teacher_layers": built.provenance.teacher_layers, "method": width.get("method"),
+            "criterion": width.get("criterion"), "hidden": width.get("hidden_size"),
+            "intermediate": width.get("intermediate_size"), "heads": width.get("num_heads"),
+            "parameters": built.provenance.parameters}
+
+
+# ----------------------------------------------------------------------------------------------- kd
+def kd_settings(ctx: Context, schedule: Schedule):
+    from polydistill.distill.settings import TINYBERT_WEIGHTS, KDSettings
+
+    s = ctx.settings
+    weights = {**TINYBERT_WEIGHTS, "rel": 1.0 if ctx.width_changes else 0.0, **s.kd_weights}
+    try:
+        return KDSettings(weights=weights, allow_untrained_teacher=s.allow_untrained_teacher,
+                          allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache)
+    except ValueError as err:
+        raise PolydistillError(f"Invalid KD weights: {str(err).splitlines()[-1]}.") from None
+
+
+def run_kd(ctx: Context) -> dict[str, Any]:
+    """TinyBERT KD from the vocabulary-reduced teacher (resumes from its checkpoints after a kill)."""
+    from polydistill.distill.kd import distill
+    from polydistill.distill.settings import TrainSettings
+
+    s = ctx.settings
+    schedule = Schedule.from_dict(ctx.plan["schedule"])
+    values = {**s.training.model_dump(), "max_steps": schedule.max_steps, "eval_steps": schedule.eval_steps}
+    settings = TrainSettings(**values, output_dir=ctx.model_dir("kd"), seed=s.seed, progress=False)
+    kd = kd_settings(ctx, schedule)
+    result = distill(str(ctx.model_dir("vocab")), str(ctx.student_dir()), ctx.train, settings, kd,
+                     callbacks=_step_callback(ctx.on_step))
+    return {"best_dev_f1": result.best_dev_f1, "global_step": result.global_step,
+            "train_seconds": result.train_seconds, "resumed_from": result.resumed_from,
+            "weights": kd.active, "teacher_cache": kd.teacher_cache, "schedule": schedule.to_dict(),
+            "student": str(ctx.student_dir()), "training": settings.identity()}
+
+
+def _step_callback(report: Callable[[int, int], None] | None) -> list:
+    """A TrainerCallback reporting each optimiser step (the display's KD bar and its ETA)."""
+    if report is None:
+        return []
+    from transformers import TrainerCallback
+
+    class StepReport(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            report(state.global_step, state.max_steps)
+
+    return [StepReport()]
+
+
+def run_int8(ctx: Context) -> dict[str, Any]:
+    from polydistill.export.convert import export_model
+
+    result = export_model(ctx.model_dir("kd"), ctx.model_dir("int8"), quantize="int8", seed=ctx.settings.seed,
+                          overwrite=True)
+    record = result.record
+    return {"quantization": record.get("quantization"), "onnx_bytes": record.get("onnx_bytes"),
+            "check": record.get("check")}
+
+
+# ---------------------------------------------------------------------------------- evaluate, bench
+def evaluation_file(ctx: Context, name: str) -> Path:
+    return ctx.stage_dir("evaluate") / f"{name}.json"
+
+
+def run_evaluate(ctx: Context) -> dict[str, Any]:
+    """Every model on the same (capped) test split; one JSON per model (a re-run skips the finished ones)."""
+    from polydistill.evaluate import evaluate_model
+    from polydistill.experiments.store import examples_checksum
+
+    s, out = ctx.settings, {}
+    for name, path in ctx.models():
+        target = evaluation_file(ctx, name)
+        if target.is_file():
+            out[name] = str(target)
+            continue
+        ctx.say(f"evaluating {MODEL_TITLES[name]} ({path})")
+        start = time.perf_counter()
+        report = evaluate_model(str(path), None, ctx.evaluation, split="test", max_length=s.training.max_length,
+                                seen=ctx.seen)
+        ex = report.examples
+        checksums = {lang: examples_checksum([t for t, la in zip(ex.texts, ex.languages, strict=True) if la == lang])
+                     for lang in report.languages}
+        atomic_write_json(target, {"name": name, "path": str(path), "seconds": round(time.perf_counter() - start, 2),
+                                   "report": report.to_dict(),
+                                   "examples": {"true": ex.true, "pred": ex.pred, "languages": ex.languages,
+                                                "checksums": checksums}})
+        out[name] = str(target)
+    return {"files": out, "split": "test", "examples": len(ctx.evaluation.splits["test"]),
+            "max_test_per_language": s.max_test_per_language}
+
+
+def run_bench(ctx: Context) -> dict[str, Any]:
+    """Speed and size of the teacher and every student, in one interleaved run (ratios vs the teacher)."""
+    from polydistill.bench.measure import bench_models
+    from polydistill.compress.measure import _restore_threads
+
+    s = ctx.settings
+    names, paths = zip(*ctx.models(), strict=True)
+    ctx.say(f"timing {', '.join(names)} side by side")
+    with _restore_threads():
+        report = bench_models(list(paths), names=list(names), lengths=s.bench_lengths, batch_size=s.bench_batch_size,
+                              repeats=s.bench_repeats, warmup=1, threads=s.bench_threads, device="cpu")
+    path = ctx.stage_dir("bench") / "bench.json"
+    atomic_write_json(path, report.to_dict())
+    return {"file": str(path), "models": list(names)}
+
+
+__all__ = ["Context", "MARKER", "MODELS", "MODEL_TITLES", "STAGES", "read_marker", "run_bench", "run_depth",
+           "run_evaluate", "run_int8", "run_kd", "run_plan", "run_vocab", "run_width", "vocab_sources",
+           "write_marker"]

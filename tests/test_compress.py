@@ -1,0 +1,318 @@
+"""``polydistill compress`` on a tiny BERT teacher fine-tuned here: the stages composed end to end, the
+report against evaluate_model / bench_models run separately, resume after a kill (between stages and
+inside KD), the up-front refusals (exit 2 via the CLI), the fingerprint refusal and --overwrite, the
+presets, the candidate choice of --target-speedup and the schedule of --budget-minutes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from polydistill.errors import PolydistillError
+from test_distill_tasks import tiny_model, tiny_task
+
+FAST = dict(languages="de", unseen_languages=["en"], wordfreq=False, calibration_size=32, bench_lengths=[16],
+            bench_repeats=1, speedup_repeats=1, bootstrap_resamples=200, allow_untrained_teacher=True,
+            allow_weak_teacher=True, training={"max_steps": 4, "eval_steps": 2, "batch_size": 16, "max_length": 32,
+                                               "logging_steps": 2})
+CLI_FAST = ["-l", "de", "--unseen-languages", "en", "--no-wordfreq", "--calibration-size", "32", "--bench-lengths",
+            "16", "--bench-repeats", "1", "--speedup-repeats", "1", "--max-length", "32", "--batch-size", "16",
+            "--allow-untrained-teacher", "--allow-weak-teacher"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny dataset folder (languages de, en) and a teacher fine-tuned on its de split."""
+    from polydistill.data.load import load_task_data
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.settings import TrainSettings
+
+    root = tmp_path_factory.mktemp("compress")
+    task = tiny_task("sequence", n_train=96, n_dev=48)
+    data_dir = root / "tinydata"
+    data_dir.mkdir()
+    (data_dir / "labels.txt").write_text("\n".join(task.label_names) + "\n")
+    for split, rows in task.splits.items():
+        lines = [json.dumps({"text": r["text"], "label": task.label_names[r["label"]], "language": r["language"]})
+                 for r in rows]
+        (data_dir / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    data = load_task_data(str(data_dir), languages="de")
+    model, tokenizer = tiny_model(data)
+    finetune(model, data, TrainSettings(output_dir=root / "teacher", max_steps=16, eval_steps=8, learning_rate=3e-3,
+                                        batch_size=16, logging_steps=8, progress=False), tokenizer=tokenizer)
+    return SimpleNamespace(root=root, data=str(data_dir), teacher=str(root / "teacher"))
+
+
+def _run(ws, out, **overrides):
+    from polydistill.compress import compress
+
+    return compress(teacher=ws.teacher, dataset=ws.data, out=out, **{**FAST, **overrides})
+
+
+def _counting(monkeypatch, fail: dict | None = None) -> dict[str, int]:
+    """Count the calls of every stage function; ``fail[name] = exc`` raises it on that stage's first call."""
+    from polydistill.compress import stages
+
+    calls = {name: 0 for name in stages.STAGES}
+    for name in stages.STAGES:
+        original = getattr(stages, f"run_{name}")
+
+        def wrapped(ctx, _name=name, _original=original):
+            calls[_name] += 1
+            if fail and _name in fail and calls[_name] == 1:
+                raise fail[_name]
+            return _original(ctx)
+
+        monkeypatch.setattr(stages, f"run_{name}", wrapped)
+    return calls
+
+
+def test_compress_end_to_end_resumes_after_kills_and_matches_evaluate_and_bench(workspace, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from polydistill.bench.measure import bench_models
+    from polydistill.compress import stages
+    from polydistill.evaluate import evaluate_model
+
+    out = tmp_path / "cz"
+    # 1st run: killed between stages (the width stage raises)
+    calls = _counting(monkeypatch, fail={"width": RuntimeError("killed")})
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(workspace, out)
+    done = sorted(p.parent.name for p in (out / "stages").glob("*/done.json"))
+    assert done == ["0-plan", "1-vocab", "2-depth"] and (out / "compress.json").is_file()
+    # 2nd run: killed inside KD after its first checkpoint (step 2)
+    original_step, steps = Trainer.training_step, {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        steps["n"] += 1
+        if steps["n"] == 3:
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(workspace, out)
+    assert (out / "stages" / "4-kd" / "model.work" / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (out / "stages" / "4-kd" / "done.json").exists()
+    monkeypatch.setattr(Trainer, "training_step", original_step)
+    # 3rd run: finishes; the stages done before are not redone, KD resumes from its checkpoint
+    result = _run(workspace, out)
+    assert calls == {"plan": 1, "vocab": 1, "depth": 1, "width": 2, "kd": 2, "int8": 1, "evaluate": 1, "bench": 1}
+    assert result.resumed == ["plan", "vocab", "depth", "width"]
+    kd = result.stages["kd"]["summary"]
+    assert kd["resumed_from"].endswith("checkpoint-2") and kd["global_step"] == 4
+    assert kd["weights"]["rel"] == 1.0  # the width changed (small preset: hidden 16 of 32)
+
+    # outputs
+    for name in stages.STAGES:
+        assert (out / "stages" / f"{stages.STAGES.index(name)}-{name}" / "done.json").is_file()
+    assert (result.model_dir / "config.json").is_file() and (result.model_dir / "model.safetensors").is_file()
+    assert (result.int8_dir / "model.onnx").is_file()
+    for name in ("report.md", "report.json", "plots/f1_per_language.png", "plots/tradeoff.png"):
+        assert (out / name).stat().st_size > 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["architecture"]["name"] == "2L-h16-ffn32" and report["languages"]["seen"] == ["de"]
+    vocab = result.stages["vocab"]["summary"]
+    assert vocab["vocab_after"] < vocab["vocab_before"]
+    markdown = (out / "report.md").read_text()
+    assert "## Targets" in markdown and "| de | seen |" in markdown and "| en | unseen |" in markdown
+    assert "polydistill compress" in (result.model_dir / "README.md").read_text()
+
+    # quality: the report's numbers are evaluate_model's on the same test split
+    quality = report["quality"]
+    for name, path in (("kd", result.model_dir), ("int8", result.int8_dir), ("teacher", workspace.teacher)):
+        separate = evaluate_model(str(path), None, result.test_data, split="test", max_length=32, seen=["de"])
+        for lang in ("de", "en"):
+            assert quality["models"][name]["per_language"][lang] == pytest.approx(separate.per_language[lang]["f1"])
+        assert quality["models"][name]["groups"]["seen"] == pytest.approx(separate.groups["seen"]["f1"])
+        assert quality["models"][name]["groups"]["all"] == pytest.approx(separate.overall["f1"])
+    for key, interval in quality["retention"]["int8"].items():
+        t_f1, s_f1 = quality["models"]["teacher"]["groups" if key in quality["groups"] else "per_language"][key], \
+            quality["models"]["int8"]["groups" if key in quality["groups"] else "per_language"][key]
+        assert interval["retention"] == pytest.approx(s_f1 / t_f1)
+        assert interval["low"] <= interval["high"]
+    seen_target = next(t for t in report["targets"] if t["kind"] == "retention" and t["group"] == "seen")
+    assert seen_target["measured"] == pytest.approx(quality["retention"]["int8"]["seen"]["retention"])
+
+    # speed and size: the report's numbers are bench_models' (sizes exactly, speed-ups in the same range)
+    separate = bench_models([workspace.teacher, result.model_dir, result.int8_dir], names=["teacher", "kd", "int8"],
+                            lengths=[16], batch_size=32, repeats=1, threads=1, device="cpu")
+    for model in separate.models:
+        mine = report["speed"]["models"][model.name]
+        assert mine["params"] == model.params.total and mine["encoder_params"] == model.params.encoder
+        assert mine["weights_bytes"] == model.weights_bytes
+        ratio = separate.ratios[model.name]["speedup"]["wall"]["cpu/b32/L16"]
+        assert 0.2 < mine["throughput_speedup"] / ratio < 5
+    # the same command again: nothing is redone
+    again = _run(workspace, out)
+    assert again.resumed == list(stages.STAGES) and calls["kd"] == 2
+    assert json.loads((out / "report.json").read_text())["quality"] == quality
+
+
+def test_a_different_command_is_refused_naming_what_differs_unless_overwrite(workspace, tmp_path, monkeypatch,
+                                                                             capsys):
+    from polydistill.cli import main
+
+    out = tmp_path / "cz"
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out, size="tiny")
+    with pytest.raises(PolydistillError, match=r"another command \(it differs in .*size.*--overwrite"):
+        _run(workspace, out, size="base")
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", workspace.teacher, "--dataset", workspace.data, "--out", str(out), "--size", "base",
+              "--max-steps", "4", *CLI_FAST])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and len(errors) == 1 and "differs in" in errors[0] and "size" in errors[0]
+    assert "Traceback" not in err
+    assert calls["plan"] == 1
+    calls_before = dict(calls)
+
+    def stop(ctx):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("polydistill.compress.stages.run_vocab", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out, size="base", overwrite=True)
+    assert calls["plan"] == calls_before["plan"] + 1  # started afresh
+    record = json.loads((out / "compress.json").read_text())
+    assert record["fingerprint"]["settings"]["size"] == "base"
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    assert plan["architecture"]["name"] == "2L-h32-ffn64"  # base = half depth, full width
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-speedup", "1000", "--speedup-on", "fp32"], "No candidate student reaches --target-speedup 1000"),
+    (["--layers", "9"], "more than the teacher's 4 layers"),
+    (["--hidden", "30"], "not divisible by the teacher's 4 attention heads"),
+    (["--size", "tiny", "--target-speedup", "4"], "either --size or --target-speedup"),
+    (["--budget-minutes", "5", "--max-steps", "3"], "either --budget-minutes"),
+    (["--budget-minutes", "0.0001"], "leaves no time for KD"),
+    (["-l", "en", "--unseen-languages", "de"], "the teacher was not fine-tuned on it"),
+])
+def test_impossible_targets_are_refused_up_front_with_one_sentence(workspace, tmp_path, capsys, args, message):
+    from polydistill.cli import main
+
+    out = tmp_path / "cz"
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", workspace.teacher, "--dataset", workspace.data, "--out", str(out), *CLI_FAST, *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err, err  # one sentence
+    if "target-speedup 1000" in message:
+        assert "the fastest of the" in err and "reaches" in err  # says the best measured
+    assert not (out / "compress.json").exists()  # nothing of the refused command is kept
+
+
+def test_target_speedup_picks_the_largest_measured_candidate_and_budget_fits_steps(workspace, tmp_path, monkeypatch):
+    from polydistill.compress.plan import Architecture
+
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError):
+        _run(workspace, out, target_speedup=1.05, speedup_on="fp32", budget_minutes=2.0,
+             training={"batch_size": 16, "max_length": 32})
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    reaching = [c for c in plan["candidates"] if c["speedup"] >= 1.05]
+    assert reaching, plan["candidates"]
+    best = max(reaching, key=lambda c: (c["encoder_parameters"], c["architecture"]["layers"]))
+    assert plan["architecture"] == best["architecture"] and plan["measured_speedup"] == best["speedup"]
+    names = [c["architecture"]["name"] for c in plan["candidates"]]
+    assert "4L-h32-ffn64" not in names and len(names) == len(set(names))  # never the teacher itself
+    assert Architecture.from_dict(plan["architecture"]).layers <= 4
+    schedule = plan["schedule"]
+    assert schedule["max_steps"] >= 1 and schedule["estimated_seconds"] <= 2.0 * 60
+    assert schedule["basis"]["student_step_s"] > 0 and schedule["basis"]["teacher_forward_s"] > 0
+    assert calls["plan"] == 1
+
+
+def test_presets_scale_from_the_teacher_and_impossible_sizes_are_refused():
+    from polydistill.compress.plan import (
+        Architecture,
+        CompressSettings,
+        candidate_architectures,
+        preset,
+        requested_architecture,
+    )
+
+    e5 = Architecture(12, 384, 1536, 12)
+    assert preset("base", e5) == Architecture(6, 384, 1536, 12)
+    assert preset("small", e5) == Architecture(6, 192, 768, 12)
+    assert preset("tiny", e5) == Architecture(4, 192, 768, 12)
+    large = Architecture(24, 1024, 4096, 16)
+    assert preset("tiny", large) == Architecture(8, 512, 2048, 16)
+
+    def settings(**kw):
+        return CompressSettings(teacher="t", dataset="d", out="o", **kw)
+
+    assert requested_architecture(settings(), e5) == preset("small", e5)  # the default
+    assert requested_architecture(settings(size="tiny", layers=3), e5) == Architecture(3, 192, 768, 12)
+    assert requested_architecture(settings(hidden=192), e5) == Architecture(12, 192, 768, 12)
+    with pytest.raises(PolydistillError, match="more than the teacher's 12 layers"):
+        requested_architecture(settings(layers=13), e5)
+    with pytest.raises(PolydistillError, match="not divisible by the teacher's 12 attention heads"):
+        requested_architecture(settings(hidden=200), e5)
+    with pytest.raises(PolydistillError, match="larger than the teacher's FFN"):
+        requested_architecture(settings(intermediate=2000), e5)
+    candidates = candidate_architectures(settings(target_speedup=10), e5)
+    assert e5 not in candidates and Architecture(6, 384, 1536, 12) == candidates[0]
+    assert {c.layers for c in candidates} == {6, 4, 3, 2, 1} and {c.hidden for c in candidates} == {384, 192, 96}
+    assert {c.layers for c in candidate_architectures(settings(target_speedup=10, layers=4), e5)} == {4}
+
+
+def test_budget_schedule_arithmetic_and_refusal():
+    from polydistill.compress.plan import (
+        BUDGET_SAFETY,
+        KD_EVALUATIONS,
+        KD_STEP_FACTOR,
+        CompressTraining,
+        fit_schedule,
+    )
+
+    timing = {"student_step_s": 0.5, "teacher_forward_s": 0.5, "student_forward_s": 0.1, "batch_size": 32}
+    training = CompressTraining(batch_size=32)
+    schedule = fit_schedule(10, timing, n_train=3200, n_dev=320, training=training, arch_name="s")
+    per_eval = 320 * 0.1 / 32
+    expected = int((10 * 60 * (1 - BUDGET_SAFETY) - (KD_EVALUATIONS + 1) * per_eval) // (KD_STEP_FACTOR * 1.0))
+    assert schedule.max_steps == expected and schedule.eval_steps == -(-expected // KD_EVALUATIONS)
+    assert schedule.teacher_cache is (expected * 32 >= 3200)
+    assert schedule.estimated_seconds <= 10 * 60
+    short = fit_schedule(0.2, timing, n_train=3200, n_dev=320, training=training, arch_name="s")
+    assert short.max_steps >= 1 and short.teacher_cache is False  # under one epoch: the cache cannot pay
+    with pytest.raises(PolydistillError, match="leaves no time for KD"):
+        fit_schedule(0.01, timing, n_train=3200, n_dev=320, training=training, arch_name="s")
+
+
+def test_cli_help_lists_the_options_and_the_demo_variant(capsys, monkeypatch):
+    from polydistill.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")  # rich would otherwise wrap long option names
+    texts = []
+    for command in ("compress", "demo"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        texts.append(capsys.readouterr().out)
+    for flag in ("--size", "--target-speedup", "--budget-minutes", "--unseen-languages", "--vocab-coverage",
+                 "--push-to-hub", "--lr", "--max-steps", "--precision", "--overwrite", "--max-test-per-language"):
+        assert flag in texts[0], flag
+    assert "--compress" in texts[1]
+
+
+def test_demo_compress_needs_the_demo_grid_first(tmp_path):
+    from polydistill.demo.pipeline import demo_teacher_dir
+
+    with pytest.raises(PolydistillError):
+        demo_teacher_dir(tmp_path / "no-demo")
+
+
+def test_compress_module_paths_exist():
+    import polydistill.compress as package
+
+    assert Path(package.__file__).parent.name == "compress"

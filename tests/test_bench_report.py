@@ -48,26 +48,44 @@ def _bench(tmp_path, student_speedup: float):
     (tmp_path / "bench.json").write_text(json.dumps(data))
 
 
+def _kd_row(length, ours_cpu, naive_cpu, ours_wall=None, naive_wall=None, cached=1.05, speedup=3.0):
+    """A kd_step_ratio.json row (fp32 and bf16, live and cached teacher) with the given ratios."""
+    row = {"length": length, "batch_size": 32}
+    for clock, (ours, naive) in {"cpu": (ours_cpu, naive_cpu),
+                                 "wall": (ours_wall or ours_cpu, naive_wall or naive_cpu)}.items():
+        for precision in ("fp32", "bf16"):
+            row[f"ratio_ours_{precision}_{clock}"] = ours
+            row[f"cached_over_student_{precision}_{clock}"] = cached
+            row[f"speedup_ours_{precision}_vs_fp32_live_{clock}"] = 1.0
+            row[f"speedup_cached_{precision}_vs_fp32_live_{clock}"] = speedup
+        row[f"ratio_naive_fp32_{clock}"] = naive
+    for precision in ("fp32", "bf16"):
+        for step in ("student_step", "teacher_forward", "kd_ours", "kd_cached"):
+            row[f"{step}_{precision}_cpu_s"] = 1.0
+    row["kd_naive_fp32_cpu_s"] = 2.0
+    return row
+
+
 def test_targets_met_and_missed(report, tmp_path):
     _bench(tmp_path, student_speedup=2.0)
-    (tmp_path / "kd_step_ratio.json").write_text(json.dumps({"threads": 1, "repeats": 7, "student": "s", "rows": [
-        {"length": 24, "batch_size": 32, "student_step_s": 1, "teacher_forward_s": 0.5, "kd_ours_s": 1.6,
-         "kd_naive_s": 2.4, "ratio_ours": 1.067, "ratio_naive": 1.6},
-        {"length": 128, "batch_size": 32, "student_step_s": 1, "teacher_forward_s": 0.5, "kd_ours_s": 1.8,
-         "kd_naive_s": 2.4, "ratio_ours": 1.2, "ratio_naive": 1.6}]}))
+    (tmp_path / "kd_step_ratio.json").write_text(json.dumps({"threads": 1, "repeats": 7, "student": "s",
+                                                             "precisions": ["fp32", "bf16"], "rows": [
+        _kd_row(24, 1.067, 1.6), _kd_row(128, 1.2, 1.6, cached=1.3, speedup=2.0)]}))
     text = report.render()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "2.00× **met**" in rows["6L vs 12L same width, throughput, batch 32, length 32"]
-    assert "ours 1.067 (≤ 1.15 **met**), naive 1.600 (ours < naive **met**)" in rows["KD step ratio, batch 32, length 24"]
-    assert "ours 1.200 (≤ 1.15 **missed**), naive 1.600 (ours < naive **met**)" in rows["KD step ratio, batch 32, length 128"]
+    live = "KD step ratio (fp32, live teacher), batch 32, length {}"
+    assert "ours 1.067 (≤ 1.15 **met**), naive 1.600 (ours < naive **met**)" in rows[live.format(24)]
+    assert "ours 1.200 (≤ 1.15 **missed**), naive 1.600 (ours < naive **met**)" in rows[live.format(128)]
+    assert "3.00× **met**" in rows["KD step bf16 + teacher cache vs fp32 live teacher, batch 32, length 24"]
+    assert "2.00× **missed**" in rows["KD step bf16 + teacher cache vs fp32 live teacher, batch 32, length 128"]
+    assert "1.300 **missed**" in rows["KD step with cached teacher ÷ student step (fp32), batch 32, length 128"]
     assert "--model /m/e5-small --model /m/e5-6L" in text
 
 
 def test_kd_rows_with_cpu_and_wall_clocks(report, tmp_path):
     (tmp_path / "kd_step_ratio.json").write_text(json.dumps({"threads": 1, "repeats": 3, "student": "s", "rows": [
-        {"length": 128, "batch_size": 32, "student_step_cpu_s": 1, "teacher_forward_cpu_s": 0.5, "kd_ours_cpu_s": 1.6,
-         "kd_naive_cpu_s": 1.8, "ratio_ours": 1.067, "ratio_naive": 1.2, "ratio_ours_wall": 1.3,
-         "ratio_naive_wall": 1.1}]}))
+        _kd_row(128, 1.067, 1.2, ours_wall=1.3, naive_wall=1.1)]}))
     row = next(line for line in report.render().splitlines() if line.startswith("| KD step ratio"))
     wall, cpu = row.split(" | ")[2:4]
     assert wall == "ours 1.300 (≤ 1.15 **missed**), naive 1.100 (ours < naive **missed**)"

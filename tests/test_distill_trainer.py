@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from polydistill.distill import run as run_module
 from polydistill.distill.finetune import finetune
-from polydistill.distill.run import tensorboard_available
 from polydistill.distill.kd import distill
+from polydistill.distill.run import tensorboard_available
 from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.errors import PolydistillError
 from polydistill.student.build import build_student
@@ -138,3 +138,11 @@ def test_deberta_kd_uses_output_attentions_and_refuses_scores(tmp_path, seq_data
     result = distill(teacher, built, seq_data, _settings(tmp_path / "kd", max_steps=1, eval_steps=1),
                      KDSettings(**ALLOW), tokenizer=tokenizer)
     assert result.log_history[0]["loss_att"] >= 0
+
+
+def test_best_checkpoint_ties_are_broken_by_dev_loss():
+    from polydistill.distill.trainer import selection_score
+
+    assert selection_score(0.0, 0.9) > selection_score(0.0, 1.2)  # all-O everywhere: the lower loss wins
+    assert selection_score(0.5001, 5.0) > selection_score(0.5, 0.01)  # any F1 difference beats the loss
+    assert selection_score(0.3, None) == 0.3

@@ -160,3 +160,30 @@ def test_sigkill_at_several_points_then_resume_gives_the_same_table(tiny):
     ref_table = write_report(tiny["reference"])["csv"].read_text()
     got_table = write_report(work)["csv"].read_text()
     assert got_table == ref_table
+
+
+def test_half_width_dimensions_run_end_to_end(tmp_path):
+    """The grid dimensions of the half-width study: importance selection, a named objective (relation
+    KD), teacher-labelled augmentation and two-stage shrinking, each a real cell."""
+    config = grid_dict(tmp_path)
+    more = tmp_path / "more.txt"
+    more.write_text("\n".join(CORPUS), encoding="utf-8")
+    config["copy_without_finetune"] = False
+    config["students"] = {"inits": ["from-teacher"], "kd": [True], "layers": [2], "hidden": [16],
+                          "intermediate": [32], "width_select": ["importance"],
+                          "objectives": {"rel": {"att": 0.0, "hid": 0.0, "emb": 0.0, "rel": 1.0}},
+                          "unlabelled": [None, f"fr={more}"], "stages": [1, 2]}
+    config["student_training"] = {**config["student_training"], "epochs": 1}
+    specs = expand(parse_config(config))
+    students = [s for s in specs if s.kind == "student"]
+    assert len(students) == 4 and {s.stages for s in students} == {1, 2}
+    assert all(s.objective == "rel" and s.kd_settings.weights["rel"] == 1.0 for s in students)
+    summary = run_grid(parse_config(config), tmp_path / "work")
+    assert len(summary.finished) == 5
+    records = {r["run_id"]: r for r in ResultStore(tmp_path / "work").records()}
+    for spec in students:
+        rec = records[spec.run_id]
+        assert rec["spec"]["width_select"] == "importance" and rec["best_dev_f1"] is not None
+        assert any("loss_rel" in entry for entry in rec["log_history"])
+    table = Path(write_report(tmp_path / "work")["markdown"]).read_text()
+    assert "unlabelled" in table and "stages" in table  # the varying dimensions are row labels

@@ -58,6 +58,13 @@ class ActiveTerm:
     weight: float
 
 
+def selection_score(f1: float, loss: float | None) -> float:
+    """The best checkpoint's key: dev F1, ties (e.g. F1 0.0 at every evaluation) broken by the lower dev
+    loss. Lexicographic (F1, −loss) as one number: tanh keeps the loss part below 1e-6, under any real
+    F1 difference on a dev set."""
+    return f1 if loss is None else f1 - 1e-6 * math.tanh(max(loss, 0.0))
+
+
 def objective_of(kd: KDSettings) -> list[ActiveTerm]:
     """The active terms of ``kd``, labelled by their registry names."""
     return [ActiveTerm(name, get_term(name), weight) for name, weight in kd.active.items()]
@@ -333,8 +340,6 @@ class PolydistillTrainer(Trainer):
     # -- best checkpoint: dev F1, ties broken by dev loss -------------------------------------------
     def evaluate(self, *args, **kwargs):
         metrics = super().evaluate(*args, **kwargs)
-        f1, loss = metrics.get("eval_f1"), metrics.get("eval_loss")
-        if f1 is not None:
-            # lexicographic (F1, −loss): tanh keeps the loss part below 1e-6, under any real F1 difference
-            metrics["eval_selection"] = f1 - 1e-6 * math.tanh(max(loss, 0.0)) if loss is not None else f1
+        if metrics.get("eval_f1") is not None:
+            metrics["eval_selection"] = selection_score(metrics["eval_f1"], metrics.get("eval_loss"))
         return metrics

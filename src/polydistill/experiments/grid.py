@@ -46,22 +46,37 @@ class RunSpec(BaseModel):
     training: Training | None = None
     kd_settings: KDSettings | None = None
     teacher_run: str | None = None
+    # later dimensions: left out of the run id at their default, so older grids keep their ids
+    intermediate: int | None = None
+    width_select: str = "uniform"
+    objective: str | None = None  # name of the KD weight set (StudentGrid.objectives)
+    unlabelled: str | None = None
+    stages: int = 1
 
     @property
     def run_id(self) -> str:
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for name, default in _LATER_DIMS.items():
+            if data.get(name) == default:
+                data.pop(name)
+        payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return f"{self.kind}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
     @property
     def label(self) -> str:
         if self.kind == "teacher":
             return f"teacher {self.teacher}/{self.dataset} seed {self.seed}"
-        parts = [self.init or "", "+KD" if self.kd else "", f"L{self.layers}" if self.layers else "",
-                 f"H{self.hidden}" if self.hidden else "", f"{self.fraction:g}" if self.fraction < 1 else "",
+        parts = [self.init or "", "+KD" if self.kd else "", self.objective or "", f"L{self.layers}" if self.layers else "",
+                 f"H{self.hidden}" if self.hidden else "", f"F{self.intermediate}" if self.intermediate else "",
+                 "importance" if self.width_select != "uniform" else "", "+aug" if self.unlabelled else "",
+                 "2-stage" if self.stages == 2 else "", f"{self.fraction:g}" if self.fraction < 1 else "",
                  "" if self.train_languages == self.teacher_train_languages
                  else f"on {','.join(self.train_languages) if isinstance(self.train_languages, list) else self.train_languages}"]
         head = "copy w/o fine-tuning" if self.kind == "copy" else " ".join(p for p in parts if p)
         return f"{head} {self.teacher}/{self.dataset} seed {self.seed}"
+
+
+_LATER_DIMS = {"intermediate": None, "width_select": "uniform", "objective": None, "unlabelled": None, "stages": 1}
 
 
 def _lang_key(value: Languages) -> Languages:
@@ -73,6 +88,29 @@ def eval_groups(groups) -> list[tuple[str, Languages]]:
     if isinstance(groups, dict):
         return [(name, _lang_key(langs)) for name, langs in groups.items()]
     return [(",".join(v) if isinstance(v, list) else v, _lang_key(v)) for v in groups]
+
+
+def product(sizes, variants):
+    """(layers, hidden, variant) for every size and variant."""
+    return [(layers, hidden, variant) for layers, hidden in sizes for variant in variants]
+
+
+def _variants(grid, kd: bool) -> list[tuple]:
+    """(objective name, KD weights, width selection, unlabelled source, stages, FFN) of each student cell;
+    the KD-only dimensions (objectives, augmentation, stages) apply to KD cells only."""
+    objectives = list((grid.objectives or {None: {}}).items()) if kd else [(None, {})]
+    unlabelled = grid.unlabelled if kd else [None]
+    stages = grid.stages if kd else [1]
+    return [(name, weights, width, source, stage, ffn)
+            for name, weights in objectives for width in grid.width_select for source in unlabelled
+            for stage in stages for ffn in grid.intermediate]
+
+
+def _kd_for(base: KDSettings, weights: dict[str, float]) -> KDSettings:
+    """The grid's KD settings with an objective's weights on top (validated like any KDSettings)."""
+    if not weights:
+        return base
+    return KDSettings(**{**base.model_dump(exclude={"weights"}), "weights": {**base.weights, **weights}})
 
 
 def expand(config: ExperimentConfig) -> list[RunSpec]:
@@ -120,15 +158,18 @@ def expand(config: ExperimentConfig) -> list[RunSpec]:
                 for fraction in grid.fractions:
                     for init in grid.inits:
                         for kd in grid.kd:
-                            for layers, hidden in sizes:
+                            for layers, hidden, variant in product(sizes, _variants(grid, kd)):
                                 for seed in config.seeds:
+                                    objective, weights, width_select, unlabelled, stages, intermediate = variant
                                     runs.append(RunSpec(
                                         kind="student", base=(teacher.base or teacher.model)
                                         if init == "from-base" else None,
                                         init=init, kd=kd, layers=layers, hidden=hidden, layer_map=grid.layer_map,
                                         fraction=fraction, train_languages=langs, seed=seed, training=s_train,
-                                        kd_settings=config.kd if kd else None, teacher_run=teacher_spec.run_id,
-                                        **common,
+                                        kd_settings=_kd_for(config.kd, weights) if kd else None,
+                                        teacher_run=teacher_spec.run_id, intermediate=intermediate,
+                                        width_select=width_select, objective=objective, unlabelled=unlabelled,
+                                        stages=stages, **common,
                                     ))
     # de-duplicate while keeping order (e.g. repeated list entries)
     seen: set[str] = set()

@@ -23,7 +23,8 @@ from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_text
 
 INIT_ORDER = {"from-scratch": 0, "from-base": 1, "from-teacher": 2}
-ROW_DIMS = ("model", "layers", "hidden", "train_languages", "fraction")
+ROW_DIMS = ("model", "layers", "hidden", "intermediate", "width_select", "objective", "unlabelled", "stages",
+            "train_languages", "fraction")
 COL_DIMS = ("teacher", "dataset", "eval")
 
 
@@ -55,6 +56,11 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "dataset": spec["dataset"],
                 "layers": spec.get("layers") or "",
                 "hidden": spec.get("hidden") or "",
+                "intermediate": spec.get("intermediate") or "",
+                "width_select": spec.get("width_select") or "uniform",
+                "objective": spec.get("objective") or "",
+                "unlabelled": spec.get("unlabelled") or "",
+                "stages": spec.get("stages") or 1,
                 # relative to the teacher, so datasets with different language codes share rows
                 "train_languages": "as teacher" if spec["train_languages"] == spec.get("teacher_train_languages")
                 else languages_label(spec["train_languages"]),

@@ -124,7 +124,7 @@ def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
 
 def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     """The student of a cell: in memory (``out`` None), or written once to ``out`` (by the main process
-    under torchrun; the others wait for it)."""
+    under torchrun; the others wait for it). Importance selection is calibrated on the train split."""
     from polydistill.ranks import barrier, is_main_process
     from polydistill.student.build import build_student
 
@@ -132,9 +132,18 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
         return None  # built by an earlier attempt (atomic, so complete)
     built = None
     if out is None or is_main_process():
+        calibration = None
+        if spec.width_select == "importance":
+            from polydistill.modeling import load_tokenizer
+            from polydistill.student.calibration import calibration_from_task_data
+
+            max_length = spec.training.max_length if spec.training else 128
+            calibration = calibration_from_task_data(train_data(spec), load_tokenizer(teacher_dir), seed=spec.seed,
+                                                     max_length=max_length)
         built = build_student(
             str(teacher_dir), out=out, layers=spec.layers, layer_map=spec.layer_map, hidden=spec.hidden,
-            init=spec.init, base=spec.base, seed=spec.seed, overwrite=False,
+            intermediate=spec.intermediate, init=spec.init, base=spec.base, seed=spec.seed, overwrite=False,
+            width_select=spec.width_select, calibration=calibration,
         )
     if out is not None:
         barrier()
@@ -178,20 +187,32 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
     else:
         teacher_dir = _teacher_dir(store, spec)
         init_dir = run_dir / "init"
-        _build(spec, teacher_dir, init_dir)
         # frozen *random* embeddings cannot learn (SPEC lessons): never freeze for from-scratch
         freeze = spec.training.freeze_word_embeddings and spec.init != "from-scratch"
         settings = _settings(spec, model_dir, freeze)
-        if spec.kd:
+        # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
+        kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True}) if spec.kd else None
+        if spec.kd and spec.stages == 2:
+            from polydistill.distill.stages import distill_in_stages
+
+            result = distill_in_stages(str(teacher_dir), data, settings, kd, layers=spec.layers, hidden=spec.hidden,
+                                       intermediate=spec.intermediate, layer_map=spec.layer_map,
+                                       callbacks=_progress_callback(on_step))
+        elif spec.kd:
             from polydistill.distill.kd import distill
 
-            # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
-            kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True})
+            _build(spec, teacher_dir, init_dir)
+            unlabelled = None
+            if spec.unlabelled:
+                from polydistill.data.unlabelled import load_unlabelled
+
+                unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, seed=spec.seed)
             result = distill(str(teacher_dir), str(init_dir), data, settings, kd,
-                             callbacks=_progress_callback(on_step))
+                             callbacks=_progress_callback(on_step), unlabelled=unlabelled)
         else:
             from polydistill.distill.finetune import finetune
 
+            _build(spec, teacher_dir, init_dir)
             result = finetune(str(init_dir), data, settings, callbacks=_progress_callback(on_step))
         model_dir = Path(result.output_dir)
     record = _run_result_dict(result)

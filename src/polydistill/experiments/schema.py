@@ -91,6 +91,15 @@ class StudentGrid(_Strict):
     train_languages: list[Languages] = Field(
         ["teacher"], description="'teacher' = same as the teacher, or all/seen/english/list"
     )
+    intermediate: list[int | None] = Field([None], description="student FFN size; None = the teacher's")
+    width_select: list[Literal["uniform", "importance"]] = Field(
+        ["uniform"], description="width selection of narrower students (importance: calibrated on the train split)")
+    objectives: dict[str, dict[str, float]] | None = Field(
+        None, description="named KD weight sets over the grid's kd (e.g. rel: {att: 0, hid: 0, emb: 0, rel: 1}); "
+        "None = the grid's kd only")
+    unlabelled: list[str | None] = Field(
+        [None], description="teacher-labelled augmentation sources for KD cells (DATASET:LANGUAGES or a file)")
+    stages: list[Literal[1, 2]] = Field([1], description="2 = depth first at full width, then width by importance")
 
     @field_validator("fractions")
     @classmethod
@@ -100,7 +109,7 @@ class StudentGrid(_Strict):
                 raise ValueError(f"fraction {value} must be in (0, 1]")
         return values
 
-    @field_validator("layers", "hidden")
+    @field_validator("layers", "hidden", "intermediate")
     @classmethod
     def _positive(cls, values: list[int | None]) -> list[int | None]:
         if any(v is not None and v < 1 for v in values):
@@ -152,6 +161,15 @@ class ExperimentConfig(_Strict):
     @classmethod
     def _expand(cls, value: str | None) -> str | None:
         return expand_path(value)
+
+    @model_validator(mode="after")
+    def _objectives_are_valid(self) -> ExperimentConfig:
+        for name, weights in ((self.students.objectives if self.students else None) or {}).items():
+            try:
+                KDSettings(**{**self.kd.model_dump(exclude={"weights"}), "weights": {**self.kd.weights, **weights}})
+            except ValidationError as err:
+                raise ValueError(f"objective {name!r}: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentConfig:

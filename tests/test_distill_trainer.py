@@ -116,9 +116,10 @@ def test_from_teacher_kd_beats_from_scratch_kd(tmp_path):
     data = tiny_task("sequence", n_train=64, n_dev=24)
     # a wider initialisation lets the tiny teacher leave the ln(3) plateau within a few steps
     teacher, tokenizer = tiny_model(data, initializer_range=0.1)
-    trained = finetune(teacher, data, _settings(tmp_path / "teacher", max_steps=20, learning_rate=5e-3,
-                                                batch_size=16, eval_steps=20, logging_steps=20), tokenizer=tokenizer)
-    assert trained.dev_metrics["loss"] < 1.05  # the teacher learned something (ln 3 ≈ 1.099)
+    # 40 steps: at 20 the teacher sat near the plateau on some machines (CI: from-teacher 1.07 vs 1.10)
+    trained = finetune(teacher, data, _settings(tmp_path / "teacher", max_steps=40, learning_rate=5e-3,
+                                                batch_size=16, eval_steps=40, logging_steps=40), tokenizer=tokenizer)
+    assert trained.dev_metrics["loss"] < 0.95  # the teacher learned something (ln 3 ≈ 1.099)
     dev_loss = {}
     for init in ("from-teacher", "from-scratch"):
         built = build_student(trained.output_dir, layers=2, init=init)

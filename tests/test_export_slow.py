@@ -63,3 +63,36 @@ def test_dynamo_exporter(tmp_path):
         reference = load_model(source).eval()(**batch).logits
         got = load_exported(tmp_path / "onnx")(**batch).logits
     assert (got - reference).abs().max().item() <= 1e-4
+
+
+def test_e5_six_layer_student_int8_keeps_its_f1(e5_dir, shared_data, tmp_path):
+    """The issue's bound on a small real test set: the 6-layer e5 student, fine-tuned briefly on tsm, loses
+    at most 1 F1 point macro over its two languages when exported to dynamic int8 (the full-split measurement,
+    −0.26, is in docs/performance.md; 300 examples per language make one flipped tweet ≈ 0.3 points, hence
+    1.0 here rather than 0.5)."""
+    import dataclasses
+
+    from polydistill.data.load import load_task_data
+    from polydistill.data.subsets import cap_per_language
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.settings import TrainSettings
+    from polydistill.evaluate.evaluate import evaluate_model
+    from polydistill.student.build import build_student
+
+    data = load_task_data("tsm", languages="english,german", data_root=shared_data, fraction=0.2, seed=0)
+    splits = data.splits
+    splits["test"] = cap_per_language(splits["test"], 300)
+    data = dataclasses.replace(data, splits=splits)
+    build_student(str(e5_dir), tmp_path / "6L", layers=6)
+    trained = finetune(str(tmp_path / "6L"), data, TrainSettings(output_dir=tmp_path / "student", max_steps=60, eval_steps=60,
+                                                  learning_rate=2e-4, batch_size=32, max_length=64,
+                                                  freeze_word_embeddings=True, precision="auto"))
+    export_model(trained.output_dir, tmp_path / "int8")
+    scores = {name: evaluate_model(str(path), None, data, max_length=64)
+              for name, path in (("fp32", trained.output_dir), ("int8", tmp_path / "int8"))}
+
+    def macro(report):
+        return sum(v["f1"] for v in report.per_language.values()) / len(report.per_language) * 100
+
+    assert macro(scores["fp32"]) > 45, macro(scores["fp32"])  # it learned (3 classes: chance ≈ 33)
+    assert macro(scores["int8"]) >= macro(scores["fp32"]) - 1.0, (macro(scores["fp32"]), macro(scores["int8"]))

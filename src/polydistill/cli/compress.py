@@ -91,6 +91,7 @@ def compress_command(
     intermediate student → bench; then OUT/model, OUT/model-int8, OUT/report.md, OUT/report.json, plots.
     """
     from polydistill.cli.bench import _parse_lengths
+    from polydistill.cli.progress import compress_progress
     from polydistill.compress import compress
 
     opt.set_threads(threads)
@@ -110,7 +111,7 @@ def compress_command(
         target_retention_seen=target_retention_seen, target_retention_unseen=target_retention_unseen,
         target_params=target_params, target_wall_minutes=target_wall_minutes, push_to_hub=push_to_hub,
         threads=threads, overwrite=overwrite)
-    with _progress() as on_event:
+    with compress_progress() as on_event:
         result = compress(values, on_event=on_event)
     typer.echo(result.files["markdown"].read_text(encoding="utf-8"))
     typer.echo("files: " + ", ".join(str(p) for p in (result.model_dir, result.int8_dir, *result.files.values())))
@@ -118,59 +119,6 @@ def compress_command(
     typer.echo(f"compress finished in {result.seconds:.0f} s"
                + (f" (resumed: {', '.join(result.resumed)} were done before)" if result.resumed and redone else "")
                + ("; nothing to redo: every stage was done before" if not redone else "") + ".")
-
-
-def _progress():
-    """A rich progress display for compress' events: the stages (n of 8, elapsed; KD's budget estimate) and,
-    while KD trains, its optimiser steps with the time remaining."""
-    import contextlib
-    import time
-
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    @contextlib.contextmanager
-    def display():
-        console = Console(stderr=True)
-        with Progress(TextColumn("[bold]{task.fields[kind]}[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[eta]}"), console=console,
-                      transient=True) as progress:  # the finished stages stay printed, the bars go
-            stages = progress.add_task("starting", total=None, eta="", kind="compress")
-            steps = progress.add_task("KD steps", total=None, eta="", kind="kd", visible=False)
-
-            def on_event(event: dict) -> None:
-                kind, stage = event["kind"], event.get("stage")
-                if kind == "step":
-                    progress.update(steps, completed=event["step"], total=event["steps"], visible=True)
-                    return
-                progress.update(stages, total=event["total"])
-                label = f"{event['index']}-{stage}" if stage else ""
-                if kind == "note":
-                    progress.console.print(f"  {event['message']}", style="dim")
-                elif kind == "skip":
-                    progress.console.print(f"  {label}: done before ({event['seconds']:.0f} s), kept")
-                    progress.advance(stages)
-                elif kind == "start":
-                    eta = event.get("eta_s")
-                    finish = time.strftime("%H:%M", time.localtime(time.time() + eta)) if eta else ""
-                    progress.update(stages, description=label,
-                                    eta=f"ETA {finish} (≈ {eta / 60:.1f} min, fitted to the budget)" if eta else "")
-                elif kind == "done":
-                    progress.console.print(f"  {label}: done in {event['seconds']:.0f} s")
-                    progress.update(stages, eta="")
-                    progress.update(steps, visible=False)
-                    progress.advance(stages)
-
-            yield on_event
-
-    return display()
 
 
 def register(app: typer.Typer) -> None:

@@ -1,16 +1,17 @@
-"""The progress display of grids (and the demo, which is a grid): one bar over the runs, and one over
-the current run's optimiser steps with its ETA."""
+"""The progress displays of grids (and the demo, which is a grid) and of compress: one bar over the runs or stages,
+and one over the current training's optimiser steps with its ETA."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 
-@contextlib.contextmanager
-def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: bool = True) -> Iterator:
-    """Yields ``(progress, on_event)`` for ``run_grid(on_event=...)``."""
+def _bars(*extra_columns, transient: bool = False):
+    """The rich Progress every polydistill display uses (on stderr, so a redirected stdout stays clean):
+    kind, description, bar, n of m, elapsed, remaining, then ``extra_columns``."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -21,8 +22,15 @@ def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: boo
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("[bold]{task.fields[kind]}[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+    return Progress(TextColumn("[bold]{task.fields[kind]}[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), *[TextColumn(c) for c in extra_columns],
+                    console=Console(stderr=True), transient=transient)
+
+
+@contextlib.contextmanager
+def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: bool = True) -> Iterator:
+    """Yields ``(progress, on_event)`` for ``run_grid(on_event=...)``."""
+    with _bars() as progress:
         runs = progress.add_task(title, total=None, kind="grid")
         steps = progress.add_task("", total=None, kind="run", visible=False)
 
@@ -43,3 +51,40 @@ def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: boo
                 progress.update(steps, visible=False)
 
         yield progress, on_event
+
+
+def compress_progress():
+    """A rich progress display for compress' events: the stages (n of 8, elapsed; KD's budget estimate) and,
+    while KD trains, its optimiser steps with the time remaining."""
+    @contextlib.contextmanager
+    def display():
+        with _bars("{task.fields[eta]}", transient=True) as progress:  # the finished stages stay printed, the bars go
+            stages = progress.add_task("starting", total=None, eta="", kind="compress")
+            steps = progress.add_task("KD steps", total=None, eta="", kind="kd", visible=False)
+
+            def on_event(event: dict) -> None:
+                kind, stage = event["kind"], event.get("stage")
+                if kind == "step":
+                    progress.update(steps, completed=event["step"], total=event["steps"], visible=True)
+                    return
+                progress.update(stages, total=event["total"])
+                label = f"{event['index']}-{stage}" if stage else ""
+                if kind == "note":
+                    progress.console.print(f"  {event['message']}", style="dim")
+                elif kind == "skip":
+                    progress.console.print(f"  {label}: done before ({event['seconds']:.0f} s), kept")
+                    progress.advance(stages)
+                elif kind == "start":
+                    eta = event.get("eta_s")
+                    finish = time.strftime("%H:%M", time.localtime(time.time() + eta)) if eta else ""
+                    progress.update(stages, description=label,
+                                    eta=f"ETA {finish} (≈ {eta / 60:.1f} min, fitted to the budget)" if eta else "")
+                elif kind == "done":
+                    progress.console.print(f"  {label}: done in {event['seconds']:.0f} s")
+                    progress.update(stages, eta="")
+                    progress.update(steps, visible=False)
+                    progress.advance(stages)
+
+            yield on_event
+
+    return display()

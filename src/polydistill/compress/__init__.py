@@ -28,8 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from polydistill.compress.plan import CompressSettings, differences, fingerprint, teacher_identity
+from polydistill.compress.plan import CompressSettings, fingerprint, teacher_identity
 from polydistill.compress.stages import STAGES, Context
+from polydistill.distill.run import differences
 from polydistill.errors import PolydistillError, require
 
 FINGERPRINT_FILE = "compress.json"

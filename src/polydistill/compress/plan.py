@@ -325,19 +325,7 @@ def fingerprint(settings: CompressSettings, teacher: dict[str, Any], data: dict[
                                   "teacher": teacher, "data": data}, default=str))
 
 
-def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """The dotted names of the entries that differ between two fingerprints."""
-    names = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            names += differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            names.append(f"{prefix}{key}")
-    return names
-
-
 __all__ = ["Architecture", "CompressSettings", "CompressTraining", "DEFAULT_COVERAGE", "DEFAULT_SIZE", "SIZES",
-           "Schedule", "candidate_architectures", "check_architecture", "choose_candidate", "differences",
+           "Schedule", "candidate_architectures", "check_architecture", "choose_candidate",
            "fingerprint", "fit_schedule", "fixed_schedule", "preset", "requested_architecture", "teacher_architecture",
            "teacher_identity"]

@@ -46,6 +46,7 @@ from polydistill.compress.plan import (
     teacher_architecture,
 )
 from polydistill.data.types import TaskData
+from polydistill.distill.run import step_report_callback
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_json, read_json
 
@@ -378,24 +379,11 @@ def run_kd(ctx: Context) -> dict[str, Any]:
     settings = TrainSettings(**values, output_dir=ctx.model_dir("kd"), seed=s.seed, progress=False)
     kd = kd_settings(ctx, schedule)
     result = distill(str(ctx.model_dir("vocab")), str(ctx.student_dir()), ctx.train, settings, kd,
-                     callbacks=_step_callback(ctx.on_step))
+                     callbacks=step_report_callback(ctx.on_step))
     return {"best_dev_f1": result.best_dev_f1, "global_step": result.global_step,
             "train_seconds": result.train_seconds, "resumed_from": result.resumed_from,
             "weights": kd.active, "teacher_cache": kd.teacher_cache, "schedule": schedule.to_dict(),
             "student": str(ctx.student_dir()), "training": settings.identity()}
-
-
-def _step_callback(report: Callable[[int, int], None] | None) -> list:
-    """A TrainerCallback reporting each optimiser step (the display's KD bar and its ETA)."""
-    if report is None:
-        return []
-    from transformers import TrainerCallback
-
-    class StepReport(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            report(state.global_step, state.max_steps)
-
-    return [StepReport()]
 
 
 def run_int8(ctx: Context) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from polydistill.io import (
     read_json,
     strip_remote_code,
 )
+from polydistill.logs import interactive
 from polydistill.student.provenance import Provenance, write_provenance
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -117,15 +118,30 @@ def model_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of the entries that differ between two fingerprints (nested dicts)."""
     names = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            names += _differences(a, b, f"{prefix}{key}.")
+            names += differences(a, b, f"{prefix}{key}.")
         elif a != b:
             names.append(f"{prefix}{key}")
     return names
+
+
+def step_report_callback(report: Callable[[int, int], None] | None) -> list:
+    """``callbacks=`` for a training call: a TrainerCallback telling ``report(step, max_steps)`` after each
+    optimiser step (a progress display's bar and ETA); none when ``report`` is None."""
+    if report is None:
+        return []
+    from transformers import TrainerCallback
+
+    class StepReport(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            report(state.global_step, state.max_steps)
+
+    return [StepReport()]
 
 
 def fingerprint_of(stage: str, settings: TrainSettings, identity: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +189,7 @@ def training_arguments(settings: TrainSettings, precision: str, best_metric: str
         report_to="none",  # TensorBoard is attached explicitly, with a log dir inside the run
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,  # pinning without a GPU only warns
-        disable_tqdm=not settings.progress,
+        disable_tqdm=not (settings.progress and interactive()),  # no bars in a redirected log
         remove_unused_columns=False,  # our collators drop what the model cannot take
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
@@ -251,6 +267,23 @@ def _quiet_progress():
             pass
 
     return QuietProgress
+
+
+def _plain_progress():
+    """What a redirected log gets instead of bars: one plain line per logged step (losses, dev metrics)."""
+    import sys
+
+    from transformers import TrainerCallback
+
+    class PlainProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            shown = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float) and k not in ("epoch", "total_flos")
+                     and not k.endswith(("_runtime", "_per_second"))}  # losses and metrics, not timing
+            if shown:
+                values = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+                print(f"step {state.global_step}/{state.max_steps}: {values}", file=sys.stderr, flush=True)
+
+    return PlainProgress
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -345,7 +378,7 @@ def _check_work_dir(work: Path, fingerprint: dict[str, Any], settings: TrainSett
         if main:
             shutil.rmtree(work, ignore_errors=True)
         return
-    differs = _differences(previous, fingerprint) if previous else ["(no fingerprint: an older polydistill)"]
+    differs = differences(previous, fingerprint) if previous else ["(no fingerprint: an older polydistill)"]
     raise PolydistillError(
         f"{work} holds checkpoints of another run (it differs in {', '.join(differs[:6])}"
         f"{' …' if len(differs) > 6 else ''}); pass --overwrite to start afresh, or use another --out."
@@ -392,7 +425,7 @@ def run_training(job: TrainingJob) -> RunResult:
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if settings.progress and main:
-            trainer.add_callback(_quiet_progress())
+            trainer.add_callback(_quiet_progress() if interactive() else _plain_progress())
         last = last_complete_checkpoint(work / CHECKPOINTS) if settings.resume else None
         initialised = job.initialise(job.model) if job.initialise and last is None else None
         start = time.perf_counter()

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polydistill.logs import interactive
+
 EXAMPLE_INDEX = "example_index"  # column of the training split: the row's position, for cache lookups
 CACHE_ENV = "POLYDISTILL_TEACHER_CACHE"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -166,7 +168,8 @@ def build_cache(teacher_side, dataset, collator, batch_size: int, dtype: str) ->
     parts: dict[str, list[tuple[int, Tensor]]] = {}
     layers: dict[str, int] = {}
     token_logits = False
-    for start in tqdm(range(0, len(order), batch_size), desc="caching the teacher's outputs", mininterval=5):
+    for start in tqdm(range(0, len(order), batch_size), desc="caching the teacher's outputs", mininterval=5,
+                      disable=not interactive()):
         rows = order[start:start + batch_size]
         batch = collator([dataset[i] for i in rows])
         batch.pop("labels", None)

@@ -17,6 +17,7 @@ from polydistill.data.types import LANGUAGE, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError
 from polydistill.evaluate.baselines import majority_label, majority_scores, random_ner_scores
 from polydistill.evaluate.metrics import classification_scores, ner_scores
+from polydistill.logs import interactive
 
 
 @dataclass
@@ -127,7 +128,7 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
     try:
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), batch_size), desc=f"predicting {data.name} {split}",
-                              unit="batch", disable=not progress, mininterval=2):
+                              unit="batch", disable=not (progress and interactive()), mininterval=2):
                 rows = order[start: start + batch_size]
                 features = [encoded[i] for i in rows]
                 batch = collate(features)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from polydistill.distill.run import step_report_callback
 from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
@@ -150,19 +151,6 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     return built
 
 
-def _progress_callback(report: Callable[[int, int], None] | None):
-    """A TrainerCallback telling the grid's display each optimiser step (for the current run's ETA)."""
-    if report is None:
-        return []
-    from transformers import TrainerCallback
-
-    class StepReport(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            report(state.global_step, state.max_steps)
-
-    return [StepReport()]
-
-
 def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
            on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train the run's model into ``run_dir/model``; idempotent across kills."""
@@ -183,7 +171,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
         from polydistill.distill.finetune import finetune
 
         settings = _settings(spec, model_dir, spec.training.freeze_word_embeddings)
-        result = finetune(spec.teacher_model, data, settings, callbacks=_progress_callback(on_step))
+        result = finetune(spec.teacher_model, data, settings, callbacks=step_report_callback(on_step))
     else:
         teacher_dir = _teacher_dir(store, spec)
         init_dir = run_dir / "init"
@@ -197,7 +185,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
 
             result = distill_in_stages(str(teacher_dir), data, settings, kd, layers=spec.layers, hidden=spec.hidden,
                                        intermediate=spec.intermediate, layer_map=spec.layer_map,
-                                       callbacks=_progress_callback(on_step))
+                                       callbacks=step_report_callback(on_step))
         elif spec.kd:
             from polydistill.distill.kd import distill
 
@@ -208,12 +196,12 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
 
                 unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, seed=spec.seed)
             result = distill(str(teacher_dir), str(init_dir), data, settings, kd,
-                             callbacks=_progress_callback(on_step), unlabelled=unlabelled)
+                             callbacks=step_report_callback(on_step), unlabelled=unlabelled)
         else:
             from polydistill.distill.finetune import finetune
 
             _build(spec, teacher_dir, init_dir)
-            result = finetune(str(init_dir), data, settings, callbacks=_progress_callback(on_step))
+            result = finetune(str(init_dir), data, settings, callbacks=step_report_callback(on_step))
         model_dir = Path(result.output_dir)
     record = _run_result_dict(result)
     if is_main_process():

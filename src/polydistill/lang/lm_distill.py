@@ -46,6 +46,7 @@ from polydistill.distill.trainer import ActiveTerm, PolydistillTrainer
 from polydistill.errors import PolydistillError, require
 from polydistill.lang.mlm import SmoothedMLMCollator, masking_weights, token_counts
 from polydistill.lang.settings import LMDistillSettings
+from polydistill.logs import interactive
 
 logger = logging.getLogger(__name__)
 # DistilBERT's name of each term (logs, records) → the registry term that computes it
@@ -127,7 +128,8 @@ def fit_teacher_head(teacher, dataset, collator, steps: int, lr: float, batch_si
     generator = torch.Generator().manual_seed(seed)
     teacher.eval()
     fit_losses = []
-    for step in trange(steps, desc="fitting the teacher's MLM head", mininterval=10):
+    for step in trange(steps, desc="fitting the teacher's MLM head", mininterval=10,
+                       disable=not interactive()):
         idx = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
         batch = collator([dataset[i] for i in idx])
         logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

@@ -233,6 +233,39 @@ def test_target_speedup_picks_the_largest_measured_candidate_and_budget_fits_ste
     assert calls["plan"] == 1
 
 
+def test_target_params_bounds_the_candidates_with_the_planned_vocabulary(workspace, tmp_path, monkeypatch):
+    from polydistill.compress.measure import parameters_with_vocab
+    from polydistill.compress.plan import choose_candidate
+
+    def row(name, speedup, encoder, hidden, params):
+        return {"architecture": {"name": name, "layers": 2, "hidden": hidden}, "speedup": speedup,
+                "encoder_parameters": encoder, "parameters": params, "vocab_size": 100}
+
+    big, small = row("big", 20.0, 900, 64, 10_000), row("small", 30.0, 300, 32, 5_000)
+    for r in (big, small):
+        r["parameters_after_vocab"] = parameters_with_vocab(r, 1_100)  # 1,000 more rows of `hidden`
+    assert (big["parameters_after_vocab"], small["parameters_after_vocab"]) == (74_000, 37_000)
+    assert choose_candidate([big, small], 15.0)["architecture"]["name"] == "big"  # speed only: the largest
+    assert choose_candidate([big, small], 15.0, 50_000)["architecture"]["name"] == "small"  # the largest that fits
+    assert choose_candidate([big, small], 15.0, 1_000)["architecture"]["name"] == "big"  # none fits: speed decides
+
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError):
+        _run(workspace, out, target_speedup=1.05, speedup_on="fp32", target_params=0.5,
+             training={"batch_size": 16, "max_length": 32, "max_steps": 2})
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    limit = 0.5 * plan["teacher_parameters"]
+    assert plan["planned_vocab"] >= 1 and plan["teacher_parameters"] > 0
+    fitting = [c for c in plan["candidates"] if c["speedup"] >= 1.05 and c["parameters_after_vocab"] <= limit]
+    if fitting:  # the plan picks the largest candidate that reaches the speed-up and fits
+        best = max(fitting, key=lambda c: (c["encoder_parameters"], c["architecture"]["layers"]))
+        assert plan["architecture"] == best["architecture"] and "fit 50%" in plan["how"]
+    else:
+        assert any("--target-params" in note for note in plan["notes"])
+    assert calls["plan"] == 1
+
+
 def test_presets_scale_from_the_teacher_and_impossible_sizes_are_refused():
     from polydistill.compress.plan import (
         Architecture,

@@ -73,8 +73,10 @@ def compress_command(
                                                 "teacher F1 on the seen languages."),
     target_retention_unseen: float = typer.Option(0.90, "--target-retention-unseen", help="Report target on the "
                                                   "unseen languages."),
-    target_params: float | None = typer.Option(None, "--target-params", help="Report target: the student's "
-                                               "parameters as a share of the teacher's, e.g. 0.10."),
+    target_params: float | None = typer.Option(None, "--target-params", help="The student's parameters as a "
+                                               "share of the teacher's, e.g. 0.10: with --target-speedup the plan "
+                                               "picks the largest candidate that fits it (with the planned "
+                                               "vocabulary); reported."),
     target_wall_minutes: float | None = typer.Option(None, "--target-wall-minutes", help="Report target: the wall "
                                                      "time of all stages."),
     push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="Upload the student to this Hub repo id and "

@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from polydistill.logs import interactive
+
 
 def _bars(*extra_columns, transient: bool = False):
     """The rich Progress every polydistill display uses (on stderr, so a redirected stdout stays clean):
@@ -27,6 +29,12 @@ def _bars(*extra_columns, transient: bool = False):
                     console=Console(stderr=True), transient=transient)
 
 
+def _log_step(progress, step: int, total: int | None, what: str = "") -> None:
+    """Without a terminal no bar is drawn: a plain line every tenth of the steps says how far training is."""
+    if not interactive() and total and step % max(1, total // 10) == 0:
+        progress.console.print(f"  {what}step {step}/{total}")
+
+
 @contextlib.contextmanager
 def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: bool = True) -> Iterator:
     """Yields ``(progress, on_event)`` for ``run_grid(on_event=...)``."""
@@ -37,6 +45,7 @@ def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: boo
         def on_event(kind, spec, index, total):
             if kind == "step":  # index = optimiser step, total = the run's max steps
                 progress.update(steps, completed=index, total=total, visible=True)
+                _log_step(progress, index, total)
                 return
             progress.update(runs, total=total)
             if kind == "fail":
@@ -66,6 +75,7 @@ def compress_progress():
                 kind, stage = event["kind"], event.get("stage")
                 if kind == "step":
                     progress.update(steps, completed=event["step"], total=event["steps"], visible=True)
+                    _log_step(progress, event["step"], event["steps"], "KD ")
                     return
                 progress.update(stages, total=event["total"])
                 label = f"{event['index']}-{stage}" if stage else ""

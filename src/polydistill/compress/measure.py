@@ -71,6 +71,12 @@ def random_student(teacher_config, arch: Architecture, vocab_size: int, tokenize
     return auto_class(task_of(teacher_config)).from_config(config).eval()
 
 
+def parameters_with_vocab(row: dict[str, Any], vocab_size: int) -> int:
+    """A measured candidate's parameter count with ``vocab_size`` word-embedding rows instead of the tiny
+    timing vocabulary's (the rows are all that changes)."""
+    return row["parameters"] + (vocab_size - row["vocab_size"]) * row["architecture"]["hidden"]
+
+
 def measure_candidates(settings: CompressSettings, teacher_config, candidates: list[Architecture], work: Path,
                        on_step=None) -> list[dict[str, Any]]:
     """Each candidate's measured speed-up over the teacher's fp32 throughput at batch ``bench_batch_size``
@@ -85,7 +91,8 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
         model = random_student(teacher_config, arch, len(tokenizer), tokenizer, seed=settings.seed)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        rows.append({"architecture": arch.to_dict(), "encoder_parameters": count_parameters(model).encoder})
+        rows.append({"architecture": arch.to_dict(), "encoder_parameters": count_parameters(model).encoder,
+                     "parameters": count_parameters(model).total, "vocab_size": len(tokenizer)})
         if settings.speedup_on == "int8":
             from polydistill.export.convert import export_model
 

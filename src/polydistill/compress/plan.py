@@ -29,7 +29,7 @@ CompressTraining = with_defaults(Training, "CompressTraining", learning_rate=2e-
 # Fields that never change a number of the run: not in the fingerprint (a re-run may change them).
 RUN_ONLY = frozenset({"out", "threads", "overwrite", "push_to_hub", "progress"})
 # Targets only judged in the report (they steer nothing): not in the fingerprint either.
-REPORT_ONLY = frozenset({"target_retention_seen", "target_retention_unseen", "target_params", "target_wall_minutes"})
+REPORT_ONLY = frozenset({"target_retention_seen", "target_retention_unseen", "target_wall_minutes"})
 DEFAULT_COVERAGE = 0.99
 KD_STEP_FACTOR = 1.15  # KD step ≤ 1.15 × (student step + teacher forward): docs/performance.md (a)
 BUDGET_SAFETY = 0.10  # share of the budget kept free for loading, tokenising, checkpoints
@@ -230,10 +230,14 @@ def candidate_architectures(settings: CompressSettings, teacher: Architecture) -
     return sorted(out, key=lambda a: (-a.encoder_parameters(), -a.layers))
 
 
-def choose_candidate(measured: list[dict[str, Any]], target: float) -> dict[str, Any]:
+def choose_candidate(measured: list[dict[str, Any]], target: float, max_parameters: int | None = None) -> dict[str, Any]:
     """The largest measured candidate (most encoder parameters, then most layers) whose speed-up reaches
-    ``target``; refused in one sentence, naming the best measured, when none does."""
+    ``target`` and, given ``max_parameters``, whose ``parameters_after_vocab`` fit it (when none fits both,
+    the largest reaching the speed-up: the caller notes the miss); refused in one sentence, naming the best
+    measured, when none reaches the speed-up."""
     reaching = [m for m in measured if m["speedup"] >= target]
+    fitting = [m for m in reaching if max_parameters is not None and m["parameters_after_vocab"] <= max_parameters]
+    reaching = fitting or reaching
     if not reaching:
         best = max(measured, key=lambda m: m["speedup"])
         raise PolydistillError(

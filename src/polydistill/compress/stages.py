@@ -120,7 +120,9 @@ def read_marker(ctx: Context, name: str) -> dict[str, Any] | None:
 
 _STAGE_SETTINGS = {
     "plan": ("size", "layers", "hidden", "intermediate", "target_speedup", "speedup_on", "speedup_repeats",
-             "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads"),
+             "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads", "target_params",
+             # with --target-params the plan sizes the candidates with the vocabulary stage's plan
+             "languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
     "vocab": ("languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
     "depth": ("layer_map", "calibration_size", "seed"),
     "width": ("width_select", "calibration_size", "seed"),
@@ -172,10 +174,21 @@ def run_plan(ctx: Context) -> dict[str, Any]:
             measured = measure_candidates(settings, ctx.teacher_config, candidates, work, on_step=ctx.say)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        chosen = choose_candidate(measured, settings.target_speedup)
+        limit = None
+        if settings.target_params is not None:
+            limit = _parameter_limit(ctx, measured, record)
+        chosen = choose_candidate(measured, settings.target_speedup, limit)
         arch = Architecture.from_dict(chosen["architecture"])
+        fits = limit is not None and chosen["parameters_after_vocab"] <= limit
         record.update(how=f"the largest candidate whose measured {settings.speedup_on} speed-up reaches "
-                          f"{settings.target_speedup:g}×", candidates=measured, measured_speedup=chosen["speedup"])
+                          f"{settings.target_speedup:g}×" + (f" and whose parameters fit {settings.target_params:.0%} of "
+                                                             "the teacher's" if fits else ""),
+                      candidates=measured, measured_speedup=chosen["speedup"])
+        if limit is not None and not fits:
+            ctx.notes.append(f"no candidate reaching {settings.target_speedup:g}× fits --target-params "
+                     f"{settings.target_params:.0%} with the planned vocabulary of {record['planned_vocab']:,} tokens; "
+                     "the largest reaching the speed-up was chosen (a lower --vocab-coverage or --wordfreq-words "
+                     "shrinks the vocabulary)")
     else:
         arch = requested_architecture(settings, teacher)
         explicit = [k for k in ("layers", "hidden", "intermediate") if getattr(settings, k)]
@@ -193,6 +206,34 @@ def run_plan(ctx: Context) -> dict[str, Any]:
     record["schedule"] = schedule.to_dict()
     record["notes"] = list(ctx.notes)
     return record
+
+
+def _parameter_limit(ctx: Context, measured: list[dict[str, Any]], record: dict[str, Any]) -> int:
+    """``--target-params`` as a bound on the candidates: the vocabulary stage's plan is made now (no weights are
+    written) and each candidate's parameters are counted with that vocabulary."""
+    from polydistill.architectures import count_parameters
+    from polydistill.compress.measure import parameters_with_vocab
+    from polydistill.lang.vocab import plan_vocab
+
+    sources, heldout, _, target, _ = vocab_target(ctx)
+    ctx.say("planning the vocabulary to size the candidates for --target-params")
+    vocab = plan_vocab(ctx.settings.teacher, sources=sources, heldout=heldout, min_coverage=target).plan.new_size
+    for row in measured:
+        row["parameters_after_vocab"] = parameters_with_vocab(row, vocab)
+    teacher = count_parameters(_meta_model(ctx.teacher_config)).total
+    record.update(planned_vocab=vocab, teacher_parameters=teacher)
+    return int(ctx.settings.target_params * teacher)
+
+
+def _meta_model(config):
+    """The teacher's architecture, head included, without its weights (for counting parameters)."""
+    import torch
+
+    from polydistill.architectures import task_of
+    from polydistill.modeling import auto_class
+
+    with torch.device("meta"):
+        return auto_class(task_of(config)).from_config(config)
 
 
 # -------------------------------------------------------------------------------------------- vocab
@@ -258,9 +299,9 @@ def vocab_sources(ctx: Context):
     return sources, heldout, notes, missing
 
 
-def run_vocab(ctx: Context) -> dict[str, Any]:
-    """VocabReduce of the teacher, coverage-targeted on each language's validation inputs."""
-    from polydistill.lang.vocab import plan_vocab, vocab_reduce
+def vocab_target(ctx: Context) -> tuple[list, list, list[str], float | None, str]:
+    """The vocabulary stage's sources, held-out texts, notes, coverage target and the rule that set it."""
+    from polydistill.lang.vocab import plan_vocab
 
     settings = ctx.settings
     sources, heldout, notes, missing = vocab_sources(ctx)
@@ -290,6 +331,15 @@ def run_vocab(ctx: Context) -> dict[str, Any]:
             lowest = min(reachable, key=reachable.get)
             rule = (f"{target:.2%}: the default {DEFAULT_COVERAGE:g} is out of reach, {lowest} reaches at most "
                     f"{worst:.2%} with these sources")
+    return sources, heldout, notes, target, rule
+
+
+def run_vocab(ctx: Context) -> dict[str, Any]:
+    """VocabReduce of the teacher, coverage-targeted on each language's validation inputs."""
+    from polydistill.lang.vocab import vocab_reduce
+
+    settings = ctx.settings
+    sources, heldout, notes, target, rule = vocab_target(ctx)
     ctx.say(f"vocabulary: {rule}")
     result = vocab_reduce(settings.teacher, None, ctx.model_dir("vocab"), sources=sources, heldout=heldout,
                           min_coverage=target, overwrite=True)

@@ -291,6 +291,36 @@ def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
     assert off.exit_code == 0 and "## Claims" not in off.output and not (tmp_path / "r3" / "claims.md").exists()
 
 
+def test_design_dimension_claims_pair_cells_that_differ_in_one_dimension_only(tmp_path):
+    """The half-width grid's questions: relations vs TinyBERT, importance vs uniform, at every other
+    dimension equal, with paired intervals."""
+    from polydistill.experiments.report import compute_claims
+
+    cfg = parse_config({**MINIMAL, "datasets": [{"name": "tsm"}], "seeds": [0, 1],
+                        "students": {"inits": ["from-teacher"], "kd": [True], "layers": [2], "hidden": [16],
+                                     "width_select": ["uniform", "importance"],
+                                     "objectives": {"tinybert": {}, "rel": {"att": 0, "hid": 0, "emb": 0, "rel": 1}}}})
+    quality = {("uniform", "tinybert"): 0.4, ("uniform", "rel"): 0.6, ("importance", "tinybert"): 0.7,
+               ("importance", "rel"): 0.7}
+    store = ResultStore(tmp_path)
+    for spec in expand(cfg):
+        q = 0.9 if spec.kind == "teacher" else quality[(spec.width_select, spec.objective)]
+        record = _record(spec, q)
+        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)
+        store.save(spec.run_id, record)
+    claims = compute_claims(store.records(), resamples=200)
+    by_variant = {c.variant: c for c in claims if c.claim == "relations beat TinyBERT"}
+    assert set(by_variant) == {"width select uniform", "width select importance"}
+    rel = by_variant["width select uniform"]  # 0.6 vs 0.4
+    assert (rel.a, rel.b) == ("from-teacher + KD, objective rel", "from-teacher + KD, objective tinybert")
+    assert rel.verdict == "supported" and rel.seeds == "2 vs 2" and rel.paired
+    assert by_variant["width select importance"].verdict == "inconclusive"  # 0.7 vs 0.7
+    importance = [c for c in claims if c.claim == "importance beats uniform"]
+    assert {c.variant for c in importance} == {"objective tinybert", "objective rel"}
+    assert all(c.verdict == "supported" for c in importance)
+    assert not [c for c in claims if c.claim in ("relations add to TinyBERT", "two stages help")]
+
+
 def test_seen_minus_unseen_is_an_unpaired_claim(tmp_path):
     from polydistill.experiments.report import claims_markdown, compute_claims
 

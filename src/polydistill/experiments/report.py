@@ -238,6 +238,18 @@ def _per_language_csv(records: list[dict[str, Any]]) -> str:
 CLAIM_MODELS = ("from-teacher", "from-teacher + KD", "copy w/o fine-tuning")  # compared with the teacher
 
 
+# Claims between cells that differ in one design dimension only (the half-width grid's): (dimension, claim,
+# value A, value B) for "A > B"; a value of None matches any non-empty value (an augmentation source).
+DIMENSION_CLAIMS = (
+    ("width_select", "importance beats uniform", "importance", "uniform"),
+    ("objective", "relations beat TinyBERT", "rel", "tinybert"),
+    ("objective", "relations add to TinyBERT", "tinybert+rel", "tinybert"),
+    ("objective", "TinyBERT adds to relations", "tinybert+rel", "rel"),
+    ("unlabelled", "augmentation helps", None, ""),
+    ("stages", "two stages help", 2, 1),
+)
+
+
 def _claim_pairs(models: set[str]) -> list[tuple[str, str, str]]:
     """(claim, A, B) for "A > B" among the student rows of one context."""
     pairs = [("KD helps", f"{init} + KD", init) for init in INIT_ORDER]
@@ -367,6 +379,21 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
             if model in models and teachers.get((teacher, dataset, group)):
                 add("teacher > student", "teacher", model, teachers[(teacher, dataset, group)], models[model],
                     rest, group, True)
+    # one design dimension at a time, every other dimension (and the model row) equal
+    for dim, name, value_a, value_b in DIMENSION_CLAIMS:
+        if dim not in dims:
+            continue
+        at = dims.index(dim)
+        for key in sorted(cells, key=order):
+            teacher, dataset, group, rest = key
+            if rest[at] == value_b or rest[at] == "" and value_a is None or value_a is not None and rest[at] != value_a:
+                continue
+            other = cells.get((teacher, dataset, group, (*rest[:at], value_b, *rest[at + 1:])))
+            for model in sorted(set(cells[key]) & set(other or {}), key=lambda m: _row_sort_key((m,))):
+                shown = {d: v for d, v in zip(dims, rest, strict=True) if d != dim}
+                label = f"{model}, {dim.replace('_', ' ')} "
+                add(name, label + str(rest[at]), label + str(value_b or "none"), cells[key][model], other[model],
+                    tuple(shown.get(d, "") for d in dims), group, True)
     # seen > unseen, per model row (teachers included)
     by_model: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:

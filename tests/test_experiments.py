@@ -255,6 +255,7 @@ def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
     assert result.exit_code == 0, result.output
     md = (tmp_path / "report" / "table.md").read_text()
     assert md.index("| model | tsm |") < md.index("## Claims")  # the claims table is below the table
+    assert "mean ± std over seeds 0, 1 (" in md
     assert "| claim | dataset | eval group | difference (F1 points) | 95 % CI | n examples | seeds | bootstrap | " \
            "verdict |" in result.output
     assert "init matters: from-teacher − from-scratch | tsm | all |" in md
@@ -325,6 +326,10 @@ def test_seen_minus_unseen_is_an_unpaired_claim(tmp_path):
     from polydistill.experiments.report import claims_markdown, compute_claims
 
     store, _ = _synthetic_store(tmp_path, seeds=(0,), eval_languages={"seen": "seen", "unseen": "unseen"})
+    from polydistill.experiments.report import write_report
+
+    write_report(tmp_path, resamples=0)
+    assert "test split, seed 0 (" in (tmp_path / "report" / "table.md").read_text()  # one seed: no "mean ± std"
     claims = compute_claims(store.records(), resamples=100)
     seen = [c for c in claims if c.claim == "seen > unseen"]
     assert {c.a for c in seen} == {"teacher", "from-scratch", "from-scratch + KD", "from-teacher",

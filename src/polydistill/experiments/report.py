@@ -511,7 +511,11 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
     rows = flatten(records)
     table = build_table(rows) if rows else None
     written: dict[str, Path] = {}
-    caption = f"{title}: F1 (%) on the test split, mean ± std over seeds ({len(records)} finished runs)."
+    seeds = sorted({r["seed"] for r in rows})
+    runs = f"{len(records)} finished run{'s' if len(records) != 1 else ''}"
+    caption = (f"{title}: F1 (%) on the test split, mean ± std over seeds {', '.join(map(str, seeds))} ({runs})."
+               if len(seeds) > 1 else
+               f"{title}: F1 (%) on the test split, seed {seeds[0] if seeds else '–'} ({runs}; one seed: no ±).")
     md = [f"# {title}", "", caption, ""]
     md.append(to_markdown(table) if table else "No finished runs yet.\n")
     if resamples != 0 and table:

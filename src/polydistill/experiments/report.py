@@ -57,7 +57,8 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "layers": spec.get("layers") or "",
                 "hidden": spec.get("hidden") or "",
                 "intermediate": spec.get("intermediate") or "",
-                "width_select": spec.get("width_select") or "uniform",
+                # a teacher has no width selection (it is not a copy); a student without one was copied uniformly
+                "width_select": "" if spec["kind"] == "teacher" else spec.get("width_select") or "uniform",
                 "objective": spec.get("objective") or "",
                 "unlabelled": spec.get("unlabelled") or "",
                 "stages": spec.get("stages") or 1,

@@ -157,6 +157,14 @@ def _losses(q: dict[str, Any], group: str) -> dict[str, float | None]:
             "int8": f1["kd"] - f1[FINAL], "weight copy before KD": (f1["vocab"] - copy) if copy is not None else None}
 
 
+def _row(target: str, goal: str, measured: float, met: bool, kind: str, missed_by: str) -> dict[str, Any]:
+    """One row of the targets table; ``missed_by`` is kept only when the target is missed."""
+    row = {"target": target, "goal": goal, "measured": measured, "met": met, "kind": kind}
+    if not met:
+        row["missed_by"] = missed_by
+    return row
+
+
 def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: float) -> list[dict[str, Any]]:
     s = ctx.settings
     rows = []
@@ -180,38 +188,24 @@ def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: f
     final = sp["models"][FINAL]
     speedup = final["throughput_speedup"]
     if s.target_speedup is not None:
-        met = speedup >= s.target_speedup
-        row = {"target": f"throughput vs the teacher's fp32 (batch {sp['batch_size']}, lengths "
-                         f"{', '.join(map(str, sp['lengths']))}; the slowest length)", "goal": f"≥ {s.target_speedup:g}×",
-               "measured": speedup, "met": met, "kind": "speedup"}
-        if not met:
-            row["missed_by"] = f"{s.target_speedup / speedup:.2f}× short ({speedup:.2f}× of {s.target_speedup:g}×)"
-        rows.append(row)
+        rows.append(_row(f"throughput vs the teacher's fp32 (batch {sp['batch_size']}, lengths "
+                         f"{', '.join(map(str, sp['lengths']))}; the slowest length)", f"≥ {s.target_speedup:g}×",
+                         speedup, speedup >= s.target_speedup, "speedup",
+                         f"{s.target_speedup / speedup:.2f}× short ({speedup:.2f}× of {s.target_speedup:g}×)"))
     if s.target_params is not None:
         share = final["params_ratio"] if final["params_ratio"] is not None else sp["models"]["kd"]["params_ratio"]
-        met = share <= s.target_params
-        row = {"target": "parameters vs the teacher's", "goal": f"≤ {s.target_params:.0%}", "measured": share,
-               "met": met, "kind": "params"}
-        if not met:
-            row["missed_by"] = f"{100 * (share - s.target_params):.1f} points over"
-        rows.append(row)
+        rows.append(_row("parameters vs the teacher's", f"≤ {s.target_params:.0%}", share, share <= s.target_params,
+                         "params", f"{100 * (share - s.target_params):.1f} points over"))
     kd_stage = ctx.records.get("kd")
     if s.budget_minutes is not None and kd_stage is not None:
         minutes = kd_stage["seconds"] / 60
-        met = minutes <= s.budget_minutes
-        row = {"target": "KD stage within --budget-minutes (training, dev evaluations, saving)",
-               "goal": f"≤ {s.budget_minutes:g} min", "measured": minutes, "met": met, "kind": "minutes"}
-        if not met:
-            row["missed_by"] = f"{minutes - s.budget_minutes:.1f} min over"
-        rows.append(row)
+        rows.append(_row("KD stage within --budget-minutes (training, dev evaluations, saving)",
+                         f"≤ {s.budget_minutes:g} min", minutes, minutes <= s.budget_minutes, "minutes",
+                         f"{minutes - s.budget_minutes:.1f} min over"))
     if s.target_wall_minutes is not None:
         minutes = wall_seconds / 60
-        met = minutes <= s.target_wall_minutes
-        row = {"target": "wall time of all stages", "goal": f"≤ {s.target_wall_minutes:g} min", "measured": minutes,
-               "met": met, "kind": "minutes"}
-        if not met:
-            row["missed_by"] = f"{minutes - s.target_wall_minutes:.1f} min over"
-        rows.append(row)
+        rows.append(_row("wall time of all stages", f"≤ {s.target_wall_minutes:g} min", minutes,
+                         minutes <= s.target_wall_minutes, "minutes", f"{minutes - s.target_wall_minutes:.1f} min over"))
     return rows
 
 

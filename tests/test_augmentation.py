@@ -86,3 +86,25 @@ def test_two_stage_shrinking_selects_width_on_the_depth_student(tmp_path):
     assert final.teacher == str(depth)  # width chosen on the depth student
     run = json.loads((result.output_dir / "run.json").read_text())
     assert run["layer_map"] == read_provenance(depth).teacher_layers and run["result"]["global_step"] == 2
+
+
+def test_two_stage_honours_uniform_selection_and_augments_both_stages(tmp_path):
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.stages import distill_in_stages
+    from polydistill.student.provenance import read_provenance
+
+    data = tiny_task("sequence", n_train=24, n_dev=8)
+    teacher, tokenizer = tiny_model(data)
+    trained = finetune(teacher, data, TrainSettings(output_dir=tmp_path / "t", max_steps=2, eval_steps=2, batch_size=8),
+                       tokenizer=tokenizer)
+    more = tmp_path / "more.txt"
+    more.write_text("\n".join(["hallo welt das ist", "play some jazz in paris"] * 3), encoding="utf-8")
+    settings = TrainSettings(output_dir=tmp_path / "kd", max_steps=4, eval_steps=2, batch_size=8)
+    result = distill_in_stages(trained.output_dir, data, settings, KDSettings(allow_weak_teacher=True),
+                               layers=2, hidden=16, intermediate=32, width_select="uniform",
+                               unlabelled=load_unlabelled(f"xx={more}", "sequence"))
+    assert read_provenance(result.output_dir).width["method"] == "uniform"
+    assert result.extra["stages"]["width"]["plan"] == "uniform"
+    for stage_dir in (tmp_path / "kd.stages" / "depth", result.output_dir):
+        run = json.loads((stage_dir / "run.json").read_text())
+        assert run["data"]["unlabelled"] == 6 and run["data"]["train"] == 30

@@ -169,10 +169,11 @@ def test_half_width_dimensions_run_end_to_end(tmp_path):
     more = tmp_path / "more.txt"
     more.write_text("\n".join(CORPUS), encoding="utf-8")
     config["copy_without_finetune"] = False
+    config["keep_student_models"] = True  # to read each stage's run.json
     config["students"] = {"inits": ["from-teacher"], "kd": [True], "layers": [2], "hidden": [16],
                           "intermediate": [32], "width_select": ["importance"],
                           "objectives": {"rel": {"att": 0.0, "hid": 0.0, "emb": 0.0, "rel": 1.0}},
-                          "unlabelled": [None, f"fr={more}"], "stages": [1, 2]}
+                          "unlabelled": [None, f"fr={more}"], "unlabelled_max": 3, "stages": [1, 2]}
     config["student_training"] = {**config["student_training"], "epochs": 1}
     specs = expand(parse_config(config))
     students = [s for s in specs if s.kind == "student"]
@@ -185,5 +186,12 @@ def test_half_width_dimensions_run_end_to_end(tmp_path):
         rec = records[spec.run_id]
         assert rec["spec"]["width_select"] == "importance" and rec["best_dev_f1"] is not None
         assert any("loss_rel" in entry for entry in rec["log_history"])
+        # the cap reaches every KD stage of an augmented cell, and only augmented cells carry it
+        assert spec.unlabelled_max == (3 if spec.unlabelled else None)
+        model = ResultStore(tmp_path / "work").run_dir(spec.run_id) / "model"
+        stage_dirs = [model, model.with_name("model.stages") / "depth"] if spec.stages == 2 else [model]
+        for stage_dir in stage_dirs:
+            run = json.loads((stage_dir / "run.json").read_text())
+            assert run["data"]["unlabelled"] == (3 if spec.unlabelled else 0)
     table = Path(write_report(tmp_path / "work")["markdown"]).read_text()
     assert "unlabelled" in table and "stages" in table  # the varying dimensions are row labels

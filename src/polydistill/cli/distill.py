@@ -72,6 +72,11 @@ def finetune_command(
     source = opt.one_model(model, model_option)
     settings = _train_settings(training)
     task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
+    unlabelled = None
+    if unlabelled_data:
+        from polydistill.data.unlabelled import load_unlabelled
+
+        unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
     result = finetune(source, task_data, settings)
     _report(result, "fine-tuned")
     _warn_if_weak(result, task_data)
@@ -110,15 +115,20 @@ def distill_command(
                                                             if not k.startswith("w_") and k != "kd_term"}},
                        "KD settings")
     task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
+    unlabelled = None
+    if unlabelled_data:
+        from polydistill.data.unlabelled import load_unlabelled
+
+        unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
     if stages is not None:
         from polydistill.distill.stages import distill_in_stages
         from polydistill.errors import PolydistillError
 
-        if stages.replace(" ", "") != "depth,width" or student is not None or unlabelled_data or not (layers and hidden):
-            raise PolydistillError("--stages takes depth,width, with --layers and --hidden and without --student "
-                                   "or --unlabelled-data.")
+        if stages.replace(" ", "") != "depth,width" or student is not None or not (layers and hidden):
+            raise PolydistillError("--stages takes depth,width, with --layers and --hidden and without --student.")
         _report(distill_in_stages(teacher, task_data, settings, kd, layers=layers, hidden=hidden,
-                                  intermediate=intermediate, heads=heads, layer_map=student_layer_map), "distilled")
+                                  intermediate=intermediate, heads=heads, layer_map=student_layer_map,
+                                  unlabelled=unlabelled), "distilled")
         return
     if student is None:
         from polydistill.modeling import load_config
@@ -127,11 +137,6 @@ def distill_command(
         n_layers = layers or max(1, load_config(teacher).num_hidden_layers // 2)
         student = build_student(teacher, layers=n_layers, layer_map=student_layer_map, hidden=hidden,
                                 intermediate=intermediate, heads=heads, init=init, base=base, seed=settings.seed)
-    unlabelled = None
-    if unlabelled_data:
-        from polydistill.data.unlabelled import load_unlabelled
-
-        unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
     _report(distill(teacher, student, task_data, settings, kd, unlabelled=unlabelled), "distilled")
 
 

@@ -27,8 +27,9 @@ def _split_budget(settings: TrainSettings, share: float) -> tuple[dict, dict]:
 def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettings, kd: KDSettings, *,
                       layers: int, hidden: int, intermediate: int | None = None, heads: int | None = None,
                       layer_map: str = "alternate-last", calibration_size: int = 256, depth_share: float = 0.5,
-                      callbacks=()) -> RunResult:
-    """depth (weight copy + KD at full width) → width (importance on the depth student) → KD."""
+                      width_select: str = "importance", unlabelled=None, callbacks=()) -> RunResult:
+    """depth (weight copy + KD at full width) → width (importance on the depth student, or ``uniform``) → KD.
+    ``unlabelled`` (teacher-labelled augmentation, see data/unlabelled.py) joins both stages' KD."""
     from polydistill.distill.kd import distill
     from polydistill.modeling import load_tokenizer
     from polydistill.student.build import build_student
@@ -42,21 +43,29 @@ def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettin
     depth_out = stage_dir / "depth"
     depth_settings = settings.model_copy(update={"output_dir": depth_out, **first})
     depth_student = build_student(str(teacher), layers=layers, layer_map=layer_map, seed=settings.seed)
-    depth = distill(teacher, depth_student, data, depth_settings, kd, callbacks=callbacks)
+    depth = distill(teacher, depth_student, data, depth_settings, kd, callbacks=callbacks, unlabelled=unlabelled)
 
     # width on the depth student: its importance scores (calibrated on the task's train inputs)
     tokenizer = load_tokenizer(depth.output_dir)
-    calibration = calibration_from_task_data(data, tokenizer, size=calibration_size, seed=settings.seed,
-                                             max_length=settings.max_length)
-    plan = importance_plan(str(depth.output_dir), hidden=hidden, intermediate=intermediate, heads=heads,
-                           seed=settings.seed, calibration=calibration)
-    narrow = build_student(str(depth.output_dir), width_plan=plan, width_select="importance", seed=settings.seed,
-                           tokenizer=tokenizer)
+    if width_select == "importance":
+        calibration = calibration_from_task_data(data, tokenizer, size=calibration_size, seed=settings.seed,
+                                                 max_length=settings.max_length)
+        plan = importance_plan(str(depth.output_dir), hidden=hidden, intermediate=intermediate, heads=heads,
+                               seed=settings.seed, calibration=calibration)
+        narrow = build_student(str(depth.output_dir), width_plan=plan, width_select="importance",
+                               seed=settings.seed, tokenizer=tokenizer)
+        method = plan.method
+    else:
+        require(width_select == "uniform", f"Width selection must be importance or uniform, not {width_select!r}.")
+        narrow = build_student(str(depth.output_dir), hidden=hidden, intermediate=intermediate, heads=heads,
+                               seed=settings.seed, tokenizer=tokenizer)
+        method = "uniform"
     # distil from the original teacher: student layer i ↔ the teacher layer the depth student copied
     copied = read_provenance(depth.output_dir).teacher_layers
     width_kd = kd.model_copy(update={"layer_map": copied})
-    result = distill(teacher, narrow, data, settings.model_copy(update=second), width_kd, callbacks=callbacks)
+    result = distill(teacher, narrow, data, settings.model_copy(update=second), width_kd, callbacks=callbacks,
+                     unlabelled=unlabelled)
     result.extra["stages"] = {"depth": {"output_dir": str(depth.output_dir), "best_dev_f1": depth.best_dev_f1,
                                         **first},
-                              "width": {"plan": plan.method, "hidden": hidden, **second}}
+                              "width": {"plan": method, "hidden": hidden, **second}}
     return result

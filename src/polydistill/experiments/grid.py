@@ -51,6 +51,7 @@ class RunSpec(BaseModel):
     width_select: str = "uniform"
     objective: str | None = None  # name of the KD weight set (StudentGrid.objectives)
     unlabelled: str | None = None
+    unlabelled_max: int | None = None
     stages: int = 1
 
     @property
@@ -76,7 +77,8 @@ class RunSpec(BaseModel):
         return f"{head} {self.teacher}/{self.dataset} seed {self.seed}"
 
 
-_LATER_DIMS = {"intermediate": None, "width_select": "uniform", "objective": None, "unlabelled": None, "stages": 1}
+_LATER_DIMS = {"intermediate": None, "width_select": "uniform", "objective": None, "unlabelled": None,
+               "unlabelled_max": None, "stages": 1}
 
 
 def _lang_key(value: Languages) -> Languages:
@@ -169,6 +171,7 @@ def expand(config: ExperimentConfig) -> list[RunSpec]:
                                         kd_settings=_kd_for(config.kd, weights) if kd else None,
                                         teacher_run=teacher_spec.run_id, intermediate=intermediate,
                                         width_select=width_select, objective=objective, unlabelled=unlabelled,
+                                        unlabelled_max=grid.unlabelled_max if unlabelled else None,
                                         stages=stages, **common,
                                     ))
     # de-duplicate while keeping order (e.g. repeated list entries)

@@ -180,21 +180,22 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
         settings = _settings(spec, model_dir, freeze)
         # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
         kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True}) if spec.kd else None
+        unlabelled = None
+        if spec.kd and spec.unlabelled:
+            from polydistill.data.unlabelled import load_unlabelled
+
+            unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, spec.unlabelled_max, spec.seed)
         if spec.kd and spec.stages == 2:
             from polydistill.distill.stages import distill_in_stages
 
             result = distill_in_stages(str(teacher_dir), data, settings, kd, layers=spec.layers, hidden=spec.hidden,
                                        intermediate=spec.intermediate, layer_map=spec.layer_map,
+                                       width_select=spec.width_select, unlabelled=unlabelled,
                                        callbacks=step_report_callback(on_step))
         elif spec.kd:
             from polydistill.distill.kd import distill
 
             _build(spec, teacher_dir, init_dir)
-            unlabelled = None
-            if spec.unlabelled:
-                from polydistill.data.unlabelled import load_unlabelled
-
-                unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, seed=spec.seed)
             result = distill(str(teacher_dir), str(init_dir), data, settings, kd,
                              callbacks=step_report_callback(on_step), unlabelled=unlabelled)
         else:

@@ -99,7 +99,10 @@ class StudentGrid(_Strict):
         "None = the grid's kd only")
     unlabelled: list[str | None] = Field(
         [None], description="teacher-labelled augmentation sources for KD cells (DATASET:LANGUAGES or a file)")
-    stages: list[Literal[1, 2]] = Field([1], description="2 = depth first at full width, then width by importance")
+    unlabelled_max: int | None = Field(
+        None, ge=1, description="use at most N examples of each unlabelled source (a fixed sample per seed)")
+    stages: list[Literal[1, 2]] = Field(
+        [1], description="2 = depth first at full width, then width (by width_select) on that student")
 
     @field_validator("fractions")
     @classmethod

@@ -154,6 +154,7 @@ def test_cli_update_docs_and_check_docs(tmp_path):
     # the docs block is exactly the table the report printed and wrote
     table_md = (tmp_path / "r" / "table.md").read_text()
     assert docs_blocks(doc.read_text())["tiny-grid"] in table_md
+    assert docs_blocks(doc.read_text())["tiny-grid"].endswith("Wall time: 0.1 min for 5 runs.")  # 5 × 1 s
     assert docs_blocks(doc.read_text())["tiny-grid:claims"] in (tmp_path / "r" / "claims.md").read_text()
 
 

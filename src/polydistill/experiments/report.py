@@ -61,7 +61,7 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "width_select": "" if spec["kind"] == "teacher" else spec.get("width_select") or "uniform",
                 "objective": spec.get("objective") or "",
                 "unlabelled": spec.get("unlabelled") or "",
-                "stages": spec.get("stages") or 1,
+                "stages": "" if spec["kind"] == "teacher" else spec.get("stages") or 1,
                 # relative to the teacher, so datasets with different language codes share rows
                 "train_languages": "as teacher" if spec["train_languages"] == spec.get("teacher_train_languages")
                 else languages_label(spec["train_languages"]),
@@ -490,13 +490,24 @@ def write_report(work_dir: str | Path, out: str | Path | None = None, title: str
     return written
 
 
+def table_block(records: list[dict[str, Any]]) -> str:
+    """A grid's Markdown table and its compute time (the sum of its runs' wall times, each measured on
+    the machine that ran it): the table of ``table.md`` and of the docs blocks."""
+    rows = flatten(records)
+    if not rows:
+        return "No finished runs yet.\n"
+    seconds = sum(rec.get("wall_seconds") or 0.0 for rec in records)
+    runs = f"{len(records)} run{'s' if len(records) != 1 else ''}"
+    return f"{to_markdown(build_table(rows))}\nWall time: {seconds / 60:.1f} min for {runs}.\n"
+
+
 def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int | None = None) -> dict[str, str]:
     """What ``grid report`` shows per grid, as the named blocks of the docs: ``<grid>`` the table,
     ``<grid>:claims`` the claims table (see :func:`update_docs`)."""
     blocks: dict[str, str] = {}
     for name, records, _ in _selections(work_dir, None):
         rows = flatten(records)
-        blocks[name] = to_markdown(build_table(rows)) if rows else "No finished runs yet.\n"
+        blocks[name] = table_block(records)
         if resamples != 0 and rows:
             blocks[f"{name}:claims"] = claims_markdown(compute_claims(records, resamples, seed), resamples)
     return blocks
@@ -518,7 +529,7 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
                if len(seeds) > 1 else
                f"{title}: F1 (%) on the test split, seed {seeds[0] if seeds else '–'} ({runs}; one seed: no ±).")
     md = [f"# {title}", "", caption, ""]
-    md.append(to_markdown(table) if table else "No finished runs yet.\n")
+    md.append(table_block(records))
     if resamples != 0 and table:
         claims = compute_claims(records, resamples, seed)
         claims_md = claims_markdown(claims, resamples)

@@ -108,3 +108,30 @@ def test_two_stage_honours_uniform_selection_and_augments_both_stages(tmp_path):
     for stage_dir in (tmp_path / "kd.stages" / "depth", result.output_dir):
         run = json.loads((stage_dir / "run.json").read_text())
         assert run["data"]["unlabelled"] == 6 and run["data"]["train"] == 30
+
+
+def test_cli_two_stages_with_unlabelled_data(tmp_path):
+    from typer.testing import CliRunner
+
+    from polydistill.cli import app
+    from polydistill.distill.finetune import finetune
+    from test_bad_inputs import _write_csv_dataset
+
+    from polydistill.data.load import load_task_data
+
+    folder = _write_csv_dataset(tmp_path / "data", tiny_task("sequence", n_train=24, n_dev=8))
+    data = load_task_data(str(folder))  # the label order the CLI will see
+    teacher, tokenizer = tiny_model(data)
+    trained = finetune(teacher, data, TrainSettings(output_dir=tmp_path / "t", max_steps=2, eval_steps=2, batch_size=8),
+                       tokenizer=tokenizer)
+    more = tmp_path / "more.txt"
+    more.write_text("\n".join(["hallo welt das ist", "play some jazz in paris"] * 2), encoding="utf-8")
+    out = tmp_path / "kd"
+    result = CliRunner().invoke(app, [
+        "distill", "--teacher", str(trained.output_dir), "--dataset", str(folder),
+        "--out", str(out), "--stages", "depth,width", "--layers", "2", "--hidden", "16", "--intermediate", "32",
+        "--unlabelled-data", f"xx={more}", "--max-steps", "4", "--eval-steps", "2", "--batch-size", "8",
+        "--allow-weak-teacher"])
+    assert result.exit_code == 0, result.output
+    for stage_dir in (out.with_name("kd.stages") / "depth", out):
+        assert json.loads((stage_dir / "run.json").read_text())["data"]["unlabelled"] == 4

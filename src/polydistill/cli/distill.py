@@ -72,11 +72,6 @@ def finetune_command(
     source = opt.one_model(model, model_option)
     settings = _train_settings(training)
     task_data = _load(dataset, languages, data_root, fraction, settings.seed, max_dev_per_language)
-    unlabelled = None
-    if unlabelled_data:
-        from polydistill.data.unlabelled import load_unlabelled
-
-        unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
     result = finetune(source, task_data, settings)
     _report(result, "fine-tuned")
     _warn_if_weak(result, task_data)

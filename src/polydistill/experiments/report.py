@@ -490,10 +490,11 @@ def write_report(work_dir: str | Path, out: str | Path | None = None, title: str
     return written
 
 
-def table_block(records: list[dict[str, Any]]) -> str:
+def table_block(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None = None) -> str:
     """A grid's Markdown table and its compute time (the sum of its runs' wall times, each measured on
-    the machine that ran it): the table of ``table.md`` and of the docs blocks."""
-    rows = flatten(records)
+    the machine that ran it): the table of ``table.md`` and of the docs blocks. ``rows``: ``flatten(records)``
+    when the caller has it already."""
+    rows = flatten(records) if rows is None else rows
     if not rows:
         return "No finished runs yet.\n"
     seconds = sum(rec.get("wall_seconds") or 0.0 for rec in records)
@@ -507,7 +508,7 @@ def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int 
     blocks: dict[str, str] = {}
     for name, records, _ in _selections(work_dir, None):
         rows = flatten(records)
-        blocks[name] = table_block(records)
+        blocks[name] = table_block(records, rows)
         if resamples != 0 and rows:
             blocks[f"{name}:claims"] = claims_markdown(compute_claims(records, resamples, seed), resamples)
     return blocks
@@ -529,7 +530,7 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
                if len(seeds) > 1 else
                f"{title}: F1 (%) on the test split, seed {seeds[0] if seeds else '–'} ({runs}; one seed: no ±).")
     md = [f"# {title}", "", caption, ""]
-    md.append(table_block(records))
+    md.append(table_block(records, rows))
     if resamples != 0 and table:
         claims = compute_claims(records, resamples, seed)
         claims_md = claims_markdown(claims, resamples)

@@ -266,6 +266,7 @@ def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
                            ("KD helps", "from-teacher + KD", "from-teacher"),
                            ("init matters", "from-teacher", "from-scratch"),
                            ("init matters", "from-teacher + KD", "from-scratch + KD"),
+                           ("init beats KD", "from-teacher", "from-scratch + KD"),
                            ("teacher > student", "teacher", "from-teacher"),
                            ("teacher > student", "teacher", "from-teacher + KD")}
     init = claims[("init matters", "from-teacher", "from-scratch")]
@@ -280,10 +281,10 @@ def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
     import json
 
     saved = json.loads((tmp_path / "report" / "claims.json").read_text())
-    assert saved["resamples"] == 200 and len(saved["claims"]) == 6
+    assert saved["resamples"] == 200 and len(saved["claims"]) == 7
     assert {c["verdict"] for c in saved["claims"]} <= {"supported", "contradicted", "inconclusive"}
     rows = list(csv.DictReader((tmp_path / "report" / "claims.csv").open()))
-    assert len(rows) == 6 and float(rows[0]["ci_low"]) <= float(rows[0]["difference"]) <= float(rows[0]["ci_high"])
+    assert len(rows) == 7 and float(rows[0]["ci_low"]) <= float(rows[0]["difference"]) <= float(rows[0]["ci_high"])
     # the same report twice: the same claims (seeded)
     again = CliRunner().invoke(app, ["grid", "report", str(tmp_path), "--resamples", "200", "-o", str(tmp_path / "r2")])
     assert again.exit_code == 0

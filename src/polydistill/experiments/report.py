@@ -55,7 +55,7 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "teacher": spec["teacher"],
                 "dataset": spec["dataset"],
                 "layers": spec.get("layers") or "",
-                "hidden": spec.get("hidden") or "",
+                "hidden": spec.get("hidden") or "full",  # None: the teacher's width
                 "intermediate": spec.get("intermediate") or "",
                 # a teacher has no width selection (it is not a copy); a student without one was copied uniformly
                 "width_select": "" if spec["kind"] == "teacher" else spec.get("width_select") or "uniform",
@@ -248,12 +248,14 @@ DIMENSION_CLAIMS = (
     ("objective", "TinyBERT adds to relations", "tinybert+rel", "rel"),
     ("unlabelled", "augmentation helps", None, ""),
     ("stages", "two stages help", 2, 1),
+    ("hidden", "full width beats half width", "full", 192),
 )
 
 
 def _claim_pairs(models: set[str]) -> list[tuple[str, str, str]]:
     """(claim, A, B) for "A > B" among the student rows of one context."""
     pairs = [("KD helps", f"{init} + KD", init) for init in INIT_ORDER]
+    pairs.append(("init beats KD", "from-teacher", "from-scratch + KD"))
     for kd in ("", " + KD"):
         pairs.append(("init matters", f"from-teacher{kd}", f"from-scratch{kd}"))
         pairs.append(("init matters", f"from-teacher{kd}", f"from-base{kd}"))
@@ -487,7 +489,23 @@ def write_report(work_dir: str | Path, out: str | Path | None = None, title: str
         files = _write_one(records, out / sub if sub else out, (title if sub is None and title else name),
                            resamples, seed)
         written.update({f"{sub}/{k}" if sub else k: v for k, v in files.items()})
+    paper = _paper_claims_block(selections, resamples, seed)
+    if paper:
+        written["paper_claims"] = atomic_write_text(out / "paper_claims.md", f"# The paper's claims\n\n{paper}")
     return written
+
+
+def _paper_claims_block(selections: list[tuple[str, list[dict[str, Any]], str | None]], resamples: int | None,
+                        seed: int | None) -> str | None:
+    """The paper-claims table (:mod:`polydistill.experiments.paper_claims`) when the store holds a grid it
+    reads; None otherwise (or with ``resamples`` 0)."""
+    from polydistill.experiments.paper_claims import PAPER_CLAIMS, paper_claim_rows, paper_claims_markdown
+
+    grids = {name: records for name, records, _ in selections}
+    read = {side.grid for claim in PAPER_CLAIMS for c in claim.comparisons for _, side in c.terms}
+    if resamples == 0 or not read & set(grids):
+        return None
+    return paper_claims_markdown(paper_claim_rows(grids, resamples, seed), resamples)
 
 
 def table_block(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None = None) -> str:
@@ -504,13 +522,18 @@ def table_block(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None
 
 def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int | None = None) -> dict[str, str]:
     """What ``grid report`` shows per grid, as the named blocks of the docs: ``<grid>`` the table,
-    ``<grid>:claims`` the claims table (see :func:`update_docs`)."""
+    ``<grid>:claims`` the claims table, ``paper-claims`` the paper's claims across grids (see
+    :func:`update_docs`)."""
     blocks: dict[str, str] = {}
-    for name, records, _ in _selections(work_dir, None):
+    selections = _selections(work_dir, None)
+    for name, records, _ in selections:
         rows = flatten(records)
         blocks[name] = table_block(records, rows)
         if resamples != 0 and rows:
             blocks[f"{name}:claims"] = claims_markdown(compute_claims(records, resamples, seed), resamples)
+    paper = _paper_claims_block(selections, resamples, seed)
+    if paper:
+        blocks["paper-claims"] = paper
     return blocks
 
 

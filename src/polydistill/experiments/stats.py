@@ -253,15 +253,34 @@ def paired_bootstrap(a: Sequence[GroupExamples], b: Sequence[GroupExamples], n_r
     """mean-over-seeds F1(A) − mean-over-seeds F1(B) on the same examples, stratified by language;
     every resample is applied to every run of both sides."""
     _check_args(a, b, n_resamples, confidence)
-    check_paired([*a, *b])
-    n = a[0].n
-    full = np.ones((1, n))
-    point = float(_mean_score(a, full)[0] - _mean_score(b, full)[0])
+    return contrast_bootstrap([(1.0, a), (-1.0, b)], n_resamples, seed, confidence)
+
+
+def contrast_bootstrap(terms: Sequence[tuple[float, Sequence[GroupExamples]]], n_resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = DEFAULT_SEED, confidence: float = CONFIDENCE, constant: float = 0.0) -> Interval:
+    """Σ weight · mean-over-seeds F1(side) + ``constant`` for sides scored on the same examples (a paired
+    bootstrap of a linear contrast, e.g. the difference of two differences); every resample is applied to
+    every run of every side. ``constant``: a fixed term (a baseline's F1, as a fraction)."""
+    if not terms or any(not runs for _, runs in terms):
+        raise PolydistillError("A bootstrap contrast needs at least one run on each of its sides.")
+    _check_args(terms[0][1], terms[-1][1], n_resamples, confidence)
+    check_paired([run for _, runs in terms for run in runs])
+    first = terms[0][1][0]
+    n = first.n
+
+    def value(weights: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(weights))
+        for weight, runs in terms:
+            total = total + weight * _mean_score(runs, weights)
+        return total + constant
+
+    point = float(value(np.ones((1, n)))[0])
     rng = np.random.default_rng(seed)
-    diffs = np.concatenate([_mean_score(a, w) - _mean_score(b, w)
-                            for w in resample_counts(a[0].sizes, n_resamples, rng)])
+    diffs = np.concatenate([value(w) for w in resample_counts(first.sizes, n_resamples, rng)])
     low, high = _percentiles(diffs, confidence)
-    return Interval(point, low, high, n, n, len(a), len(b), True, n_resamples, confidence)
+    seeds = [len(runs) for _, runs in terms]
+    return Interval(point, low, high, n, n, seeds[0], seeds[-1] if len(seeds) > 1 else seeds[0], True,
+                    n_resamples, confidence)
 
 
 def unpaired_bootstrap(a: Sequence[GroupExamples], b: Sequence[GroupExamples], n_resamples: int = DEFAULT_RESAMPLES,

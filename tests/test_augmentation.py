@@ -114,10 +114,9 @@ def test_cli_two_stages_with_unlabelled_data(tmp_path):
     from typer.testing import CliRunner
 
     from polydistill.cli import app
+    from polydistill.data.load import load_task_data
     from polydistill.distill.finetune import finetune
     from test_bad_inputs import _write_csv_dataset
-
-    from polydistill.data.load import load_task_data
 
     folder = _write_csv_dataset(tmp_path / "data", tiny_task("sequence", n_train=24, n_dev=8))
     data = load_task_data(str(folder))  # the label order the CLI will see

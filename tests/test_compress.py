@@ -334,7 +334,8 @@ def test_cli_help_lists_the_options_and_the_demo_variant(capsys, monkeypatch):
         assert exit_.value.code == 0
         texts.append(capsys.readouterr().out)
     for flag in ("--size", "--target-speedup", "--budget-minutes", "--unseen-languages", "--vocab-coverage",
-                 "--push-to-hub", "--lr", "--max-steps", "--precision", "--overwrite", "--max-test-per-language"):
+                 "--push-to-hub", "--lr", "--max-steps", "--precision", "--overwrite", "--max-test-per-language",
+                 "--unlabelled-data", "--unlabelled-max"):
         assert flag in texts[0], flag
     assert "--compress" in texts[1]
 
@@ -350,3 +351,82 @@ def test_compress_module_paths_exist():
     import polydistill.compress as package
 
     assert Path(package.__file__).parent.name == "compress"
+
+
+# ------------------------------------------------------------------------------ teacher-labelled augmentation
+def test_compress_with_unlabelled_data_augments_kd_and_reports_it(workspace, tmp_path):
+    from polydistill.data.load import load_task_data
+
+    out, source = tmp_path / "cz", f"{workspace.data}:en"  # the unseen language's train inputs
+    en_train = len(load_task_data(workspace.data, languages="en", purpose="evaluate").splits["train"])
+    assert en_train > 20
+    result = _run(workspace, out, unlabelled_data=source, unlabelled_max=20)
+    kd = result.stages["kd"]
+    assert kd["summary"]["unlabelled"] == {"source": source, "examples": 20, "max": 20, "languages": ["en"]}
+    assert kd["settings"]["unlabelled_data"] == source and kd["settings"]["unlabelled_max"] == 20
+    run = json.loads((out / "stages" / "4-kd" / "model" / "run.json").read_text())  # distill's own record
+    de_train = len(load_task_data(workspace.data, languages="de").splits["train"])  # the KD languages' train split
+    assert run["data"]["unlabelled"] == 20 and run["data"]["train"] == de_train + 20
+    assert run["data"]["languages"] == ["de"]  # unlabelled-only languages are not "seen"
+    report = json.loads((out / "report.json").read_text())
+    stage = next(st for st in report["stages"] if st["stage"] == "kd")
+    assert stage["summary"]["unlabelled"]["examples"] == 20 and stage["summary"]["unlabelled"]["source"] == source
+    assert report["settings"]["unlabelled_data"] == source
+    kd_row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| 4 | kd |"))
+    assert f"augmentation {source} (20 unlabelled examples)" in kd_row
+    record = json.loads((out / "compress.json").read_text())["fingerprint"]
+    assert record["settings"]["unlabelled_data"] == source and record["data"]["unlabelled"]
+
+
+def test_unlabelled_data_changes_the_fingerprint_and_runs_without_it_keep_theirs(workspace, tmp_path, monkeypatch):
+    out = tmp_path / "cz"
+    more = tmp_path / "more.txt"
+    more.write_text("\n".join(["hallo welt das ist", "play some jazz in paris"] * 3), encoding="utf-8")
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    with pytest.raises(RuntimeError, match="stop"):  # a file is taken as it is, whatever its language
+        _run(workspace, out, unlabelled_data=f"xx={more}")
+    record = json.loads((out / "compress.json").read_text())["fingerprint"]
+    assert record["settings"]["unlabelled_data"] == f"xx={more}" and "unlabelled_max" not in record["settings"]
+    for overrides, differs in ((dict(unlabelled_data=f"{workspace.data}:en"), "unlabelled_data"),
+                               (dict(unlabelled_data=f"xx={more}", unlabelled_max=2), "unlabelled_max"),
+                               ({}, "unlabelled_data")):
+        with pytest.raises(PolydistillError, match=rf"another command \(it differs in .*{differs}.*--overwrite"):
+            _run(workspace, out, **overrides)
+    more.write_text("bonjour le monde\n", encoding="utf-8")  # the same option, another content
+    with pytest.raises(PolydistillError, match=r"differs in data\.unlabelled"):
+        _run(workspace, out, unlabelled_data=f"xx={more}")
+    assert calls["plan"] == 1
+    # without --unlabelled-data the fingerprint has no trace of it (older compress directories keep theirs)
+    def stop(ctx):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("polydistill.compress.stages.run_vocab", stop)
+    plain = tmp_path / "plain"
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, plain)
+    record = json.loads((plain / "compress.json").read_text())["fingerprint"]
+    assert not any("unlabelled" in key for key in [*record["settings"], *record["data"]])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--unlabelled-data", "{data}:en"], "en is neither in --languages nor in --unseen-languages"),
+    (["--unlabelled-data", "no-such-thing"], "neither a file nor DATASET:LANGUAGES"),
+    (["--unlabelled-data", "no-such-dataset:de"], "Unknown dataset 'no-such-dataset'"),
+    (["--unlabelled-max", "5"], "--unlabelled-max caps --unlabelled-data"),
+])
+def test_bad_unlabelled_data_is_refused_up_front(workspace, tmp_path, capsys, monkeypatch, args, message):
+    from polydistill.cli import main
+
+    calls = _counting(monkeypatch)
+    out = tmp_path / "cz"
+    at = CLI_FAST.index("--unseen-languages")
+    seen_only = CLI_FAST[:at] + CLI_FAST[at + 2:]  # de only: en is neither a KD nor an unseen language
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", workspace.teacher, "--dataset", workspace.data, "--out", str(out), "--max-steps", "2",
+              *seen_only, *[a.format(data=workspace.data) for a in args]])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
+    if "--unseen-languages" in message:
+        assert "add it to --unseen-languages" in errors[0]
+    assert not (out / "compress.json").exists() and not any(calls.values())

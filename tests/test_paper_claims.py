@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_experiments import MINIMAL, _predictions, _record
 
 from polydistill.errors import PolydistillError
 from polydistill.experiments import stats
@@ -20,6 +19,7 @@ from polydistill.experiments.paper_claims import (
 )
 from polydistill.experiments.report import build_table, flatten
 from polydistill.experiments.schema import parse_config
+from test_experiments import MINIMAL, _predictions, _record
 
 
 def _grid(name: str, students: dict, quality, n_per_lang=(30, 20), dataset="tsm", **extra) -> list[dict]:

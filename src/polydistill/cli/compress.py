@@ -54,6 +54,11 @@ def compress_command(
                                                 "measured step time."),
     kd_term: list[str] | None = typer.Option(None, "--kd-term", help="NAME=WEIGHT overriding a KD term's weight "
                                              "(default: att, hid, emb, pred, ce = 1; rel = 1 when the width changes)."),
+    unlabelled_data: str | None = typer.Option(
+        None, "--unlabelled-data", help="Teacher-labelled augmentation: DATASET:LANGUAGES (their train inputs, "
+        "e.g. massive:it-IT,nl-NL) or a text/JSONL file ([LANG=]FILE); counts in the KD terms only, never in CE."),
+    unlabelled_max: int | None = typer.Option(None, "--unlabelled-max", min=1,
+                                              help="Use at most N unlabelled examples (a fixed sample)."),
     fraction: float | None = opt.FRACTION,
     max_dev_per_language: int = opt.MAX_DEV,
     max_test_per_language: int | None = typer.Option(None, "--max-test-per-language", min=1, help="Evaluate every "
@@ -105,7 +110,8 @@ def compress_command(
         width_select=width_select, calibration_size=calibration_size, vocab_coverage=vocab_coverage,
         wordfreq=wordfreq, wordfreq_words=wordfreq_words, target_speedup=target_speedup, speedup_on=speedup_on,
         speedup_repeats=speedup_repeats, budget_minutes=budget_minutes, training=training_settings,
-        kd_weights=opt.kd_weights({"kd_term": kd_term}), fraction=fraction,
+        kd_weights=opt.kd_weights({"kd_term": kd_term}), unlabelled_data=unlabelled_data,
+        unlabelled_max=unlabelled_max, fraction=fraction,
         max_dev_per_language=max_dev_per_language, max_test_per_language=max_test_per_language,
         bench_lengths=_parse_lengths(bench_lengths), bench_batch_size=bench_batch_size, bench_repeats=bench_repeats,
         bench_threads=bench_threads, bootstrap_resamples=bootstrap_resamples,

@@ -35,7 +35,7 @@ from polydistill.errors import PolydistillError, require
 
 FINGERPRINT_FILE = "compress.json"
 
-__all__ = ["CompressResult", "CompressSettings", "compress", "load_data"]
+__all__ = ["CompressResult", "CompressSettings", "compress", "load_data", "load_augmentation"]
 
 
 @dataclass
@@ -93,6 +93,7 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     both = [la for la in unseen if la in kd]
     require(not both, f"{' '.join(both)} {'is' if len(both) == 1 else 'are'} both in --languages and "
                       "--unseen-languages; an unseen language is never trained on.")
+    _check_unlabelled_languages(s, kd, unseen)
     if teacher_langs is None:
         seen = kd
         notes.append(f"the teacher has no fine-tuning record for {train.name} (run.json): seen = the KD languages")
@@ -120,6 +121,41 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
             f"{'has' if len(without) == 1 else 'have'} none; drop --vocab-coverage (the vocabulary then uses "
             "thresholds).")
     return train, evaluation, kd, unseen, seen, notes
+
+
+def _check_unlabelled_languages(s: CompressSettings, kd: list[str], unseen: list[str]) -> None:
+    """Unlabelled DATASET:LANGUAGES text is tokenized with the reduced vocabulary, which keeps the KD and
+    unseen languages only: other languages are refused (a file is taken as it is)."""
+    from polydistill.data.unlabelled import parse_source
+
+    if not s.unlabelled_data:
+        return
+    kind, name, languages = parse_source(s.unlabelled_data)
+    if kind != "dataset":
+        return
+    from polydistill.data.languages import resolve_languages
+    from polydistill.data.load import get_adapter
+    from polydistill.lang.vocab_sources import language_key
+
+    adapter = get_adapter(name)
+    codes = resolve_languages(languages or "all", adapter.valid, adapter.named, adapter.name)
+    kept = {language_key(code) for code in [*kd, *unseen]}
+    outside = [code for code in codes if language_key(code) not in kept]
+    one = len(outside) == 1
+    require(not outside, f"--unlabelled-data {s.unlabelled_data}: {' '.join(outside)} {'is' if one else 'are'} "
+                         "neither in --languages nor in --unseen-languages, so the reduced vocabulary would not "
+                         f"cover {'its' if one else 'their'} text; add {'it' if one else 'them'} to "
+                         f"--unseen-languages ({'its' if one else 'their'} vocabulary is then kept).")
+
+
+def load_augmentation(settings: CompressSettings, task: str):
+    """The unlabelled KD inputs of ``--unlabelled-data`` (at most ``--unlabelled-max``, sampled with the
+    run's seed), or None without it."""
+    if not settings.unlabelled_data:
+        return None
+    from polydistill.data.unlabelled import load_unlabelled
+
+    return load_unlabelled(settings.unlabelled_data, task, settings.data_root, settings.unlabelled_max, settings.seed)
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -152,6 +188,16 @@ def _check_upfront(s: CompressSettings, config) -> None:
         from polydistill.hub import _check_repo_id
 
         _check_repo_id(s.push_to_hub)
+    require(s.unlabelled_max is None or s.unlabelled_data,
+            "--unlabelled-max caps --unlabelled-data; give the unlabelled data too, or drop --unlabelled-max.")
+    if s.unlabelled_data:  # the source's form and dataset name, before any data is read
+        from polydistill.data.unlabelled import parse_source
+
+        kind, name, _ = parse_source(s.unlabelled_data)
+        if kind == "dataset":
+            from polydistill.data.load import get_adapter
+
+            get_adapter(name)
 
 
 def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
@@ -215,6 +261,7 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
 
     train, evaluation, kd, unseen, seen, notes = load_data(s)
     check_labels(config, train.label_names, "teacher")
+    unlabelled = load_augmentation(s, train.task)  # read up front: its errors come before any stage
     if Path(s.teacher).expanduser().is_dir():
         from polydistill.distill.kd import check_teacher_learned
         from polydistill.distill.settings import KDSettings
@@ -222,12 +269,16 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
         check_teacher_learned(Path(s.teacher).expanduser(), train,
                               KDSettings(allow_weak_teacher=s.allow_weak_teacher))
     root = Path(s.out).expanduser()
-    fp = fingerprint(s, teacher_identity(s.teacher),
-                     {"train": train.fingerprint, "evaluation": evaluation.fingerprint, "kd": kd, "unseen": unseen})
+    data = {"train": train.fingerprint, "evaluation": evaluation.fingerprint, "kd": kd, "unseen": unseen}
+    if unlabelled is not None:  # its content too (a file edited since is another command)
+        from polydistill.data.load import content_fingerprint
+
+        data["unlabelled"] = content_fingerprint({"train": unlabelled}, s.unlabelled_data)
+    fp = fingerprint(s, teacher_identity(s.teacher), data)
     with output_lock(root):
         resumed_run = _claim(root, fp, s.overwrite)
         ctx = Context(settings=s, root=root, teacher_config=config, train=train, evaluation=evaluation,
-                      kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note,
+                      kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note, unlabelled=unlabelled,
                       on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))
         resumed: list[str] = []
         for name in STAGES:

@@ -30,6 +30,9 @@ CompressTraining = with_defaults(Training, "CompressTraining", learning_rate=2e-
 RUN_ONLY = frozenset({"out", "threads", "overwrite", "push_to_hub", "progress"})
 # Targets only judged in the report (they steer nothing): not in the fingerprint either.
 REPORT_ONLY = frozenset({"target_retention_seen", "target_retention_unseen", "target_wall_minutes"})
+# Fields added later: in the fingerprint, but left out of it at their default, so that compress directories
+# written before they existed keep their fingerprint (and resume).
+LATER_FIELDS = {"unlabelled_data": None, "unlabelled_max": None}
 DEFAULT_COVERAGE = 0.99
 KD_STEP_FACTOR = 1.15  # KD step ≤ 1.15 × (student step + teacher forward): docs/performance.md (a)
 BUDGET_SAFETY = 0.10  # share of the budget kept free for loading, tokenising, checkpoints
@@ -75,6 +78,9 @@ class CompressSettings(BaseModel):
     max_dev_per_language: int = Field(500, ge=0)
     allow_untrained_teacher: bool = False
     allow_weak_teacher: bool = False
+    unlabelled_data: str | None = Field(None, description="Teacher-labelled augmentation of KD: DATASET:LANGUAGES "
+                                        "(their train inputs) or a text/JSONL file ([LANG=]FILE).")
+    unlabelled_max: int | None = Field(None, ge=1, description="Use at most N unlabelled examples (a fixed sample).")
     # -- evaluation and bench
     max_test_per_language: int | None = Field(None, ge=1)
     bench_lengths: list[int] = Field(default_factory=lambda: [32, 128])
@@ -111,7 +117,8 @@ class CompressSettings(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """The settings part of the fingerprint."""
-        return self.model_dump(mode="json", exclude=set(RUN_ONLY | REPORT_ONLY))
+        values = self.model_dump(mode="json", exclude=set(RUN_ONLY | REPORT_ONLY))
+        return {k: v for k, v in values.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 # ----------------------------------------------------------------------------------------- sizes

@@ -364,7 +364,9 @@ def _stage_words(stage: dict[str, Any]) -> str:
         f1 = s.get("best_dev_f1")
         return (f"{s['global_step']} steps, best dev F1 {_pct(f1)}; terms "
                 + ", ".join(f"{k} {v:g}" for k, v in s["weights"].items())
-                + ("; teacher-output cache" if s.get("teacher_cache") else ""))
+                + ("; teacher-output cache" if s.get("teacher_cache") else "")
+                + (f"; augmentation {s['unlabelled']['source']} ({s['unlabelled']['examples']:,} unlabelled examples)"
+                   if s.get("unlabelled") else ""))
     if name == "int8":
         return f"{s.get('quantization')}, {(s.get('onnx_bytes') or 0) / 1e6:.1f} MB"
     if name == "evaluate":

@@ -77,6 +77,7 @@ class Context:
     records: dict[str, dict] = field(default_factory=dict)  # done markers by stage
     say: Callable[[str], None] = lambda message: None
     on_step: Callable[[int, int], None] | None = None  # KD's optimiser steps (step, max steps), for the display
+    unlabelled: Any = None  # --unlabelled-data: extra KD inputs, labels IGNORE_INDEX (a datasets.Dataset)
 
     def stage_dir(self, name: str) -> Path:
         return self.root / "stages" / f"{STAGES.index(name)}-{name}"
@@ -126,7 +127,8 @@ _STAGE_SETTINGS = {
     "vocab": ("languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
     "depth": ("layer_map", "calibration_size", "seed"),
     "width": ("width_select", "calibration_size", "seed"),
-    "kd": ("kd_weights", "fraction", "max_dev_per_language", "allow_untrained_teacher", "allow_weak_teacher", "seed"),
+    "kd": ("kd_weights", "fraction", "max_dev_per_language", "allow_untrained_teacher", "allow_weak_teacher",
+           "unlabelled_data", "unlabelled_max", "seed"),
     "int8": (),
     "evaluate": ("max_test_per_language",),
     "bench": ("bench_lengths", "bench_batch_size", "bench_repeats", "bench_threads"),
@@ -199,8 +201,9 @@ def run_plan(ctx: Context) -> dict[str, Any]:
     if settings.budget_minutes is not None:
         ctx.say(f"measuring a KD step of {arch.name} for the {settings.budget_minutes:g}-minute budget")
         timing = measure_step(settings, ctx.teacher_config, arch, ctx.train)
-        schedule = fit_schedule(settings.budget_minutes, timing, len(ctx.train.splits["train"]),
-                                len(ctx.train.splits["validation"]), settings.training, arch.name)
+        n_train = len(ctx.train.splits["train"]) + (len(ctx.unlabelled) if ctx.unlabelled is not None else 0)
+        schedule = fit_schedule(settings.budget_minutes, timing, n_train, len(ctx.train.splits["validation"]),
+                                settings.training, arch.name)
     else:
         schedule = fixed_schedule(settings.training)
     record["schedule"] = schedule.to_dict()
@@ -419,7 +422,8 @@ def kd_settings(ctx: Context, schedule: Schedule):
 
 
 def run_kd(ctx: Context) -> dict[str, Any]:
-    """TinyBERT KD from the vocabulary-reduced teacher (resumes from its checkpoints after a kill)."""
+    """TinyBERT KD from the vocabulary-reduced teacher (resumes from its checkpoints after a kill), with the
+    unlabelled inputs of ``--unlabelled-data`` in its training set (KD terms only, never CE)."""
     from polydistill.distill.kd import distill
     from polydistill.distill.settings import TrainSettings
 
@@ -429,11 +433,15 @@ def run_kd(ctx: Context) -> dict[str, Any]:
     settings = TrainSettings(**values, output_dir=ctx.model_dir("kd"), seed=s.seed, progress=False)
     kd = kd_settings(ctx, schedule)
     result = distill(str(ctx.model_dir("vocab")), str(ctx.student_dir()), ctx.train, settings, kd,
-                     callbacks=step_report_callback(ctx.on_step))
+                     callbacks=step_report_callback(ctx.on_step), unlabelled=ctx.unlabelled)
+    unlabelled = None
+    if ctx.unlabelled is not None:
+        unlabelled = {"source": s.unlabelled_data, "examples": len(ctx.unlabelled), "max": s.unlabelled_max,
+                      "languages": sorted(set(ctx.unlabelled["language"]))}
     return {"best_dev_f1": result.best_dev_f1, "global_step": result.global_step,
             "train_seconds": result.train_seconds, "resumed_from": result.resumed_from,
             "weights": kd.active, "teacher_cache": kd.teacher_cache, "schedule": schedule.to_dict(),
-            "student": str(ctx.student_dir()), "training": settings.identity()}
+            "unlabelled": unlabelled, "student": str(ctx.student_dir()), "training": settings.identity()}
 
 
 def run_int8(ctx: Context) -> dict[str, Any]:

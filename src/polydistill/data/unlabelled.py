@@ -24,18 +24,12 @@ def load_unlabelled(source: str, task: str, data_root: str | os.PathLike | None 
     """A ``datasets.Dataset`` of unlabelled examples for ``task`` (sequence / token)."""
     from datasets import Dataset
 
-    language, path = "und", Path(source).expanduser()
-    if "=" in source and not path.exists():  # LANG=FILE
-        language, _, rest = source.partition("=")
-        path = Path(rest).expanduser()
-    if path.is_file():
-        texts = _read_file(path)
-        languages = [language] * len(texts)
-    elif ":" in source:
-        texts, languages = _from_dataset(source, task, data_root)
+    kind, first, second = parse_source(source)
+    if kind == "file":
+        texts = _read_file(second)
+        languages = [first] * len(texts)
     else:
-        raise PolydistillError(f"Unlabelled data {source!r} is neither a file nor DATASET:LANGUAGES "
-                               "(e.g. massive:it-IT,nl-NL).")
+        texts, languages = _from_dataset(source, task, data_root)
     require(texts, f"The unlabelled data {source} holds no examples.")
     if task == "sequence":
         rows = {TEXT: texts, LABEL: [IGNORE_INDEX] * len(texts), LANGUAGE: languages}
@@ -48,6 +42,22 @@ def load_unlabelled(source: str, task: str, data_root: str | os.PathLike | None 
     if limit is not None and len(dataset) > limit:
         dataset = dataset.shuffle(seed=seed).select(range(limit))
     return dataset
+
+
+def parse_source(source: str) -> tuple[str, str, Path | str]:
+    """What a source names, without reading it: ``("file", LANGUAGE, PATH)`` or ``("dataset", NAME,
+    LANGUAGES)``; a source that is neither is refused in one sentence."""
+    language, path = "und", Path(source).expanduser()
+    if "=" in source and not path.exists():  # LANG=FILE
+        language, _, rest = source.partition("=")
+        path = Path(rest).expanduser()
+    if path.is_file():
+        return "file", language, path
+    if ":" in source:
+        name, _, languages = source.partition(":")
+        return "dataset", name, languages
+    raise PolydistillError(f"Unlabelled data {source!r} is neither a file nor DATASET:LANGUAGES "
+                           "(e.g. massive:it-IT,nl-NL).")
 
 
 def _read_file(path: Path) -> list:

@@ -77,7 +77,8 @@ def report(
     seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
     update_docs: Path | None = typer.Option(None, "--update-docs", help="rewrite the <!-- polydistill:begin NAME "
                                             "--> blocks of this Markdown file (e.g. docs/reproduction.md) from "
-                                            "the report: NAME = a grid (its table) or GRID:claims"),
+                                            "the report: NAME = a grid (its table), GRID:claims, GRID:teachers or "
+                                            "paper-claims"),
     check_docs: Path | None = typer.Option(None, "--check-docs", help="exit 1 when a block of this Markdown file "
                                            "differs from the report (writes nothing there)"),
 ) -> None:

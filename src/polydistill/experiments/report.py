@@ -522,8 +522,10 @@ def table_block(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None
 
 def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int | None = None) -> dict[str, str]:
     """What ``grid report`` shows per grid, as the named blocks of the docs: ``<grid>`` the table,
-    ``<grid>:claims`` the claims table, ``paper-claims`` the paper's claims across grids (see
-    :func:`update_docs`)."""
+    ``<grid>:claims`` the claims table, ``<grid>:teachers`` its teachers' dev F1 by step (did they converge?),
+    ``paper-claims`` the paper's claims across grids (see :func:`update_docs`)."""
+    from polydistill.experiments.teachers import teachers_markdown
+
     blocks: dict[str, str] = {}
     selections = _selections(work_dir, None)
     for name, records, _ in selections:
@@ -531,6 +533,9 @@ def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int 
         blocks[name] = table_block(records, rows)
         if resamples != 0 and rows:
             blocks[f"{name}:claims"] = claims_markdown(compute_claims(records, resamples, seed), resamples)
+        teachers = teachers_markdown(records)
+        if teachers:
+            blocks[f"{name}:teachers"] = teachers
     paper = _paper_claims_block(selections, resamples, seed)
     if paper:
         blocks["paper-claims"] = paper
@@ -542,6 +547,7 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
     import json
 
     from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
+    from polydistill.experiments.teachers import teachers_markdown
     from polydistill.experiments.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 
     rows = flatten(records)
@@ -565,6 +571,9 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
             "seed": DEFAULT_SEED if seed is None else seed, "confidence": CONFIDENCE,
             "units": "F1 points (difference, ci_low, ci_high)",
             "claims": [c.to_dict() for c in claims]}, indent=2, ensure_ascii=False) + "\n")
+    teachers = teachers_markdown(records)
+    if teachers:
+        written["teachers"] = atomic_write_text(out / "teachers.md", f"# {title}: teachers\n\n{teachers}")
     written["markdown"] = atomic_write_text(out / "table.md", "\n".join(md))
     if table:
         written["csv"] = atomic_write_text(out / "table.csv", to_csv(table))

@@ -87,10 +87,21 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[list[float]]:
     return [[step, by_step[step]] for step in sorted(by_step)]
 
 
+def dev_curve(log_history: list[dict[str, Any]]) -> list[list[float]]:
+    """(step, dev F1) of every evaluation during training (the final re-evaluation of the best checkpoint,
+    logged at the last step again, is kept once): whether a teacher had stopped improving."""
+    by_step: dict[float, float] = {}
+    for e in log_history:
+        if "eval_f1" in e and "step" in e:
+            by_step.setdefault(float(e["step"]), float(e["eval_f1"]))
+    return [[step, by_step[step]] for step in sorted(by_step)]
+
+
 def _run_result_dict(result) -> dict[str, Any]:
     return {
         "best_dev_f1": result.best_dev_f1,
         "dev_metrics": result.dev_metrics,
+        "dev_curve": dev_curve(result.log_history),
         "loss_curve": loss_curve(result.log_history),
         "log_history": [e for e in result.log_history if any(k.startswith("loss") for k in e)],
         "train_seconds": result.train_seconds,
@@ -107,6 +118,7 @@ def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
     return {
         "best_dev_f1": saved.get("best_dev_f1"),
         "dev_metrics": saved.get("dev_metrics", {}),
+        "dev_curve": dev_curve(history),
         "loss_curve": loss_curve(history),
         "log_history": [e for e in history if any(k.startswith("loss") for k in e)],
         "train_seconds": saved.get("train_seconds"),

@@ -547,8 +547,8 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
     import json
 
     from polydistill.experiments.plots import plot_fraction_curves, plot_loss_curves, plot_model_bars
-    from polydistill.experiments.teachers import teachers_markdown
     from polydistill.experiments.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+    from polydistill.experiments.teachers import teachers_markdown
 
     rows = flatten(records)
     table = build_table(rows) if rows else None

@@ -220,7 +220,8 @@ def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | No
                 continue
             row = next((r for c in claim.comparisons if (r := _evaluate(claim, c, runs, dataset, resamples, seed))),
                        None)
-            out.append(row or ClaimRow(claim.text, dataset, claim.comparisons[0].text(), verdict="not run"))
+            out.append(row or ClaimRow(claim.text, dataset, " or ".join(c.text() for c in claim.comparisons),
+                                       verdict="not run"))
     return out
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments.report import flatten
+from polydistill.experiments.report import flatten, run_examples
 
 TABLE1 = "cpu-table1-all-languages"
 TABLE3 = "cpu-table3-from-base"
@@ -158,20 +158,7 @@ class _Runs:
         return sorted(rows, key=lambda r: r["seed"])
 
     def examples(self, rows: list[dict[str, Any]]):
-        from polydistill.experiments import stats
-        from polydistill.experiments.store import decode_predictions
-
-        out = []
-        for r in rows:
-            if r["run_id"] not in self._decoded:
-                self._decoded[r["run_id"]] = decode_predictions(self.records[r["run_id"]])
-            got = self._decoded[r["run_id"]]
-            if got is None or r["eval"] not in got[2]:
-                return None
-            task, names, groups = got
-            out.append(stats.group_examples(task, names, groups[r["eval"]], label=self.records[r["run_id"]].get(
-                "label", r["model"]), group=r["eval"]))
-        return out
+        return run_examples(rows, self.records, self._decoded)
 
     def chance(self, rows: list[dict[str, Any]]) -> float:
         """The chance baseline's F1 (fraction) on these rows' test examples: the majority class of the

@@ -301,6 +301,25 @@ CLAIM_HEADER = ["claim", "teacher", "dataset", "eval group", "variant", "differe
                 "n examples", "seeds", "bootstrap", "verdict"]
 
 
+def run_examples(rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], decoded: dict[str, Any]) -> list | None:
+    """The test examples (:class:`stats.GroupExamples`) of each flattened row, in order; None when a run has no
+    per-example predictions for its eval group. ``decoded``: a cache of decoded predictions by run id."""
+    from polydistill.experiments import stats
+    from polydistill.experiments.store import decode_predictions
+
+    out = []
+    for r in rows:
+        if r["run_id"] not in decoded:
+            decoded[r["run_id"]] = decode_predictions(by_id[r["run_id"]])
+        got = decoded[r["run_id"]]
+        if got is None or r["eval"] not in got[2]:
+            return None
+        task, names, groups = got
+        out.append(stats.group_examples(task, names, groups[r["eval"]], label=by_id[r["run_id"]].get(
+            "label", r["model"]), group=r["eval"]))
+    return out
+
+
 def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, seed: int | None = None,
                    ) -> list[Claim]:
     """Every claim of the paper that the rows of ``records`` can test, with bootstrap 95 % CIs:
@@ -315,7 +334,6 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
     languages, fraction); seeds are averaged (the same resamples for every seed).
     """
     from polydistill.experiments import stats
-    from polydistill.experiments.store import decode_predictions
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
@@ -333,17 +351,7 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
     decoded: dict[str, Any] = {}
 
     def examples(side: list[dict]) -> list | None:
-        out = []
-        for r in sorted(side, key=lambda r: (r["seed"], r["run_id"])):
-            if r["run_id"] not in decoded:
-                decoded[r["run_id"]] = decode_predictions(by_id[r["run_id"]])
-            got = decoded[r["run_id"]]
-            if got is None or r["eval"] not in got[2]:
-                return None
-            task, names, groups = got
-            out.append(stats.group_examples(task, names, groups[r["eval"]], label=by_id[r["run_id"]].get(
-                "label", r["model"]), group=r["eval"]))
-        return out
+        return run_examples(sorted(side, key=lambda r: (r["seed"], r["run_id"])), by_id, decoded)
 
     def variant(key: tuple) -> str:
         return ", ".join(f"{d.replace('_', ' ')} {v}" for d, v in zip(dims, key, strict=True) if v != "")

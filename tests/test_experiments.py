@@ -75,6 +75,19 @@ def test_expansion_shares_one_teacher_per_model_and_dataset():
     assert {r.run_id for r in other if r.kind == "teacher"} == {r.run_id for r in teachers}
 
 
+def test_a_dataset_can_give_its_teacher_a_longer_budget():
+    base = {**MINIMAL, "teacher_training": {"max_steps": 600}, "student_training": {"max_steps": 200}}
+    runs = expand(parse_config(base))
+    longer = expand(parse_config({**base, "datasets": [{"name": "tsm"}, {"name": "massive", "teacher_max_steps": 1200}]}))
+    by_dataset = {r.dataset: r for r in longer if r.kind == "teacher"}
+    assert by_dataset["massive"].training.max_steps == 1200 and by_dataset["tsm"].training.max_steps == 600
+    # tsm's runs keep their ids (shared with the first grid); every massive run moves to the new teacher
+    same = {r.run_id for r in runs if r.dataset == "tsm"}
+    assert same == {r.run_id for r in longer if r.dataset == "tsm"}
+    assert {r.run_id for r in runs if r.dataset == "massive"}.isdisjoint(r.run_id for r in longer if r.dataset == "massive")
+    assert all(r.training.max_steps == 200 for r in longer if r.kind == "student")
+
+
 def test_copy_cells_and_language_options():
     cfg = {**MINIMAL, "copy_without_finetune": True,
            "teachers": [{"name": "tiny", "model": "m", "train_languages": "seen"}],

@@ -83,3 +83,25 @@ def test_kd_with_cache_gives_the_same_student_and_reuses_the_cache(tmp_path):
     small = distill(teacher, built(), data, _settings(tmp_path / "small"),
                     KDSettings(teacher_cache_gb=1e-9, **common), tokenizer=tokenizer)
     assert "skipped" in json.loads((small.output_dir / "run.json").read_text())["teacher_cache"]
+
+
+def test_the_cache_folder_keeps_its_budget_least_recently_used_first(tmp_path, monkeypatch):
+    import os
+
+    from polydistill.distill.teacher_cache import KEEP_ENV, OUTPUTS_FILE, keep_bytes, prune
+    from polydistill.errors import PolydistillError
+
+    for age, name in enumerate(["new", "mid", "old"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / OUTPUTS_FILE).write_bytes(b"x" * 100)
+        os.utime(tmp_path / name / OUTPUTS_FILE, (1e9 - age * 100, 1e9 - age * 100))
+    (tmp_path / "half-written").mkdir()  # no outputs file: not a cache, left alone
+    # the oldest goes first, the one just used ("old", kept) never
+    assert prune(tmp_path, 150, keep=tmp_path / "old") == [tmp_path / "mid", tmp_path / "new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half-written", "old"]
+    assert prune(tmp_path, 1000, keep=tmp_path / "old") == []
+    monkeypatch.setenv(KEEP_ENV, "0.5")
+    assert keep_bytes() == 500_000_000
+    monkeypatch.setenv(KEEP_ENV, "lots")
+    with pytest.raises(PolydistillError, match="number of GB"):
+        keep_bytes()

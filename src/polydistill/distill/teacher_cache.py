@@ -10,7 +10,9 @@ padding: positions past an example's length are zero, and every KD term masks th
 float16 by default (``teacher_cache_dtype``), in one safetensors file under the cache directory,
 written atomically; a cache larger than ``teacher_cache_gb`` is not built (the teacher then runs
 live, as without the cache). lm-distill masks its inputs anew each epoch, so it always runs the
-teacher live.
+teacher live. The cache folder keeps at most ``$POLYDISTILL_TEACHER_CACHE_KEEP_GB`` (default 20 GB):
+after a new cache is saved, the least recently used ones go first (a grid of a few hundred cells
+otherwise fills a disk: 45 caches took 28 GB on the CPU reproduction).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from polydistill.logs import interactive
 
 EXAMPLE_INDEX = "example_index"  # column of the training split: the row's position, for cache lookups
 CACHE_ENV = "POLYDISTILL_TEACHER_CACHE"
+KEEP_ENV = "POLYDISTILL_TEACHER_CACHE_KEEP_GB"
+DEFAULT_KEEP_GB = 20.0
+OUTPUTS_FILE = "outputs.safetensors"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # fields of PolydistillTrainer._teacher_side, and whether they are per layer (a list)
 LIST_FIELDS = ("teacher_hidden", "teacher_maps", "teacher_qkv")
@@ -38,6 +43,42 @@ TENSOR_FIELDS = ("teacher_logits", "teacher_embeddings", "teacher_last")
 
 def default_cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "polydistill" / "teacher-outputs")
+
+
+def keep_bytes() -> int:
+    """The cache folder's size budget (bytes), from ``$POLYDISTILL_TEACHER_CACHE_KEEP_GB``."""
+    raw = os.environ.get(KEEP_ENV)
+    try:
+        gb = float(raw) if raw else DEFAULT_KEEP_GB
+    except ValueError:
+        from polydistill.errors import PolydistillError
+
+        raise PolydistillError(f"${KEEP_ENV} must be a number of GB, got {raw!r}.") from None
+    return int(gb * 1e9)
+
+
+def prune(root: Path, budget: int, keep: Path) -> list[Path]:
+    """Delete the least recently used caches under ``root`` until the folder fits ``budget`` bytes;
+    ``keep`` (the cache just saved or read) always stays. Returns the deleted cache folders."""
+    import shutil
+
+    entries = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        file = folder / OUTPUTS_FILE
+        if folder.is_dir() and file.is_file():
+            stat = file.stat()
+            entries.append((stat.st_mtime, stat.st_size, folder))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, folder in sorted(entries, key=lambda e: e[0]):
+        if total <= budget:
+            break
+        if folder.resolve() == keep.resolve():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+        deleted.append(folder)
+    return deleted
 
 
 def estimate_bytes(lengths: Iterable[int], spec: dict[str, Any], dtype: str) -> int:
@@ -140,14 +181,14 @@ class TeacherCache:
         from polydistill.io import atomic_output_dir
 
         with atomic_output_dir(path, overwrite=True) as tmp:
-            save_file({"lengths": self.lengths, **self.tensors}, str(tmp / "outputs.safetensors"),
+            save_file({"lengths": self.lengths, **self.tensors}, str(tmp / OUTPUTS_FILE),
                       metadata={"layers": json.dumps(self.layers), "token_logits": json.dumps(self.token_logits)})
 
     @classmethod
     def load(cls, path: Path) -> TeacherCache | None:
         from safetensors import safe_open
 
-        file = path / "outputs.safetensors"
+        file = path / OUTPUTS_FILE
         if not file.is_file():
             return None
         with safe_open(str(file), framework="pt") as handle:
@@ -202,9 +243,12 @@ def cached_or_built(path: Path, teacher_side, dataset, collator, batch_size: int
     start = time.perf_counter()
     cache = TeacherCache.load(path)
     if cache is not None and len(cache.lengths) == len(dataset):
+        if main:
+            os.utime(path / OUTPUTS_FILE)  # recently used: pruned last
         return cache, {"path": str(path), "reused": True, "seconds": round(time.perf_counter() - start, 1)}
     cache = build_cache(teacher_side, dataset, collator, batch_size, dtype)
     if main:
         cache.save(path)
+        prune(path.parent, keep_bytes(), keep=path)
     return cache, {"path": str(path), "reused": False, "seconds": round(time.perf_counter() - start, 1),
                    "bytes": sum(t.numel() * t.element_size() for t in cache.tensors.values())}

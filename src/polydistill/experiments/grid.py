@@ -136,6 +136,8 @@ def expand(config: ExperimentConfig) -> list[RunSpec]:
             t_train = config.teacher_training
             if dataset.eval_steps:
                 t_train = t_train.model_copy(update={"eval_steps": dataset.eval_steps})
+            if dataset.teacher_max_steps:
+                t_train = t_train.model_copy(update={"max_steps": dataset.teacher_max_steps})
             teacher_spec = RunSpec(
                 kind="teacher", train_languages=teacher_langs, seed=teacher_seed,
                 training=t_train, **common,

@@ -73,6 +73,9 @@ class DatasetConfig(_Strict):
         None, ge=1, description="cap on validation examples per language (default: max_eval_per_language)"
     )
     eval_steps: int | None = Field(None, ge=1, description="per-dataset override of training.eval_steps")
+    teacher_max_steps: int | None = Field(
+        None, ge=1, description="per-dataset override of teacher_training.max_steps (a teacher that converges later)"
+    )
     train_languages: Languages | None = Field(
         None, description="per-dataset override of the teachers' train_languages (codes differ per dataset)"
     )

@@ -96,9 +96,12 @@ def test_the_cache_folder_keeps_its_budget_least_recently_used_first(tmp_path, m
         (tmp_path / name / OUTPUTS_FILE).write_bytes(b"x" * 100)
         os.utime(tmp_path / name / OUTPUTS_FILE, (1e9 - age * 100, 1e9 - age * 100))
     (tmp_path / "half-written").mkdir()  # no outputs file: not a cache, left alone
+    (tmp_path / ".being-written.tmp").mkdir()  # another process's atomic write in progress: never touched
+    (tmp_path / ".being-written.tmp" / OUTPUTS_FILE).write_bytes(b"x" * 100)
+    os.utime(tmp_path / ".being-written.tmp" / OUTPUTS_FILE, (1, 1))
     # the oldest goes first, the one just used ("old", kept) never
     assert prune(tmp_path, 150, keep=tmp_path / "old") == [tmp_path / "mid", tmp_path / "new"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["half-written", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".being-written.tmp", "half-written", "old"]
     assert prune(tmp_path, 1000, keep=tmp_path / "old") == []
     monkeypatch.setenv(KEEP_ENV, "0.5")
     assert keep_bytes() == 500_000_000

@@ -65,6 +65,8 @@ def prune(root: Path, budget: int, keep: Path) -> list[Path]:
     entries = []
     for folder in root.iterdir() if root.is_dir() else ():
         file = folder / OUTPUTS_FILE
+        if folder.name.startswith("."):  # another process's cache being written (io.atomic_output_dir)
+            continue
         if folder.is_dir() and file.is_file():
             stat = file.stat()
             entries.append((stat.st_mtime, stat.st_size, folder))

@@ -64,9 +64,9 @@ def prune(root: Path, budget: int, keep: Path) -> list[Path]:
 
     entries = []
     for folder in root.iterdir() if root.is_dir() else ():
-        file = folder / OUTPUTS_FILE
         if folder.name.startswith("."):  # another process's cache being written (io.atomic_output_dir)
             continue
+        file = folder / OUTPUTS_FILE
         if folder.is_dir() and file.is_file():
             stat = file.stat()
             entries.append((stat.st_mtime, stat.st_size, folder))
@@ -248,9 +248,10 @@ def cached_or_built(path: Path, teacher_side, dataset, collator, batch_size: int
         if main:
             os.utime(path / OUTPUTS_FILE)  # recently used: pruned last
         return cache, {"path": str(path), "reused": True, "seconds": round(time.perf_counter() - start, 1)}
+    budget = keep_bytes() if main else None  # a bad setting stops the run before the teacher pass, not after
     cache = build_cache(teacher_side, dataset, collator, batch_size, dtype)
     if main:
         cache.save(path)
-        prune(path.parent, keep_bytes(), keep=path)
+        prune(path.parent, budget, keep=path)
     return cache, {"path": str(path), "reused": False, "seconds": round(time.perf_counter() - start, 1),
                    "bytes": sum(t.numel() * t.element_size() for t in cache.tensors.values())}

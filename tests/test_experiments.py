@@ -101,6 +101,19 @@ def test_copy_cells_and_language_options():
     assert students[0].eval_languages == [("unseen", "unseen"), ("mine", ["en-US", "de-DE"])]
 
 
+def test_per_dataset_student_train_languages():
+    # universal-ner has no UNER v1 English train file: its students train on the teacher's languages only,
+    # while the other dataset keeps both, with the same run ids as without the override
+    cfg = {**MINIMAL, "datasets": [{"name": "tsm"}, {"name": "universal-ner"}],
+           "students": {"inits": ["from-teacher"], "train_languages": ["teacher", "english"]}}
+    both = expand(parse_config(cfg))
+    cfg["datasets"][1]["student_train_languages"] = ["teacher"]
+    cut = expand(parse_config(cfg))
+    langs = {d: {s.train_languages for s in cut if s.kind == "student" and s.dataset == d} for d in ("tsm", "universal-ner")}
+    assert langs == {"tsm": {"all", "english"}, "universal-ner": {"all"}}
+    assert {r.run_id for r in cut} < {r.run_id for r in both}
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [

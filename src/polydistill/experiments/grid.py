@@ -157,7 +157,7 @@ def expand(config: ExperimentConfig) -> list[RunSpec]:
                         train_languages=teacher_langs, seed=teacher_seed,
                         teacher_run=teacher_spec.run_id, **common,
                     ))
-            for train_langs in grid.train_languages:
+            for train_langs in dataset.student_train_languages or grid.train_languages:
                 langs = teacher_langs if train_langs == "teacher" else _lang_key(train_langs)
                 for fraction in grid.fractions:
                     for init in grid.inits:

@@ -82,6 +82,10 @@ class DatasetConfig(_Strict):
     eval_languages: list[Languages] | dict[str, Languages] | None = Field(
         None, description="per-dataset override of the top-level eval_languages"
     )
+    student_train_languages: list[Languages] | None = Field(
+        None, description="per-dataset override of students.train_languages (e.g. [teacher] for a dataset "
+        "with no English train split)"
+    )
 
 
 class StudentGrid(_Strict):

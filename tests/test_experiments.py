@@ -349,6 +349,33 @@ def test_design_dimension_claims_pair_cells_that_differ_in_one_dimension_only(tm
     assert not [c for c in claims if c.claim in ("relations add to TinyBERT", "two stages help")]
 
 
+def test_training_languages_and_data_fraction_claims(tmp_path):
+    """Table 5's students on the teacher's languages vs English only, and Figure 2's full data vs 10 %."""
+    from polydistill.experiments.report import compute_claims
+
+    cfg = parse_config({**MINIMAL, "datasets": [{"name": "tsm"}], "seeds": [0, 1],
+                        "teachers": [{"name": "tiny", "model": "m", "train_languages": "seen"}],
+                        "students": {"inits": ["from-teacher"], "kd": [True], "layers": [2],
+                                     "train_languages": ["teacher", "english"], "fractions": [0.1, 1.0]}})
+    quality = {("seen", 1.0): 0.8, ("seen", 0.1): 0.5, ("english", 1.0): 0.6, ("english", 0.1): 0.45}
+    store = ResultStore(tmp_path)
+    for spec in expand(cfg):
+        q = 0.9 if spec.kind == "teacher" else quality[(spec.train_languages, spec.fraction)]
+        record = _record(spec, q)
+        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)
+        store.save(spec.run_id, record)
+    claims = compute_claims(store.records(), resamples=200)
+    languages = {c.variant: c for c in claims if c.claim == "the teacher's languages beat English only"}
+    assert set(languages) == {"fraction 0.1", "fraction 1.0"}
+    full = languages["fraction 1.0"]
+    assert (full.a, full.b) == ("from-teacher + KD, train languages as teacher",
+                                "from-teacher + KD, train languages english")
+    assert full.verdict == "supported" and full.paired
+    data = {c.variant: c for c in claims if c.claim == "more data helps"}
+    assert set(data) == {"train languages as teacher", "train languages english"}
+    assert data["train languages as teacher"].difference > data["train languages english"].difference > 0
+
+
 def test_seen_minus_unseen_is_an_unpaired_claim(tmp_path):
     from polydistill.experiments.report import claims_markdown, compute_claims
 

@@ -9,7 +9,8 @@ against a stated margin instead of 0.
 
 Verdicts: ``reproduced`` (the interval lies on the claimed side), ``not reproduced`` (it lies on the
 other side), ``inconclusive`` (it straddles the boundary); ``not run`` when the store lacks the rows,
-``not testable here`` with the reason where the data cannot test the claim.
+``not testable here`` with the reason where the data cannot test the claim; ``inconclusive at this scale``
+where a model the claim is about stays at chance (a floor effect: it has no room to lose).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from polydistill.errors import PolydistillError
 from polydistill.experiments.report import flatten, run_examples
@@ -57,6 +60,9 @@ class Comparison:
     terms: tuple[tuple[float, Side], ...]
     groups: tuple[str, ...] = MAIN_GROUPS
     minus_chance: bool = False  # subtract the chance baseline (majority class / random tags)
+    # terms (indices) that must score above chance for the comparison to decide anything: a model that stays
+    # at chance even with all the data has no room to lose more when data is taken away (a floor effect)
+    above_chance: tuple[int, ...] = ()
 
     def text(self) -> str:
         parts = []
@@ -104,7 +110,8 @@ PAPER_CLAIMS = (
         near=NEAR_CHANCE_POINTS),
     PaperClaim("Fewer data hurts from-scratch most", tuple(
         Comparison(((1, _t(grid, "from-scratch + KD", fraction=1.0)), (-1, _t(grid, "from-scratch + KD", fraction=0.1)),
-                    (-1, _t(grid, "from-teacher + KD", fraction=1.0)), (1, _t(grid, "from-teacher + KD", fraction=0.1))))
+                    (-1, _t(grid, "from-teacher + KD", fraction=1.0)), (1, _t(grid, "from-teacher + KD", fraction=0.1))),
+                   above_chance=(0,))
         for grid in (FIGURE2, FIGURE2_TSM_UNER))),
 )
 
@@ -187,8 +194,15 @@ def _evaluate(claim: PaperClaim, comparison: Comparison, runs: _Runs, dataset: s
     iv = stats.contrast_bootstrap(terms, resamples, seed, constant=constant)
     low, high = 100 * iv.low, 100 * iv.high
     seeds = " / ".join(str(len(rows)) for rows in sides)
-    return ClaimRow(claim.text, dataset, comparison.text(), group, 100 * iv.difference, low, high, seeds,
-                    _verdict(low, high, claim.near))
+    verdict = _verdict(low, high, claim.near)
+    for index in comparison.above_chance:
+        f1 = 100 * float(np.mean([examples.full() for examples in terms[index][1]]))
+        chance = 100 * runs.chance(sides[index])
+        if f1 - chance < NEAR_CHANCE_POINTS:
+            verdict = (f"inconclusive at this scale: {comparison.terms[index][1].label()} stays at chance "
+                       f"(F1 {f1:.2f} vs {chance:.2f}), so it has no room to lose")
+            break
+    return ClaimRow(claim.text, dataset, comparison.text(), group, 100 * iv.difference, low, high, seeds, verdict)
 
 
 def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | None = None, seed: int | None = None,
@@ -224,5 +238,6 @@ def paper_claims_markdown(rows: list[ClaimRow], resamples: int | None = None) ->
             "inconclusive: it contains 0. \"Near chance\" is read against ±"
             f"{NEAR_CHANCE_POINTS:g} F1 points around the chance baseline (the training split's majority class "
             "for classification, the mean of 30 random taggings for NER, as evaluation recorded it): reproduced "
-            "inside, not reproduced beyond.\n")
+            "inside, not reproduced beyond. \"Inconclusive at this scale\": a model whose loss the claim is about "
+            "stays within that margin of chance even with all the data.\n")
     return "\n".join(lines) + "\n" + note

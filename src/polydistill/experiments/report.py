@@ -249,6 +249,8 @@ DIMENSION_CLAIMS = (
     ("unlabelled", "augmentation helps", None, ""),
     ("stages", "two stages help", 2, 1),
     ("hidden", "full width beats half width", "full", 192),
+    ("train_languages", "the teacher's languages beat English only", "as teacher", "english"),
+    ("fraction", "more data helps", 1.0, 0.1),
 )
 
 

@@ -319,10 +319,22 @@ def test_claims_table_from_a_synthetic_store_with_two_seeds(tmp_path):
     assert off.exit_code == 0 and "## Claims" not in off.output and not (tmp_path / "r3" / "claims.md").exists()
 
 
+def _claims_of_grid(tmp_path, cfg, student_quality):
+    """Store every run of the grid with predictions of the given quality (teachers 0.9); its claims table."""
+    from polydistill.experiments.report import compute_claims
+
+    store = ResultStore(tmp_path)
+    for spec in expand(cfg):
+        q = 0.9 if spec.kind == "teacher" else student_quality(spec)
+        record = _record(spec, q)
+        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)
+        store.save(spec.run_id, record)
+    return compute_claims(store.records(), resamples=200)
+
+
 def test_design_dimension_claims_pair_cells_that_differ_in_one_dimension_only(tmp_path):
     """The half-width grid's questions: relations vs TinyBERT, importance vs uniform, at every other
     dimension equal, with paired intervals."""
-    from polydistill.experiments.report import compute_claims
 
     cfg = parse_config({**MINIMAL, "datasets": [{"name": "tsm"}], "seeds": [0, 1],
                         "students": {"inits": ["from-teacher"], "kd": [True], "layers": [2], "hidden": [16],
@@ -330,13 +342,7 @@ def test_design_dimension_claims_pair_cells_that_differ_in_one_dimension_only(tm
                                      "objectives": {"tinybert": {}, "rel": {"att": 0, "hid": 0, "emb": 0, "rel": 1}}}})
     quality = {("uniform", "tinybert"): 0.4, ("uniform", "rel"): 0.6, ("importance", "tinybert"): 0.7,
                ("importance", "rel"): 0.7}
-    store = ResultStore(tmp_path)
-    for spec in expand(cfg):
-        q = 0.9 if spec.kind == "teacher" else quality[(spec.width_select, spec.objective)]
-        record = _record(spec, q)
-        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)
-        store.save(spec.run_id, record)
-    claims = compute_claims(store.records(), resamples=200)
+    claims = _claims_of_grid(tmp_path, cfg, lambda spec: quality[(spec.width_select, spec.objective)])
     by_variant = {c.variant: c for c in claims if c.claim == "relations beat TinyBERT"}
     assert set(by_variant) == {"width select uniform", "width select importance"}
     rel = by_variant["width select uniform"]  # 0.6 vs 0.4
@@ -351,20 +357,13 @@ def test_design_dimension_claims_pair_cells_that_differ_in_one_dimension_only(tm
 
 def test_training_languages_and_data_fraction_claims(tmp_path):
     """Table 5's students on the teacher's languages vs English only, and Figure 2's full data vs 10 %."""
-    from polydistill.experiments.report import compute_claims
 
     cfg = parse_config({**MINIMAL, "datasets": [{"name": "tsm"}], "seeds": [0, 1],
                         "teachers": [{"name": "tiny", "model": "m", "train_languages": "seen"}],
                         "students": {"inits": ["from-teacher"], "kd": [True], "layers": [2],
                                      "train_languages": ["teacher", "english"], "fractions": [0.1, 1.0]}})
     quality = {("seen", 1.0): 0.8, ("seen", 0.1): 0.5, ("english", 1.0): 0.6, ("english", 0.1): 0.45}
-    store = ResultStore(tmp_path)
-    for spec in expand(cfg):
-        q = 0.9 if spec.kind == "teacher" else quality[(spec.train_languages, spec.fraction)]
-        record = _record(spec, q)
-        record["metrics"]["predictions"], record["metrics"]["groups"] = _predictions(spec, q)
-        store.save(spec.run_id, record)
-    claims = compute_claims(store.records(), resamples=200)
+    claims = _claims_of_grid(tmp_path, cfg, lambda spec: quality[(spec.train_languages, spec.fraction)])
     languages = {c.variant: c for c in claims if c.claim == "the teacher's languages beat English only"}
     assert set(languages) == {"fraction 0.1", "fraction 1.0"}
     full = languages["fraction 1.0"]

@@ -129,5 +129,26 @@ def compress_command(
                + ("; nothing to redo: every stage was done before" if not redone else "") + ".")
 
 
+def compress_seeds_command(
+    runs: list[Path] = typer.Argument(..., help="The --out directories of finished compress runs: one command "
+                                      "run with different --seed."),
+    model: str = typer.Option("int8", "--model", help="The student to score: int8 (the deployable export) or kd "
+                              "(the PyTorch student after KD)."),
+    resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the intervals."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
+) -> None:
+    """Retention over seeds: the seed-averaged student F1 ÷ the teacher's F1 of several compress runs of one
+    teacher, with a 95 % paired-bootstrap interval per group (seen / unseen / all), against their targets."""
+    from polydistill.compress.seeds import render_markdown, seeds_retention
+    from polydistill.io import atomic_write_json
+
+    result = seeds_retention(runs, model=model, resamples=resamples)
+    typer.echo(render_markdown(result))
+    if json_out is not None:
+        atomic_write_json(json_out, result)
+        typer.echo(f"numbers: {json_out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="compress")(compress_command)
+    app.command(name="compress-seeds")(compress_seeds_command)

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from polydistill.compress.stages import MODEL_TITLES, STAGES, Context, evaluation_file
+from polydistill.experiments.stats import CONFIDENCE
 from polydistill.io import atomic_write_json, atomic_write_text, read_json
 
-CONFIDENCE = 0.95
 FINAL = "int8"  # the deployable: targets are judged on it
 SHORT_TITLES = {"teacher": "teacher", "vocab": "vocab", "depth": "depth copy", "width": "width copy", "kd": "KD",
                 "int8": "int8"}
@@ -49,11 +49,13 @@ def _f1(report: dict[str, Any], members: list[str]) -> float | None:
     return None
 
 
-def _group_examples(ctx: Context, evaluation: dict[str, Any], members: list[str], group: str):
+def group_examples(evaluation: dict[str, Any], members: list[str], group: str):
+    """The test predictions of one evaluate-stage file (``stages/*-evaluate/NAME.json``) on the languages
+    ``members``, as the bootstrap's :class:`~polydistill.experiments.stats.GroupExamples`."""
     from polydistill.experiments import stats
     from polydistill.experiments.store import LanguagePredictions
 
-    ex, task = evaluation["examples"], ctx.evaluation.task
+    ex, task, label_names = evaluation["examples"], evaluation["report"]["task"], evaluation["report"]["label_names"]
     per_language = []
     for lang in members:
         idx = [i for i, la in enumerate(ex["languages"]) if la == lang]
@@ -63,19 +65,24 @@ def _group_examples(ctx: Context, evaluation: dict[str, Any], members: list[str]
         else:
             gold, pred = [np.asarray(r, dtype=np.int64) for r in gold], [np.asarray(r, dtype=np.int64) for r in pred]
         per_language.append(LanguagePredictions(lang, ex["checksums"][lang], gold, pred))
-    return stats.group_examples(task, ctx.evaluation.label_names, per_language, label=evaluation["name"], group=group)
+    return stats.group_examples(task, label_names, per_language, label=evaluation["name"], group=group)
 
 
-def retention_interval(teacher, student, resamples: int, seed: int = 0) -> dict[str, float | None]:
-    """Student F1 ÷ teacher F1 on the same examples and its paired-bootstrap percentile interval."""
+def retention_interval(teacher, students, resamples: int, seed: int = 0) -> dict[str, float | None]:
+    """Student F1 ÷ teacher F1 on the same examples and its paired-bootstrap percentile interval.
+    ``students``: one run's examples, or several runs' (seeds of one recipe), whose F1 is averaged on every
+    resample (the seed-averaged F1 over resampled test examples, as the grid's claims tables do)."""
     from polydistill.experiments import stats
 
-    stats.check_paired([teacher, student])
-    t_full, s_full = teacher.full(), student.full()
+    students = [students] if isinstance(students, stats.GroupExamples) else list(students)
+    stats.check_paired([teacher, *students])
+    t_full = teacher.full()
+    s_full = float(np.mean([student.full() for student in students]))
     rng = np.random.default_rng(seed)
     ratios = []
     for weights in stats.resample_counts(teacher.sizes, resamples, rng):
-        t, s = teacher.scores(weights), student.scores(weights)
+        t = teacher.scores(weights)
+        s = np.mean([student.scores(weights) for student in students], axis=0)
         ratios.append(np.divide(s, t, out=np.full_like(s, np.nan), where=t > 0))
     values = np.concatenate(ratios)
     values = values[np.isfinite(values)]
@@ -103,8 +110,8 @@ def quality(ctx: Context) -> dict[str, Any]:
             continue
         retention[name] = {}
         for key, members in [*groups.items(), *((la, [la]) for la in languages)]:
-            t = _group_examples(ctx, evaluations["teacher"], members, key)
-            s = _group_examples(ctx, evaluations[name], members, key)
+            t = group_examples(evaluations["teacher"], members, key)
+            s = group_examples(evaluations[name], members, key)
             interval = retention_interval(t, s, resamples)
             t_f1, s_f1 = models["teacher"]["groups" if key in groups else "per_language"][key], \
                 models[name]["groups" if key in groups else "per_language"][key]

@@ -1,0 +1,105 @@
+"""Retention over several ``polydistill compress`` runs of one teacher (``polydistill compress-seeds``).
+
+One run's report card gives one seed's retention; a quality claim should carry more than one seed. This
+reads the finished runs' evaluate-stage predictions (``stages/*-evaluate/NAME.json``), checks that they
+are seeds of one recipe — the same teacher predictions on the same test examples, different ``--seed`` —
+and reports, per group of the report (seen / unseen / all), the seed-averaged student F1 ÷ the teacher's
+F1 with a paired-bootstrap 95 % interval over the test examples, against the runs' retention targets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError, require
+from polydistill.io import read_json
+
+MODELS = ("kd", "int8")  # the students a report card scores after training (see compress.stages.MODEL_TITLES)
+TARGET_GROUPS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}
+
+
+def _evaluation(run: Path, name: str) -> dict[str, Any]:
+    found = sorted(run.glob(f"stages/*-evaluate/{name}.json"))
+    require(found, f"{run} has no evaluation of the {name} model (stages/*-evaluate/{name}.json); finish the "
+                   "compress run first (re-run its command: it resumes).")
+    return read_json(found[0])
+
+
+def _load(run: Path, model: str) -> dict[str, Any]:
+    require(run.is_dir(), f"{run} is not a directory; pass the --out directories of finished compress runs.")
+    report = read_json(run / "report.json") if (run / "report.json").is_file() else None
+    require(report is not None, f"{run} has no report.json: it is not a finished compress run (re-run its "
+                                "command: it resumes).")
+    return {"path": run, "report": report, "teacher": _evaluation(run, "teacher"),
+            "student": _evaluation(run, model)}
+
+
+def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
+    first = runs[0]
+    seeds = [r["report"]["settings"].get("seed") for r in runs]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise PolydistillError(f"seed {repeated[0]} appears in more than one run; each run must be another seed of "
+                               "the recipe (the same seed twice is the same run).")
+    for other in runs[1:]:
+        if other["report"]["quality"]["groups"] != first["report"]["quality"]["groups"]:
+            raise PolydistillError(f"{first['path']} and {other['path']} group different languages as seen / "
+                                   "unseen; compare runs of one command that differ only in --seed.")
+        same_teacher = (other["teacher"]["examples"]["pred"] == first["teacher"]["examples"]["pred"]
+                        and other["teacher"]["examples"]["checksums"] == first["teacher"]["examples"]["checksums"])
+        if not same_teacher:
+            raise PolydistillError(f"{first['path']} and {other['path']} were compressed from different teachers or "
+                                   "scored on different test examples (their teacher predictions differ); retention "
+                                   "over seeds needs one teacher and one test split.")
+
+
+def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: int = 1000,
+                    seed: int = 0) -> dict[str, Any]:
+    """Seed-averaged retention of ``model`` (``int8`` or ``kd``) over the compress runs ``run_dirs``."""
+    from polydistill.compress.report import group_examples, retention_interval
+
+    require(model in MODELS, f"--model {model} is not a trained student of compress; choose one of "
+                             f"{', '.join(MODELS)}.")
+    require(len(run_dirs) >= 2, "Pass at least two compress runs (seeds of one command); one run's retention is "
+                                "in its own report.md.")
+    runs = [_load(Path(p), model) for p in run_dirs]
+    _check_seeds_of_one_recipe(runs)
+    settings = runs[0]["report"]["settings"]
+    groups = {}
+    for group, members in runs[0]["report"]["quality"]["groups"].items():
+        teacher = group_examples(runs[0]["teacher"], members, group)
+        students = [group_examples(r["student"], members, group) for r in runs]
+        interval = retention_interval(teacher, students, resamples, seed)
+        target = settings.get(TARGET_GROUPS[group]) if group in TARGET_GROUPS else None
+        groups[group] = {**interval, "languages": members, "per_seed": [s.full() for s in students],
+                         "target": target,
+                         "met": None if target is None or interval["retention"] is None else
+                         interval["retention"] >= target}
+    return {"model": model, "teacher": settings.get("teacher"), "dataset": runs[0]["report"].get("dataset"),
+            "runs": [{"path": str(r["path"]), "seed": r["report"]["settings"].get("seed"),
+                      "student": (r["report"].get("architecture") or {}).get("name")} for r in runs],
+            "groups": groups}
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    seeds = ", ".join(str(r["seed"]) for r in result["runs"])
+    lines = [f"# Retention over seeds {seeds}: {result['model']} student of {result['teacher']} "
+             f"({result['dataset']})", "",
+             "Test F1 × 100; retention = the seed-averaged student F1 ÷ the teacher's F1 on the same examples, "
+             "with its 95 % paired-bootstrap interval over the test examples.", "",
+             "| group | examples | teacher | student per seed | student mean | retention [95 % CI] | target | met |",
+             "|---|---|---|---|---|---|---|---|"]
+    for group, g in result["groups"].items():
+        per_seed = " / ".join(f"{100 * f:.2f}" for f in g["per_seed"])
+        ci = (f"{100 * g['retention']:.1f} % [{100 * g['low']:.1f}, {100 * g['high']:.1f}]"
+              if g["retention"] is not None and g["low"] is not None else "–")
+        target = f"≥ {100 * g['target']:.0f} %" if g["target"] is not None else ""
+        met = "" if g["met"] is None else "**met**" if g["met"] else "**missed**"
+        lines.append(f"| {group} | {g['examples']:,} | {100 * g['teacher_f1']:.2f} | {per_seed} | "
+                     f"{100 * g['student_f1']:.2f} | {ci} | {target} | {met} |")
+    lines += ["", "Runs: " + "; ".join(f"`{r['path']}` (seed {r['seed']})" for r in result["runs"]), ""]
+    return "\n".join(lines)
+
+
+__all__ = ["MODELS", "render_markdown", "seeds_retention"]

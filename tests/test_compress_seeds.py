@@ -1,0 +1,97 @@
+"""``polydistill compress-seeds``: retention over several compress runs (seeds) of one teacher, read from
+fake finished runs (report.json + evaluate-stage predictions) so that every number can be hand-checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sklearn.metrics import f1_score
+
+from polydistill.cli import main
+from polydistill.compress.seeds import seeds_retention
+from polydistill.errors import PolydistillError
+
+LABELS = ["a", "b", "c"]
+GOLD = {"en": [0, 1, 2, 0, 1, 2, 0, 1], "de": [2, 2, 1, 0, 0, 1, 2, 0]}
+TEACHER = {"en": [0, 1, 2, 0, 1, 2, 0, 0], "de": [2, 2, 1, 0, 1, 1, 2, 0]}
+STUDENTS = [{"en": [0, 1, 2, 1, 1, 2, 0, 0], "de": [2, 1, 1, 0, 1, 1, 0, 0]},
+            {"en": [0, 1, 1, 0, 1, 2, 0, 0], "de": [2, 2, 0, 0, 1, 1, 2, 1]}]
+GROUPS = {"seen": ["en"], "unseen": ["de"], "all": ["de", "en"]}
+
+
+def _evaluation(name: str, pred: dict[str, list[int]]) -> dict:
+    languages = [la for la in ("de", "en") for _ in GOLD[la]]
+    return {"name": name, "report": {"task": "sequence", "label_names": LABELS},
+            "examples": {"true": GOLD["de"] + GOLD["en"], "pred": pred["de"] + pred["en"], "languages": languages,
+                         "checksums": {"de": "sum-de", "en": "sum-en"}}}
+
+
+def _fake_run(root, seed: int, student: dict, teacher: dict = TEACHER):
+    (root / "stages" / "7-evaluate").mkdir(parents=True)
+    report = {"dataset": "toy", "architecture": {"name": "2L-h8"}, "quality": {"groups": GROUPS},
+              "settings": {"seed": seed, "teacher": "toy-teacher", "target_retention_seen": 0.95,
+                           "target_retention_unseen": 0.90}}
+    (root / "report.json").write_text(json.dumps(report))
+    for name, pred in (("teacher", teacher), ("int8", student), ("kd", student)):
+        (root / "stages" / "7-evaluate" / f"{name}.json").write_text(json.dumps(_evaluation(name, pred)))
+    return root
+
+
+def _macro(languages, pred):
+    gold = [y for la in languages for y in GOLD[la]]
+    return f1_score(gold, [y for la in languages for y in pred[la]], average="macro")
+
+
+def test_retention_is_the_seed_mean_over_the_teacher_with_an_interval_around_it(tmp_path):
+    runs = [_fake_run(tmp_path / f"s{i}", i, s) for i, s in enumerate(STUDENTS)]
+    result = seeds_retention(runs, resamples=300)
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    for group, languages in GROUPS.items():
+        g = result["groups"][group]
+        per_seed = [_macro(languages, s) for s in STUDENTS]
+        assert g["per_seed"] == pytest.approx(per_seed)
+        assert g["teacher_f1"] == pytest.approx(_macro(languages, TEACHER))
+        assert g["retention"] == pytest.approx((per_seed[0] + per_seed[1]) / 2 / _macro(languages, TEACHER))
+        assert g["low"] <= g["retention"] <= g["high"] and g["low"] < g["high"]
+        assert g["examples"] == sum(len(GOLD[la]) for la in languages)
+    assert result["groups"]["seen"]["target"] == 0.95 and result["groups"]["all"]["target"] is None
+    assert result["groups"]["seen"]["met"] == (result["groups"]["seen"]["retention"] >= 0.95)
+
+
+def test_a_perfect_student_keeps_all_of_the_teacher_on_every_resample(tmp_path):
+    runs = [_fake_run(tmp_path / f"s{i}", i, TEACHER) for i in range(2)]
+    seen = seeds_retention(runs, model="kd", resamples=200)["groups"]["seen"]
+    assert seen["retention"] == pytest.approx(1.0) and seen["low"] == pytest.approx(1.0)
+    assert seen["high"] == pytest.approx(1.0) and seen["met"] is True
+
+
+def test_the_same_seed_twice_or_another_teacher_is_refused(tmp_path):
+    with pytest.raises(PolydistillError, match="seed 0 appears in more than one run"):
+        seeds_retention([_fake_run(tmp_path / "a", 0, STUDENTS[0]), _fake_run(tmp_path / "b", 0, STUDENTS[1])])
+    other_teacher = {**TEACHER, "en": [1] * 8}
+    with pytest.raises(PolydistillError, match="different teachers"):
+        seeds_retention([_fake_run(tmp_path / "c", 0, STUDENTS[0]),
+                         _fake_run(tmp_path / "d", 1, STUDENTS[1], teacher=other_teacher)])
+
+
+def test_cli_prints_the_table_writes_json_and_refuses_bad_runs_in_one_sentence(tmp_path, capsys):
+    runs = [str(_fake_run(tmp_path / f"s{i}", i, s)) for i, s in enumerate(STUDENTS)]
+
+    def run(*args):
+        with pytest.raises(SystemExit) as code:
+            main(["compress-seeds", *args])
+        captured = capsys.readouterr()
+        return code.value.code or 0, captured.out, captured.err
+
+    code, out, err = run(*runs, "--resamples", "100", "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert "| unseen | 8 |" in out and "Runs:" in out
+    assert json.loads((tmp_path / "r.json").read_text())["groups"]["all"]["examples"] == 16
+    for args, message in [([runs[0]], "at least two compress runs"),
+                          ([runs[0], str(tmp_path / "missing")], "is not a directory"),
+                          ([*runs, "--model", "teacher"], "not a trained student"),
+                          ([runs[0], str(tmp_path)], "no report.json")]:
+        code, out, err = run(*args)
+        assert code == 2, err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -95,3 +95,23 @@ def test_cli_prints_the_table_writes_json_and_refuses_bad_runs_in_one_sentence(t
         code, out, err = run(*args)
         assert code == 2, err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_docs_retention_tables_equal_the_committed_runs(monkeypatch):
+    """docs/reproduction.md's compress-seeds blocks are `polydistill compress-seeds` of the committed runs
+    (results/half-width/compress/<name>-s<seed>/: report.json and the evaluate-stage predictions)."""
+    import re
+    from pathlib import Path
+
+    from polydistill.compress.seeds import render_markdown
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    text = (repo / "docs" / "reproduction.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- compress-seeds:begin (\S+) -->\n(.*?)\n<!-- compress-seeds:end \1 -->", text, re.S)
+    assert blocks, "docs/reproduction.md shows no compress-seeds block"
+    for name, body in blocks:
+        runs = sorted(str(p.relative_to(repo)) for p in (repo / "results" / "half-width" / "compress").glob(f"{name}-s*"))
+        assert len(runs) >= 2, f"{name}: fewer than two committed seeds"
+        assert body.strip() == render_markdown(seeds_retention(runs)).strip(), \
+            f"{name}: run polydistill compress-seeds {' '.join(runs)} and paste its table"

@@ -90,7 +90,7 @@ def test_cli_prints_the_table_writes_json_and_refuses_bad_runs_in_one_sentence(t
     assert json.loads((tmp_path / "r.json").read_text())["groups"]["all"]["examples"] == 16
     for args, message in [([runs[0]], "at least two compress runs"),
                           ([runs[0], str(tmp_path / "missing")], "is not a directory"),
-                          ([*runs, "--model", "teacher"], "not a trained student"),
+                          ([*runs, "--model", "teacher"], "not a student of a compress run"),
                           ([runs[0], str(tmp_path)], "no report.json")]:
         code, out, err = run(*args)
         assert code == 2, err

@@ -132,8 +132,8 @@ def compress_command(
 def compress_seeds_command(
     runs: list[Path] = typer.Argument(..., help="The --out directories of finished compress runs: one command "
                                       "run with different --seed."),
-    model: str = typer.Option("int8", "--model", help="The student to score: int8 (the deployable export) or kd "
-                              "(the PyTorch student after KD)."),
+    model: str = typer.Option("int8", "--model", help="The student to score: int8 (the deployable export), kd "
+                              "(the PyTorch student after KD) or an intermediate one (vocab, depth, width)."),
     resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the intervals."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
 ) -> None:

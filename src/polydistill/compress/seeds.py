@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from polydistill.compress.stages import MODEL_TITLES
 from polydistill.errors import PolydistillError, require
 from polydistill.io import read_json
 
-MODELS = ("kd", "int8")  # the students a report card scores after training (see compress.stages.MODEL_TITLES)
+MODELS = tuple(name for name in MODEL_TITLES if name != "teacher")  # every student a report card scores
 TARGET_GROUPS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}
 
 
@@ -59,7 +60,7 @@ def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: 
     """Seed-averaged retention of ``model`` (``int8`` or ``kd``) over the compress runs ``run_dirs``."""
     from polydistill.compress.report import group_examples, retention_interval
 
-    require(model in MODELS, f"--model {model} is not a trained student of compress; choose one of "
+    require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "
                              f"{', '.join(MODELS)}.")
     require(len(run_dirs) >= 2, "Pass at least two compress runs (seeds of one command); one run's retention is "
                                 "in its own report.md.")

@@ -57,7 +57,7 @@ def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
 
 def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: int = 1000,
                     seed: int = 0) -> dict[str, Any]:
-    """Seed-averaged retention of ``model`` (``int8`` or ``kd``) over the compress runs ``run_dirs``."""
+    """Seed-averaged retention of ``model`` (one of ``MODELS``) over the compress runs ``run_dirs``."""
     from polydistill.compress.report import group_examples, retention_interval
 
     require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "

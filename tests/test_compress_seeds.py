@@ -66,9 +66,15 @@ def test_a_perfect_student_keeps_all_of_the_teacher_on_every_resample(tmp_path):
     assert seen["high"] == pytest.approx(1.0) and seen["met"] is True
 
 
-def test_the_same_seed_twice_or_another_teacher_is_refused(tmp_path):
+def test_the_same_seed_twice_another_setting_or_another_teacher_is_refused(tmp_path):
     with pytest.raises(PolydistillError, match="seed 0 appears in more than one run"):
         seeds_retention([_fake_run(tmp_path / "a", 0, STUDENTS[0]), _fake_run(tmp_path / "b", 0, STUDENTS[1])])
+    other_recipe = _fake_run(tmp_path / "e", 1, STUDENTS[1])
+    report = json.loads((other_recipe / "report.json").read_text())
+    report["settings"]["budget_minutes"] = 5.0
+    (other_recipe / "report.json").write_text(json.dumps(report))
+    with pytest.raises(PolydistillError, match="differ in budget_minutes, not only in --seed"):
+        seeds_retention([_fake_run(tmp_path / "f", 0, STUDENTS[0]), other_recipe])
     other_teacher = {**TEACHER, "en": [1] * 8}
     with pytest.raises(PolydistillError, match="different teachers"):
         seeds_retention([_fake_run(tmp_path / "c", 0, STUDENTS[0]),
@@ -100,17 +106,17 @@ def test_cli_prints_the_table_writes_json_and_refuses_bad_runs_in_one_sentence(t
 def test_the_docs_retention_tables_equal_the_committed_runs(monkeypatch):
     """docs/reproduction.md's compress-seeds blocks are `polydistill compress-seeds` of the committed runs
     (results/half-width/compress/<name>-s<seed>/: report.json and the evaluate-stage predictions)."""
-    import re
     from pathlib import Path
 
     from polydistill.compress.seeds import render_markdown
+    from polydistill.experiments.report import docs_blocks
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)
     text = (repo / "docs" / "reproduction.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"<!-- compress-seeds:begin (\S+) -->\n(.*?)\n<!-- compress-seeds:end \1 -->", text, re.S)
+    blocks = docs_blocks(text, "docs/reproduction.md", kind="compress-seeds")
     assert blocks, "docs/reproduction.md shows no compress-seeds block"
-    for name, body in blocks:
+    for name, body in blocks.items():
         runs = sorted(str(p.relative_to(repo)) for p in (repo / "results" / "half-width" / "compress").glob(f"{name}-s*"))
         assert len(runs) >= 2, f"{name}: fewer than two committed seeds"
         assert body.strip() == render_markdown(seeds_retention(runs)).strip(), \

@@ -117,8 +117,14 @@ class CompressSettings(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """The settings part of the fingerprint."""
-        values = self.model_dump(mode="json", exclude=set(RUN_ONLY | REPORT_ONLY))
-        return {k: v for k, v in values.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+        return settings_identity(self.model_dump(mode="json"))
+
+
+def settings_identity(values: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprinted part of dumped settings (a run's ``report.json`` ``settings`` too): without the
+    run-only and report-only fields, and without later fields at their default."""
+    return {k: v for k, v in values.items() if k not in RUN_ONLY | REPORT_ONLY
+            and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 # ----------------------------------------------------------------------------------------- sizes

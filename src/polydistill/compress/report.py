@@ -25,6 +25,7 @@ from polydistill.experiments.stats import CONFIDENCE
 from polydistill.io import atomic_write_json, atomic_write_text, read_json
 
 FINAL = "int8"  # the deployable: targets are judged on it
+RETENTION_TARGETS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}  # group → setting
 SHORT_TITLES = {"teacher": "teacher", "vocab": "vocab", "depth": "depth copy", "width": "width copy", "kd": "KD",
                 "int8": "int8"}
 
@@ -175,7 +176,8 @@ def _row(target: str, goal: str, measured: float, met: bool, kind: str, missed_b
 def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: float) -> list[dict[str, Any]]:
     s = ctx.settings
     rows = []
-    for group, goal in (("seen", s.target_retention_seen), ("unseen", s.target_retention_unseen)):
+    for group, field in RETENTION_TARGETS.items():
+        goal = getattr(s, field)
         if group not in q["groups"]:
             continue
         ret = q["retention"][FINAL][group]

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from polydistill.compress.plan import settings_identity
+from polydistill.compress.report import RETENTION_TARGETS, group_examples, retention_interval
 from polydistill.compress.stages import MODEL_TITLES
 from polydistill.errors import PolydistillError, require
 from polydistill.io import read_json
 
 MODELS = tuple(name for name in MODEL_TITLES if name != "teacher")  # every student a report card scores
-TARGET_GROUPS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}
 
 
 def _evaluation(run: Path, name: str) -> dict[str, Any]:
@@ -43,7 +44,13 @@ def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
     if repeated:
         raise PolydistillError(f"seed {repeated[0]} appears in more than one run; each run must be another seed of "
                                "the recipe (the same seed twice is the same run).")
+    recipe = {k: v for k, v in settings_identity(first["report"]["settings"]).items() if k != "seed"}
     for other in runs[1:]:
+        theirs = {k: v for k, v in settings_identity(other["report"]["settings"]).items() if k != "seed"}
+        changed = sorted(k for k in recipe.keys() | theirs.keys() if recipe.get(k) != theirs.get(k))
+        if changed:
+            raise PolydistillError(f"{first['path']} and {other['path']} differ in {', '.join(changed)}, not only in "
+                                   "--seed; retention over seeds averages runs of one command.")
         if other["report"]["quality"]["groups"] != first["report"]["quality"]["groups"]:
             raise PolydistillError(f"{first['path']} and {other['path']} group different languages as seen / "
                                    "unseen; compare runs of one command that differ only in --seed.")
@@ -58,8 +65,6 @@ def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
 def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: int = 1000,
                     seed: int = 0) -> dict[str, Any]:
     """Seed-averaged retention of ``model`` (one of ``MODELS``) over the compress runs ``run_dirs``."""
-    from polydistill.compress.report import group_examples, retention_interval
-
     require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "
                              f"{', '.join(MODELS)}.")
     require(len(run_dirs) >= 2, "Pass at least two compress runs (seeds of one command); one run's retention is "
@@ -72,7 +77,7 @@ def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: 
         teacher = group_examples(runs[0]["teacher"], members, group)
         students = [group_examples(r["student"], members, group) for r in runs]
         interval = retention_interval(teacher, students, resamples, seed)
-        target = settings.get(TARGET_GROUPS[group]) if group in TARGET_GROUPS else None
+        target = settings.get(RETENTION_TARGETS[group]) if group in RETENTION_TARGETS else None
         groups[group] = {**interval, "languages": members, "per_seed": [s.full() for s in students],
                          "target": target,
                          "met": None if target is None or interval["retention"] is None else

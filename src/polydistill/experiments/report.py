@@ -602,34 +602,38 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
 # ---------------------------------------------------------------- docs blocks
 
 # a marker is a line of its own (the same text inside a sentence or `code` is not one)
-_BEGIN = re.compile(r"^<!-- polydistill:begin (\S+) -->[ \t]*$", re.M)
-_END = re.compile(r"^<!-- polydistill:end (\S+) -->[ \t]*$", re.M)
+def _markers(kind: str) -> tuple[re.Pattern, re.Pattern]:
+    return (re.compile(rf"^<!-- {re.escape(kind)}:begin (\S+) -->[ \t]*$", re.M),
+            re.compile(rf"^<!-- {re.escape(kind)}:end (\S+) -->[ \t]*$", re.M))
 
 
-def _spans(text: str, source: str) -> list[tuple[str, int, int]]:
-    """(name, start of body, end of body) of each marker block; unbalanced markers are refused."""
+def _spans(text: str, source: str, kind: str = "polydistill") -> list[tuple[str, int, int]]:
+    """(name, start of body, end of body) of each ``<!-- KIND:begin NAME -->`` block; unbalanced markers are
+    refused."""
+    opening, closing = _markers(kind)
     spans = []
     pos = 0
-    while (begin := _BEGIN.search(text, pos)) is not None:
+    while (begin := opening.search(text, pos)) is not None:
         name = begin.group(1)
-        end = _END.search(text, begin.end())
-        if end is None or end.group(1) != name or ((nxt := _BEGIN.search(text, begin.end())) and
+        end = closing.search(text, begin.end())
+        if end is None or end.group(1) != name or ((nxt := opening.search(text, begin.end())) and
                                                     nxt.start() < end.start()):
-            raise PolydistillError(f"{source}: the block <!-- polydistill:begin {name} --> has no matching "
-                                   f"<!-- polydistill:end {name} --> before the next block; add it.")
+            raise PolydistillError(f"{source}: the block <!-- {kind}:begin {name} --> has no matching "
+                                   f"<!-- {kind}:end {name} --> before the next block; add it.")
         spans.append((name, begin.end(), end.start()))
         pos = end.end()
-    stray = [m.group(1) for m in _END.finditer(text) if not any(s <= m.start() <= e for _, s, e in spans)
+    stray = [m.group(1) for m in closing.finditer(text) if not any(s <= m.start() <= e for _, s, e in spans)
              and m.start() not in {e for _, _, e in spans}]
     if stray:
-        raise PolydistillError(f"{source}: <!-- polydistill:end {stray[0]} --> has no begin marker; remove it or "
+        raise PolydistillError(f"{source}: <!-- {kind}:end {stray[0]} --> has no begin marker; remove it or "
                                "add the begin marker.")
     return spans
 
 
-def docs_blocks(text: str, source: str = "docs") -> dict[str, str]:
-    """The body of every ``<!-- polydistill:begin NAME -->`` … ``<!-- polydistill:end NAME -->`` block, stripped."""
-    return {name: text[start:end].strip() for name, start, end in _spans(text, source)}
+def docs_blocks(text: str, source: str = "docs", kind: str = "polydistill") -> dict[str, str]:
+    """The body of every ``<!-- KIND:begin NAME -->`` … ``<!-- KIND:end NAME -->`` block, stripped (the grid
+    report's blocks are ``polydistill``; docs/reproduction.md also has ``compress-seeds`` blocks)."""
+    return {name: text[start:end].strip() for name, start, end in _spans(text, source, kind)}
 
 
 def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[str]:

@@ -226,7 +226,13 @@ def _blocker(tmp_path: Path) -> Path:
 def _(w, tmp_path):
     out = tmp_path / "ft"
     argv = ["finetune", w.base, "--dataset", w.data, "--out", out, *FAST, "--lr", "1e10"]
-    return Setup(argv, out, needles=("step", "ce"))
+
+    def post():  # the remedy the sentence advertises works: a lower learning rate starts afresh
+        assert (tmp_path / "ft.work" / "diverged.json").is_file()
+        assert _run_quietly([str(a) for a in [*argv[:-2], "--lr", "5e-3"]]) == 0
+        assert (out / "run.json").is_file()
+
+    return Setup(argv, out, needles=("step", "ce", "changed settings start afresh"), post=post)
 
 
 # 2. a stale work dir of another run ---------------------------------------------------------------
@@ -690,6 +696,179 @@ def _(w, tmp_path):
     return Setup(_finetune_argv(w.base, w.data, out), out, needles=("already exists", "--overwrite"))
 
 
+# 11. output safety: an --out that is, holds or lies inside an input, a link, a device ------------------
+# Every input kind × {equal, parent, inside, symlink}: the command refuses before anything is written or
+# removed, and the folder holding the input (the case's ``out``) is byte-identical afterwards.
+def _safety_inputs(w, runs: Path) -> SimpleNamespace:
+    """Copies of the inputs in ``runs`` (a fresh folder per case: a refusal that failed deletes only them)."""
+    i = SimpleNamespace()
+    i.model = _copy_model(w.finished, runs / "teacher")
+    i.student = _copy_model(w.base, runs / "student")
+    i.data = shutil.copytree(w.data, runs / "data")
+    i.corpus = runs / "corpus.txt"
+    shutil.copy2(w.corpus, i.corpus)
+    i.root = shutil.copytree(Path(__file__).parent / "fixtures" / "data", runs / "data-root")
+    return i
+
+
+_SAFETY_COMMANDS = {  # "<input kind>-<command>" -> the command line reading that input (--out comes last)
+    "model-student": lambda i: ["student", i.model, "--layers", "1", "--overwrite"],
+    "model-finetune": lambda i: ["finetune", i.model, "--dataset", i.data, "--overwrite", *FAST],
+    "data-finetune": lambda i: ["finetune", i.student, "--dataset", i.data, "--overwrite", *FAST],
+    "data-root-finetune": lambda i: ["finetune", i.student, "--dataset", "tsm", "-l", "english", "--data-root", i.root,
+                                     "--overwrite", *FAST],
+    "teacher-distill": lambda i: ["distill", "--teacher", i.model, "--dataset", i.data, "--layers", "1",
+                                  "--allow-weak-teacher", "--overwrite", *FAST],
+    "student-distill": lambda i: ["distill", "--teacher", i.model, "--student", i.student, "--dataset", i.data,
+                                  "--allow-weak-teacher", "--overwrite", *FAST],
+    "model-export": lambda i: ["export", i.model, "--overwrite"],
+    "model-vocab": lambda i: ["vocab", "reduce", i.model, "--corpus", i.corpus, "--overwrite"],
+    "corpus-lm-distill": lambda i: ["lm-distill", i.model, "--corpus", i.corpus, "--layers", "1", "--overwrite",
+                                    "--max-steps", "1"],
+    "model-compress": lambda i: ["compress", i.model, "--dataset", i.data, *_TINY_COMPRESS],
+    "data-compress": lambda i: ["compress", i.model, "--dataset", i.data, *_TINY_COMPRESS],
+    "model-evaluate": lambda i: ["evaluate", i.model, "--dataset", i.data],
+    "model-bench": lambda i: ["bench", i.model, "--repeats", "1", "--lengths", "8", "--device", "cpu"],
+}
+_TINY_COMPRESS = ["--size", "tiny", "--bench-lengths", "16", "--allow-weak-teacher", "--overwrite"]
+_SAFETY_TARGET = {"model": "model", "teacher": "model", "student": "student", "data": "data",
+                  "data-root": "root", "corpus": "corpus"}
+
+
+def _safety(command: str, relation: str):
+    def make(w, tmp_path):
+        runs = tmp_path / "runs"
+        runs.mkdir()
+        i = _safety_inputs(w, runs)
+        target = getattr(i, _SAFETY_TARGET[command.rsplit("-", 1)[0].removesuffix("-lm")])
+        out = {"equal": target, "parent": runs, "inside": target / "sub", "symlink": tmp_path / "link"}[relation]
+        if command.endswith(("evaluate", "bench")) and relation == "inside":
+            out = out / "report.json"  # these commands write one file
+        if relation == "symlink":
+            out.symlink_to(target)
+        argv = [*_SAFETY_COMMANDS[command](i), "--out", out]
+        needle = {"equal": "is an input", "parent": "holds an input", "inside": "lies inside",
+                  "symlink": "symbolic link"}[relation]
+
+        def post():
+            assert (relation != "symlink") or out.is_symlink()
+
+        return Setup(argv, runs, needles=(needle,), post=post)
+    return make
+
+
+for _command in _SAFETY_COMMANDS:
+    for _relation in ("equal", "parent", "inside", "symlink"):
+        if _command.startswith("corpus") and _relation == "inside":
+            continue  # a file has no inside (the parent case covers it)
+        case(f"11-out-{_relation}-{_command}")(_safety(_command, _relation))
+
+
+@case("11-out-device-node")
+def _(w, tmp_path):
+    return Setup(["student", w.base, "--layers", "1", "--out", "/dev/null", "--overwrite"], None,
+                 needles=("not an ordinary file or folder",), post=lambda: Path("/dev/null").is_char_device())
+
+
+@case("11-out-fifo")
+def _(w, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return Setup(["evaluate", w.finished, "--dataset", w.data, "--out", fifo], None,
+                 needles=("not an ordinary file or folder",), post=lambda: stat.S_ISFIFO(fifo.stat().st_mode))
+
+
+@case("11-out-under-dangling-symlink")
+def _(w, tmp_path):
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    return Setup(["student", w.base, "--layers", "1", "--out", tmp_path / "gone" / "student"], None,
+                 needles=("symbolic link to a path that does not exist",))
+
+
+@case("11-out-empty")
+def _(w, tmp_path):
+    return Setup(["student", w.base, "--layers", "1", "--out", "", "--overwrite"], None,
+                 needles=("current directory",), chdir=tmp_path)
+
+
+@case("11-out-inside-a-model")
+def _(w, tmp_path):
+    model = _copy_model(w.base, tmp_path / "other-model")
+    return Setup(_finetune_argv(w.base, w.data, model / "ft"), model, needles=("inside the model directory",))
+
+
+@case("11-overwrite-a-foreign-folder")
+def _(w, tmp_path):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"\xff\xd8 not a model")
+    return Setup(["student", w.base, "--layers", "1", "--out", out, "--overwrite"], out,
+                 needles=("not an output of polydistill",))
+
+
+@case("11-small-report-on-a-nearly-full-disk")
+def _(w, tmp_path):
+    out = tmp_path / "report.json"
+    usage = shutil.disk_usage(tmp_path)
+    small = mock.patch("shutil.disk_usage", return_value=usage._replace(free=int(1.9 * 2**20)))
+    return Setup(["evaluate", w.finished, "--dataset", w.data, "--out", out], None, code=0,
+                 hold=lambda: small, post=lambda: json.loads(out.read_text(encoding="utf-8")))
+
+
+
+# 12. flags that would be ignored, out-of-range seeds -------------------------------------------------
+@case("12-student-with-layers")
+def _(w, tmp_path):
+    out = tmp_path / "kd"
+    return Setup(["distill", "--teacher", w.finished, "--student", w.base, "--layers", "3", "--dataset", w.data,
+                  "--out", out, *FAST], out, needles=("--layers", "ignored with --student"))
+
+
+@case("12-unlabelled-max-without-data")
+def _(w, tmp_path):
+    out = tmp_path / "kd"
+    return Setup(["distill", "--teacher", w.finished, "--dataset", w.data, "--unlabelled-max", "5", "--out", out,
+                  *FAST], out, needles=("--unlabelled-max", "--unlabelled-data"))
+
+
+for _flag in ("-1", "99999999999"):
+    case(f"12-seed-{_flag}-student")(lambda w, tmp_path, _f=_flag: Setup(
+        ["student", w.base, "--layers", "1", "--seed", _f, "--out", tmp_path / "s"], tmp_path / "s",
+        needles=("--seed",)))
+    case(f"12-seed-{_flag}-finetune")(lambda w, tmp_path, _f=_flag: Setup(
+        [*_finetune_argv(w.base, w.data, tmp_path / "ft"), "--seed", _f], tmp_path / "ft", needles=("--seed",)))
+
+
+def test_build_student_refuses_a_fractional_depth(world, tmp_path):
+    from polydistill.errors import PolydistillError
+    from polydistill.student.build import build_student
+
+    with pytest.raises(PolydistillError, match="layers must be a whole number, got 2.7"):
+        build_student(str(world.base), tmp_path / "s", layers=2.7)
+    assert not (tmp_path / "s").exists()
+
+
+# 13. finished runs whose files changed afterwards ------------------------------------------------------
+@case("13-finished-run-weights-truncated")
+def _(w, tmp_path):
+    out = _copy_model(w.finished, tmp_path / "finished")
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return Setup([*w.finished_argv[:5], out, *w.finished_argv[6:]], out,
+                 needles=("model.safetensors", "changed since it finished", "--overwrite"))
+
+
+for _name, _edit in [("a-list", lambda record: [record]), ("fingerprint-a-string", lambda r: {**r, "fingerprint": "x"}),
+                     ("result-a-number", lambda r: {**r, "result": 3})]:
+    def _edited(w, tmp_path, _edit=_edit):
+        out = _copy_model(w.finished, tmp_path / "finished")
+        record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        (out / "run.json").write_text(json.dumps(_edit(record)), encoding="utf-8")
+        return Setup([*w.finished_argv[:5], out, *w.finished_argv[6:]], out, needles=("run.json", "edited by hand"))
+
+    case(f"13-run-json-{_name}")(_edited)
+
+
 # ---------------------------------------------------------------------------------------- the test
 
 XFAIL: dict[str, str] = {}  # case name -> reason (failures whose fix lies in code owned elsewhere)
@@ -731,7 +910,7 @@ def test_catalogue(make, world, tmp_path, capsys, monkeypatch):
 
 def test_catalogue_covers_every_class():
     classes = {name.split("-")[0] for name in CASES}
-    assert classes == {str(i) for i in range(11)}
+    assert classes == {str(i) for i in range(14)}
 
 
 def test_ctrl_c_is_exit_130_with_one_line(world, capsys, monkeypatch):

@@ -178,13 +178,34 @@ def test_a_different_command_is_refused_naming_what_differs_unless_overwrite(wor
         raise RuntimeError("stop")
 
     monkeypatch.setattr("polydistill.compress.stages.run_vocab", stop)
+    earlier = _snapshot(out)
     with pytest.raises(RuntimeError, match="stop"):
         _run(workspace, out, size="base", overwrite=True)
-    assert calls["plan"] == calls_before["plan"] + 1  # started afresh
+    assert calls["plan"] == calls_before["plan"] + 1  # started afresh, beside the earlier run
+    assert _snapshot(out) == earlier  # the failed replacement gave the earlier run back, byte for byte
+    assert not (tmp_path / ".cz.previous").exists()
+    monkeypatch.undo()
+    _run(workspace, out, size="base", overwrite=True)  # a replacement that finishes replaces it
     record = json.loads((out / "compress.json").read_text())
     assert record["fingerprint"]["settings"]["size"] == "base"
     plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
     assert plan["architecture"]["name"] == "2L-h32-ffn64"  # base = half depth, full width
+    assert not (tmp_path / ".cz.previous").exists()
+
+    # a replacement killed mid-run (SIGKILL: no handler ran) leaves the earlier run set aside; the next
+    # command puts it back before anything else
+    finished = _snapshot(out)
+    (tmp_path / ".cz.previous").mkdir()
+    out.rename(tmp_path / ".cz.previous")
+    (out / "stages").mkdir(parents=True)
+    (out / "stages" / "half-written").write_text("partial")
+    with pytest.raises(PolydistillError, match="differs in"):
+        _run(workspace, out, size="tiny")
+    assert _snapshot(out) == finished and not (tmp_path / ".cz.previous").exists()
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(path.rglob("*"))}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -430,3 +451,19 @@ def test_bad_unlabelled_data_is_refused_up_front(workspace, tmp_path, capsys, mo
     if "--unseen-languages" in message:
         assert "add it to --unseen-languages" in errors[0]
     assert not (out / "compress.json").exists() and not any(calls.values())
+
+
+def test_runtime_auto_ships_the_fastest_gated_runtime_and_records_the_choice(workspace, tmp_path):
+    """``--runtime`` is one settings field; ``auto`` times the runtimes on this machine, gates them on the
+    test split and ships the winner as DIR/model-int8, which evaluate and bench then read like any other."""
+    result = _run(workspace, tmp_path / "cz", size="tiny", runtime="auto")
+    summary = result.stages["int8"]["summary"]
+    selection = summary["selection"]
+    chosen = selection["chosen"]
+    assert summary["runtime"] == chosen and selection["candidates"][chosen]["gate"]["passed"]
+    assert all(c["gate"]["passed"] or not c["chosen"] for c in selection["candidates"].values())
+    assert summary["machine"]["label"]
+    record = json.loads((result.int8_dir / "polydistill.json").read_text())
+    assert record["export"]["runtime"] == chosen and record["export"]["selection"]["chosen"] == chosen
+    assert set(selection["serve"]) == {"b32/L16", "b1/L16"}  # --bench-lengths at the bench batch, and batch 1
+    assert "int8" in json.dumps(result.report["quality"])  # the shipped model was evaluated like the others

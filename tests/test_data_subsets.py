@@ -122,7 +122,7 @@ def test_generic_label_order_file_and_bad_rows(tmp_path):
     (tmp_path / "labels.txt").write_text("1\n0\n")
     assert load_task_data(tmp_path).label_names == ["1", "0"]
     (tmp_path / "train.jsonl").write_text('{"text": "a"}\n')
-    with pytest.raises(PolydistillError, match="lacks a 'text' or 'label' column"):
+    with pytest.raises(PolydistillError, match="train.jsonl line 1 lacks a 'label' key"):
         load_task_data(tmp_path)
 
 

@@ -41,9 +41,16 @@ def test_unreachable_teacher_is_one_clear_error(tmp_path):
         run_demo(teacher=str(tmp_path / "no-such-model"), out=tmp_path / "demo", say=lambda _: None)
 
 
-def test_quick_demo_runs_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """One quick demo grid (the slow part) for the tests below: (out, result, messages)."""
+    out = tmp_path_factory.mktemp("quick-demo") / "demo"
     messages: list[str] = []
-    result = run_demo(out=tmp_path / "demo", say=messages.append, quick=True)
+    return out, run_demo(out=out, say=messages.append, quick=True), messages
+
+
+def test_quick_demo_runs_end_to_end(quick_demo):
+    out, result, messages = quick_demo
     assert result.teacher_kind == "small-encoder"
     assert any("small 4-layer encoder" in m for m in messages) and any("--teacher" in m for m in messages)
     table = result.table_markdown
@@ -53,5 +60,26 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     pngs = [Path(p) for p in result.files.values() if str(p).endswith(".png")]
     assert any(p.name.startswith("f1_by_model") for p in pngs) and all(p.stat().st_size > 0 for p in pngs)
     # re-running reuses every finished run
-    again = run_demo(out=tmp_path / "demo", say=lambda _: None, quick=True)
+    again = run_demo(out=out, say=lambda _: None, quick=True)
     assert again.table_markdown == table
+
+
+def test_quick_demo_with_compress_runs_through_the_cli(quick_demo, monkeypatch):
+    """``polydistill demo --quick --compress`` end to end: the grid (reused from the fixture's run), then
+    compress of its teacher, its report card printed and an int8 export written. It once crashed with an
+    ImportError after the whole demo had run."""
+    from typer.testing import CliRunner
+
+    from polydistill.cli import app
+    from polydistill.demo import pipeline
+
+    out = quick_demo[0]
+    # a KD budget of ~1 s (a few dozen steps) instead of --quick's 30 s: the pipeline, not the student, is tested
+    monkeypatch.setitem(pipeline.COMPRESS_BUDGET_MINUTES, True, 0.02)
+    result = CliRunner().invoke(app, ["demo", "--quick", "--compress", "--out", str(out)])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "| from-teacher + KD |" in result.output  # the grid's table
+    assert f"compressed student: {out / 'compress'}" in result.output
+    report = (out / "compress" / "report.md").read_text(encoding="utf-8")
+    assert report.strip() and report.strip() in result.output  # the compress report card is printed
+    assert any((out / "compress").rglob("*.onnx"))  # the int8 export

@@ -96,3 +96,28 @@ def test_e5_six_layer_student_int8_keeps_its_f1(e5_dir, shared_data, tmp_path):
 
     assert macro(scores["fp32"]) > 45, macro(scores["fp32"])  # it learned (3 classes: chance ≈ 33)
     assert macro(scores["int8"]) >= macro(scores["fp32"]) - 1.0, (macro(scores["fp32"]), macro(scores["int8"]))
+
+
+@pytest.mark.timeout(1800)
+def test_e5_student_export_runtime_auto_keeps_the_fp32_students_outputs_on_real_tweets(e5_dir, shared_data,
+                                                                                     tmp_path):
+    """``export --runtime auto`` of the e5 6-layer half-width student: the candidates timed on this machine,
+    gated on 300 real tsm test tweets in each of three languages and scripts (hidden-state cosine with the
+    fp32 student ≥ 0.99), the chosen one written in its runtime's standard form and loadable."""
+    from polydistill.bench.select import export_auto
+    from polydistill.data import load_task_data
+    from polydistill.export.runtimes import load_runtime_dir
+    from polydistill.student.build import build_student
+
+    student = tmp_path / "e5-6x192"
+    build_student(str(e5_dir), student, layers=6, hidden=192, intermediate=768)
+    tweets = load_task_data("tsm", languages="english,french,arabic", data_root=shared_data, purpose="evaluate")
+    candidates = ["torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int8-unfused"]
+    result = export_auto(student, tmp_path / "auto", data=tweets, serve=[(32, 128), (1, 32)], repeats=3,
+                         threads=2, candidates=candidates)
+    selection = result.record["selection"]
+    chosen = selection["chosen"]
+    gate = selection["candidates"][chosen]["gate"]
+    assert gate["passed"] and gate["mean_cosine"] >= 0.99 and gate["compared"] >= 3 * 300
+    assert result.record["machine"]["label"]
+    assert load_runtime_dir(tmp_path / "auto") is not None

@@ -72,7 +72,7 @@ def _layer_prefix(model, adapter):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("task", TASKS)
 def test_full_size_copy_reproduces_the_teacher(arch, task):
-    """000 §5.1 sanity: N_S = N_T, no width change -> the teacher's outputs."""
+    """Wibowo et al. 2024, §5.1 sanity: N_S = N_T, no width change -> the teacher's outputs."""
     teacher, tokenizer = _teacher(arch, task)
     built = build_student(teacher, tokenizer=tokenizer)
     assert built.provenance["teacher_layers"] == [0, 1, 2, 3]

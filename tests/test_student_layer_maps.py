@@ -6,7 +6,7 @@ from polydistill.student.selection import evenly_spaced, uniform_plan
 
 
 def test_paper_maps_for_12_to_6():
-    # 000 eq. 6 / TinyBERT: 1-indexed 2,4,...,12; DistilBERT / Eliquare 2n-1: 1-indexed 1,3,...,11.
+    # Wibowo et al. 2024, eq. 6 / TinyBERT: 1-indexed 2,4,...,12; DistilBERT / Eliquare 2n-1: 1-indexed 1,3,...,11.
     assert resolve_layer_map("alternate-last", 12, 6) == [1, 3, 5, 7, 9, 11]
     assert resolve_layer_map("alternate-first", 12, 6) == [0, 2, 4, 6, 8, 10]
     assert resolve_layer_map("first", 12, 6) == [0, 1, 2, 3, 4, 5]

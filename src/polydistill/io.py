@@ -16,17 +16,26 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from polydistill.errors import PolydistillError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+BaseModelT = TypeVar("BaseModelT", bound="BaseModel")
 
 # The files of a model directory polydistill writes (besides what save_pretrained writes).
 PROVENANCE_FILE = "polydistill.json"  # machine-readable record of how the model was made
 RUN_FILE = "run.json"  # settings, data, fingerprint and result of the training run that made it
 LOG_FILE = "log.jsonl"  # every training / evaluation log record, one JSON object a line
 CARD_FILE = "README.md"  # the Hugging Face model card
+COMPRESS_FILE = "compress.json"  # the fingerprint of a polydistill compress run (at the top of its DIR)
+# A folder holding one of these is a polydistill output: the only kind of folder --overwrite replaces.
+OUTPUT_RECORDS = (PROVENANCE_FILE, RUN_FILE, COMPRESS_FILE)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 _FREE_SPACE_MARGIN = 64 * 2**20  # bytes kept free beyond a writer's estimate
 
@@ -62,7 +71,9 @@ def _disk_full_error(path: Path) -> PolydistillError:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary sibling and ``os.replace``."""
     path = Path(path)
-    check_output_path(path, kind="file", expected_bytes=len(text.encode("utf-8")))
+    # a result file, or a file of a model directory being written: a user's file output (evaluate --out,
+    # bench --out) is checked against model directories by its command's preflight
+    check_output_path(path, kind="file", expected_bytes=len(text.encode("utf-8")), into_models=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -97,11 +108,119 @@ def read_json(path: str | os.PathLike) -> Any:
         raise PolydistillError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}); delete or fix it.") from err
 
 
-def check_output_path(path: str | os.PathLike, *, kind: str = "directory", expected_bytes: int = 0) -> Path:
-    """The preflight of every writer: ``path``'s existing ancestors are directories, the nearest one
-    is writable and has room for ``expected_bytes``; an existing ``path`` is of the right ``kind``.
-    One sentence per problem, before any slow work."""
+# ------------------------------------------------------------------------------------ output safety
+# The inputs of the command running in this context (resolved local paths): an output may not be one of
+# them, hold one of them, or lie inside one of them. Commands declare them with :func:`reading`.
+_READING: ContextVar[tuple[Path, ...]] = ContextVar("polydistill_reading", default=())
+
+
+def _local_path(value: object) -> Path | None:
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        return None
+    path = Path(value).expanduser()
+    return path.resolve() if path.exists() else None  # a hub id or a dataset name is not a local input
+
+
+@contextlib.contextmanager
+def reading(*paths: object) -> Iterator[None]:
+    """Declare what the running command reads (models, data folders, corpora) for the duration of the
+    block: every output preflight inside it refuses an output that is, holds or lies inside one of them.
+    Values that are not existing local paths (hub ids, dataset names, loaded models, None) are ignored.
+    Nests; a library function may instead pass ``inputs`` to the preflight itself."""
+    local = tuple(p for p in map(_local_path, paths) if p is not None)
+    token = _READING.set(_READING.get() + local)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def is_polydistill_output(folder: Path) -> bool:
+    """Whether ``folder`` holds one of polydistill's records (a model it wrote, a run, a compress DIR)."""
+    return any((folder / name).is_file() for name in OUTPUT_RECORDS)
+
+
+def _is_model_dir(folder: Path) -> bool:
+    if not (folder / "config.json").is_file():
+        return False
+    return any(f.suffix in (*WEIGHT_SUFFIXES, ".onnx", ".xml") for f in folder.iterdir() if f.is_file())
+
+
+def _check_safe(path: Path, kind: str, inputs: tuple[object, ...], into_models: bool) -> None:
+    """The output-safety rule (issue #35): nothing a command reads, no model directory and nothing that is
+    not an ordinary file or folder is ever replaced or written into by an output."""
+    if path.is_symlink():
+        raise PolydistillError(f"{path} is a symbolic link (to {os.readlink(path)}); polydistill does not write "
+                               "through links: pass the link's target itself as the output, or another path.")
+    for ancestor in path.absolute().parents:
+        if ancestor.is_symlink() and not ancestor.exists():
+            raise PolydistillError(f"Cannot write {path}: {ancestor} is a symbolic link to a path that does not "
+                                   "exist; fix the link or choose another path.")
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise PolydistillError(f"{path} is not an ordinary file or folder (a device, a pipe or a socket); "
+                               "choose another output path.")
+    resolved = path.resolve()
+    if kind == "directory" and Path.cwd().resolve().is_relative_to(resolved):
+        raise PolydistillError(f"The output {path} is the current directory or holds it; name a new folder "
+                               "for the output.")
+    for source in (*_READING.get(), *(p for p in map(_local_path, inputs) if p is not None)):
+        if resolved == source:
+            raise PolydistillError(f"The output {path} is an input of this command; write the output elsewhere.")
+        if source.is_relative_to(resolved):
+            raise PolydistillError(f"The output {path} holds an input of this command ({source}), which writing "
+                                   "it could delete; choose another output path.")
+        if resolved.is_relative_to(source):
+            raise PolydistillError(f"The output {path} lies inside an input of this command ({source}); write "
+                                   "the output elsewhere.")
+    for ancestor in () if into_models else resolved.parents:
+        if _is_model_dir(ancestor):
+            raise PolydistillError(f"The output {path} lies inside the model directory {ancestor}, which it "
+                                   "would corrupt; write the output elsewhere.")
+
+
+def read_record(path: str | os.PathLike, schema: type[BaseModelT]) -> BaseModelT:
+    """A record polydistill wrote (run.json, polydistill.json, a done marker, report.json), read back
+    through its pydantic ``schema``: a hand-edited file of another shape is one sentence naming the file
+    and the field, never a traceback further on."""
+    from pydantic import ValidationError
+
+    data = read_json(path)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "the top level"
+        raise PolydistillError(f"{path} is not a polydistill record of the expected shape ({field}: "
+                               f"{first['msg'].lower()}); was it edited by hand? Restore or delete it.") from None
+
+
+def weight_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every weight file at the top of a model directory: a finished run records them, so a
+    file truncated or replaced afterwards is noticed instead of being reported as done."""
+    import hashlib
+
+    digests = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(2**22), b""):
+                    digest.update(block)
+            digests[path.name] = digest.hexdigest()
+    return digests
+
+
+def check_output_path(path: str | os.PathLike, *, kind: str = "directory", expected_bytes: int = 0,
+                      inputs: tuple[object, ...] = (), into_models: bool = False) -> Path:
+    """The preflight of every writer: the output-safety rule (:func:`reading` and ``inputs``; no output
+    inside a model directory unless ``into_models``: the writer's own files of a model it is writing), then
+    ``path``'s existing ancestors are directories, the nearest one is writable and has room for
+    ``expected_bytes``; an existing ``path`` is of the right ``kind``. One sentence per problem, before any
+    slow work."""
+    if not str(path).strip():
+        raise PolydistillError("The output path is empty; give a file or folder name.")
     path = Path(path).expanduser()
+    _check_safe(path, kind, tuple(inputs), into_models)
     if path.exists() and kind == "directory" and not path.is_dir():
         raise PolydistillError(f"{path} is a file, not a directory; choose another output path.")
     if path.is_dir() and kind == "file":
@@ -115,19 +234,33 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "directory", expec
         raise PolydistillError(f"Cannot write {path}: {ancestor} is not writable; choose another path.")
     if expected_bytes:
         free = shutil.disk_usage(ancestor).free
-        if free < expected_bytes + _FREE_SPACE_MARGIN:
+        margin = min(_FREE_SPACE_MARGIN, expected_bytes)  # a small output needs no 64 MiB margin
+        if free < expected_bytes + margin:
             raise PolydistillError(
-                f"Not enough disk space for {path}: it needs about {expected_bytes / 2**20:,.0f} MiB and "
-                f"{free / 2**20:,.0f} MiB are free; free some space or write elsewhere."
+                f"Not enough disk space for {path}: it needs about {_mib(expected_bytes + margin)} and "
+                f"{_mib(free)} are free; free some space or write elsewhere."
             )
     return path
 
 
-def check_output_dir(out: str | os.PathLike, overwrite: bool, expected_bytes: int = 0) -> Path:
-    """The output preflight plus: refuse an existing, non-empty output directory unless ``overwrite``."""
-    out = check_output_path(out, expected_bytes=expected_bytes)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise PolydistillError(f"Output directory {out} already exists; choose another path or pass --overwrite.")
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} KiB"
+
+
+def check_output_dir(out: str | os.PathLike, overwrite: bool, expected_bytes: int = 0, *, own: bool = False,
+                     inputs: tuple[object, ...] = ()) -> Path:
+    """The output preflight plus: refuse an existing, non-empty output directory unless ``overwrite``, and
+    even then unless it is one of polydistill's outputs (:data:`OUTPUT_RECORDS`) — ``--overwrite`` never
+    replaces a foreign folder. ``own``: the caller names the folder itself (a cache entry, a stage of its
+    own output) and may replace whatever is there."""
+    out = check_output_path(out, expected_bytes=expected_bytes, inputs=inputs)
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise PolydistillError(f"Output directory {out} already exists; choose another path or pass --overwrite.")
+        if not own and not is_polydistill_output(out):
+            raise PolydistillError(
+                f"{out} is not an output of polydistill (it holds none of {', '.join(OUTPUT_RECORDS)}), and "
+                "--overwrite only replaces polydistill's own outputs; choose another path, or remove it yourself.")
     return out
 
 
@@ -143,12 +276,14 @@ def _share(tree: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False, expected_bytes: int = 0) -> Iterator[Path]:
+def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False, expected_bytes: int = 0, *,
+                      own: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``out`` in one rename.
 
-    On any exception the temporary directory is removed and ``out`` is left as it was.
+    On any exception the temporary directory is removed and ``out`` is left as it was. ``overwrite`` and
+    ``own`` as in :func:`check_output_dir`.
     """
-    out = check_output_dir(out, overwrite, expected_bytes)
+    out = check_output_dir(out, overwrite, expected_bytes, own=own)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

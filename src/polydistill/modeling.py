@@ -2,13 +2,16 @@
 
 Every stage loads teachers, students and tokenizers through these helpers so that a missing or
 corrupt directory, an unreachable hub id or an unknown head is reported the same way everywhere.
-Safetensors only; ``trust_remote_code`` stays off unless the caller asks for it.
+:func:`resolve_model_dir` is the one place a model argument becomes a directory: a local model
+directory, or a hub id's snapshot in the Hugging Face cache (offline from the cache with
+HF_HUB_OFFLINE=1). Safetensors only; ``trust_remote_code`` stays off unless the caller asks for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 from polydistill.architectures import TASKS, Task, task_of
@@ -39,18 +42,42 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
                    "sentencepiece.bpe.model", "spm.model", "spiece.model", "tokenizer.model")
 
 
-def _check_source(source: str | Path) -> str:
-    """``source`` as the string to hand to transformers; a local directory (a ``Path`` always is one)
-    must exist and hold a readable config.json, so that a typo is not mistaken for a hub id and a
-    corrupt config is reported as such, whichever file a loader would have read first."""
-    given_as_path = isinstance(source, Path)
+# What a hub model directory needs (config, safetensors weights, tokenizer, sentence-transformers modules,
+# model card); never the other frameworks' weights (pytorch_model.bin, tf_model.h5, onnx/, openvino/).
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
+_RESOLVED: dict[tuple[str, str, bool], Path] = {}
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def is_hub_id(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a Hugging Face Hub model rather than a local directory: it does not exist
+    here, is not spelled as a path (``./``, ``~``, absolute, more than one ``/``) and is a valid repo id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     text = str(source)
     path = Path(text).expanduser()
-    looks_local = (given_as_path or path.is_absolute() or text.startswith((".", "~")) or path.exists()
-                   or text.count("/") > 1)
-    if not looks_local:
-        _check_hub_reachable(text)
-    if looks_local:
+    if path.exists() or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def resolve_model_dir(source: str | os.PathLike) -> Path:
+    """The local directory of the model ``source`` names: a model directory as given, or a hub id's
+    snapshot in the Hugging Face cache, downloaded when online (config, safetensors, tokenizer,
+    sentence-transformers modules, card) and read from the cache alone when HF_HUB_OFFLINE is set.
+    The directory holds a readable config.json; anything else is one sentence."""
+    text = str(source)
+    if not is_hub_id(text):
+        path = Path(text).expanduser()
         if not path.exists():
             raise PolydistillError(f"Model directory {text} does not exist; pass a model directory or a hub id.")
         if not (path / "config.json").is_file():
@@ -59,29 +86,82 @@ def _check_source(source: str | Path) -> str:
                 "that save_pretrained wrote."
             )
         _check_config_file(path / "config.json")
-        return str(path) if text.startswith("~") else text  # transformers does not expand ~
-    return text
+        return path
+    from huggingface_hub import constants
+
+    key = (text, str(constants.HF_HUB_CACHE), _hub_offline())
+    if key not in _RESOLVED:
+        path = _snapshot(text)
+        if not (path / "config.json").is_file():
+            raise PolydistillError(f"The hub model {text!r} has no config.json; it is not a transformers model "
+                                   "(pass a model directory or another hub id).")
+        _check_config_file(path / "config.json")
+        _RESOLVED[key] = path
+    return _RESOLVED[key]
 
 
-def _check_hub_reachable(hub_id: str) -> None:
-    """Fail fast on a hub id the machine cannot reach, instead of ~30 s of retries after the data loaded.
-    Only when the model is not in the local Hugging Face cache (a cached model works offline)."""
-    import os
+def _snapshot(hub_id: str) -> Path:
+    """``hub_id``'s snapshot directory (see :func:`resolve_model_dir`)."""
+    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        IncompleteSnapshotError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    offline = _hub_offline()
+    host = constants.ENDPOINT.split("://")[-1].split("/")[0]
+    if not offline and not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+        _check_hub_reachable(hub_id, host)  # fail fast, not after ~30 s of retries
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=HUB_PATTERNS, local_files_only=offline))
+    except IncompleteSnapshotError as err:  # cached under other patterns: what is there may be enough
+        if err.snapshot_path and (Path(err.snapshot_path) / "config.json").is_file():
+            return Path(err.snapshot_path)
+        raise PolydistillError(f"The cached copy of {hub_id!r} is incomplete and the hub cannot complete it; "
+                               "download it again online (hf download) or pass a model directory.") from None
+    except LocalEntryNotFoundError:
+        if offline:
+            raise PolydistillError(
+                f"{hub_id!r} is neither a local directory nor a model in the Hugging Face cache "
+                f"({constants.HF_HUB_CACHE}) and the hub is off (HF_HUB_OFFLINE); pass a model directory, or "
+                f"download it once online (hf download {hub_id})."
+            ) from None
+        raise PolydistillError(f"{hub_id!r} is neither a local directory nor in the Hugging Face cache, and {host} "
+                               "could not be reached (offline?); pass a model directory.") from None
+    except GatedRepoError:
+        raise PolydistillError(f"{hub_id!r} is a gated model on the hub: accept its terms on {host} and log in "
+                               "(hf auth login), or pass a model directory.") from None
+    except RepositoryNotFoundError:
+        raise PolydistillError(f"{hub_id!r} is neither a local directory nor a model on the Hugging Face hub (or it "
+                               "is private: hf auth login); check the path or hub id.") from None
+    except (HfHubHTTPError, OSError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise PolydistillError(f"Could not download {hub_id!r} from {host} ({first}); retry, or pass a model "
+                               "directory.") from None
+
+
+def _check_source(source: str | os.PathLike) -> str:
+    """``source`` as the string to hand to transformers, after :func:`resolve_model_dir` checked it (a local
+    directory exists and holds a readable config.json; a hub id is in the cache or was just downloaded), so
+    that a typo is not mistaken for a hub id and a corrupt config is reported as such."""
+    path = resolve_model_dir(source)
+    text = str(source)
+    if is_hub_id(text):
+        return text  # transformers finds the resolved snapshot in the cache (and names the model by its id)
+    return str(path) if text.startswith("~") else text  # transformers does not expand ~
+
+
+def _check_hub_reachable(hub_id: str, host: str) -> None:
     import socket
 
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(hub_id, "config.json"), str):  # a path: cached, works offline
-        return
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise PolydistillError(f"{hub_id!r} is not a local directory and the Hugging Face hub is off "
-                               "(HF_HUB_OFFLINE); pass a model directory, or unset HF_HUB_OFFLINE when online.")
-    host = constants.ENDPOINT.split("://")[-1].split("/")[0]
     try:
         socket.create_connection((host, 443), timeout=3).close()
     except OSError:
-        raise PolydistillError(f"{hub_id!r} is not a local directory and {host} cannot be reached (offline?); "
-                               "pass a model directory.") from None
+        raise PolydistillError(f"{hub_id!r} is not a local directory, not in the Hugging Face cache, and {host} "
+                               "cannot be reached (offline?); pass a model directory.") from None
 
 
 def _check_config_file(config_file: Path) -> None:
@@ -98,7 +178,7 @@ def _check_config_file(config_file: Path) -> None:
                                "restore its config.json or re-create the model.")
 
 
-def load_config(source: str | Path, trust_remote_code: bool = False):
+def load_config(source: str | os.PathLike, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
     source = _check_source(source)
@@ -123,7 +203,7 @@ def auto_class(task: Task):
     }[task]
 
 
-def load_model(source: str | Path, task: Task | None = None, trust_remote_code: bool = False, **kwargs):
+def load_model(source: str | os.PathLike, task: Task | None = None, trust_remote_code: bool = False, **kwargs):
     """Load a model with the head its config names (or ``task``), from safetensors only."""
     from safetensors import SafetensorError
 
@@ -131,7 +211,7 @@ def load_model(source: str | Path, task: Task | None = None, trust_remote_code: 
     task = task or task_of(config)
     if task not in TASKS:
         raise PolydistillError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    source = str(source)
+    source = _check_source(source)
     try:
         # transformers' loading report is silenced (a new task head is expected); what matters is checked here
         with quiet_loading():
@@ -153,7 +233,9 @@ def _check_body_loaded(model, info: dict, source: str) -> None:
     """Missing weights are expected only in a new task head; missing encoder weights mean a broken
     or foreign checkpoint, which would otherwise train from random weights without a word."""
     prefix = getattr(model, "base_model_prefix", "")
-    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
+    # a pooler is not encoder body: an MLM checkpoint (lm-distill's output) has none, and a classifier
+    # trains its fresh one with the head (docs/lang.md: lm-distill, then finetune)
+    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k and "pooler" not in k.split(".")]
     body = [k for k in missing if prefix and k.startswith(prefix + ".")] if task_of(model) != "base" else missing
     if body:
         raise PolydistillError(
@@ -162,11 +244,12 @@ def _check_body_loaded(model, info: dict, source: str) -> None:
         )
 
 
-def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
+def load_tokenizer(source: str | os.PathLike, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    directory = resolve_model_dir(source)
     source = _check_source(source)
-    if Path(source).is_dir() and not any((Path(source) / name).is_file() for name in TOKENIZER_FILES):
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         # transformers would build a tokenizer of the special tokens alone and carry on
         raise PolydistillError(
             f"{source} has no tokenizer files (expected tokenizer.json, or tokenizer_config.json with its "

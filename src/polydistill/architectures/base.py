@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
     from torch import nn
+    from transformers import PreTrainedModel
 
 Axes = tuple[str | None, ...]
 Task = Literal["sequence", "token", "base"]
@@ -143,14 +144,14 @@ class ArchitectureAdapter:
         return getattr(model, prefix, model) if prefix else model
 
     def embeddings(self, model: nn.Module) -> nn.Module:
-        return self.backbone(model).embeddings
+        return self.backbone(model).get_submodule("embeddings")
 
     def encoder(self, model: nn.Module) -> nn.Module:
-        return self.backbone(model).encoder
+        return self.backbone(model).get_submodule("encoder")
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The encoder's layer list (``encoder.layer`` in every supported family)."""
-        return self.encoder(model).layer
+        return cast("nn.ModuleList", self.encoder(model).get_submodule("layer"))
 
     def set_layers(self, model: nn.Module, layers: nn.ModuleList) -> None:
         """Put ``layers`` in place of the encoder's layer list (the other half of :meth:`layers`)."""
@@ -169,7 +170,8 @@ class ArchitectureAdapter:
 
     def qkv_projections(self, layer: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
         """The layer's query, key and value ``nn.Linear`` (outputs: all heads concatenated)."""
-        return tuple(layer.get_submodule(name) for name in self.qkv)
+        query, key, value = self.qkv
+        return layer.get_submodule(query), layer.get_submodule(key), layer.get_submodule(value)
 
     def qk_projections(self, layer: nn.Module) -> tuple[nn.Module, nn.Module] | None:
         """The layer's query and key ``nn.Linear``; None where attention maps must come from
@@ -206,14 +208,15 @@ class ArchitectureAdapter:
         emb = unique(embedding_modules)
         enc = {k: v for k, v in unique([self.encoder(model)]).items() if k not in emb}
         total = sum(everything.values())
+        word_embeddings = cast("PreTrainedModel", model).get_input_embeddings()
         return ParamCounts(total=total, embedding=sum(emb.values()),
-                           word_embedding=model.get_input_embeddings().weight.numel(),
+                           word_embedding=word_embeddings.get_parameter("weight").numel(),
                            encoder=sum(enc.values()), other=total - sum(emb.values()) - sum(enc.values()))
 
     def mlm_head_state(self, model: nn.Module) -> dict:
         """The tensors of a ``*ForMaskedLM`` model outside its backbone: the MLM head (BERT ``cls``,
         XLM-R ``lm_head``, DeBERTa-v2 ``lm_predictions``, ELECTRA generator head)."""
-        prefix = model.base_model_prefix + "."
+        prefix = cast("PreTrainedModel", model).base_model_prefix + "."
         return {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
 
     def num_heads(self, config) -> int:

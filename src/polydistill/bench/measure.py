@@ -84,11 +84,17 @@ class ModelResult:
     weights_bytes: int  # weight files only
     shape: dict[str, Any]  # layers, hidden, intermediate, heads, vocab, attention implementation
     timings: dict[str, CaseTiming] = field(default_factory=dict)
+    source: str | None = None  # the model's name without its runtime (bench --runtimes)
+    runtime: str | None = None  # torch-fp32, onnx-int8, ... (bench --runtimes)
+
+    def median_s_of(self, key: str, clock: str = "wall") -> float:
+        return self.timings[key].median_s(clock)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "path": self.path,
+            **({"source": self.source, "runtime": self.runtime} if self.runtime else {}),
             "params": asdict(self.params),
             "disk_bytes": self.disk_bytes,
             "weights_bytes": self.weights_bytes,
@@ -107,6 +113,7 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.models[0].name if self.models else None,
+            "machine": self.settings.get("machine", {}).get("profile", {}).get("label"),
             "settings": self.settings,
             "cases": [case.key for case in self.cases],
             "models": [model.to_dict() for model in self.models],
@@ -160,7 +167,7 @@ def interleaved_schedule(names: Sequence[str], cases: Sequence[Case], repeats: i
     Rotation means no model is always first after a case switch (cache, allocator and frequency
     effects), and each model's samples are spread over the whole run.
     """
-    order = []
+    order: list[tuple[int, Case, str]] = []
     for r in range(repeats):
         shift = r % len(names) if names else 0
         rotated = list(names[shift:]) + list(names[:shift])
@@ -193,7 +200,8 @@ def time_interleaved(
                 calls[name, case]()
                 if on_step:
                     on_step("warm-up", case, name)
-    samples = {name: {case: {clock: [] for clock in clocks} for case in cases} for name in names}
+    samples: dict[str, dict[Case, dict[str, list[float]]]] = {
+        name: {case: {clock: [] for clock in clocks} for case in cases} for name in names}
     for _, case, name in interleaved_schedule(names, cases, repeats):
         starts = {clock: read() for clock, read in clocks.items()}
         calls[name, case]()
@@ -238,7 +246,32 @@ def compute_ratios(models: Sequence[ModelResult]) -> dict[str, dict[str, Any]]:
                 for clock in _clocks_of(model)
             },
         }
+    best = best_of_baseline(models)
+    if best:
+        for model in models:
+            ratios[model.name]["speedup_vs_baseline_best"] = {
+                clock: {key: frac(best[clock][key][1], timing.median_s(clock)) for key, timing in model.timings.items()
+                        if key in best.get(clock, {}) and clock in timing.samples_s}
+                for clock in _clocks_of(model)
+            }
     return ratios
+
+
+def best_of_baseline(models: Sequence[ModelResult]) -> dict[str, dict[str, tuple[str, float]]]:
+    """With several runtimes of the first model (bench --runtimes): per clock and case, its fastest runtime
+    and that median time — the baseline "in its own best runtime"; {} when the first model has one runtime."""
+    if not models or models[0].runtime is None:
+        return {}
+    group = [m for m in models if m.source == models[0].source]
+    if len(group) < 2:
+        return {}
+    best: dict[str, dict[str, tuple[str, float]]] = {}
+    for clock in _clocks_of(models[0]):
+        for key in models[0].timings:
+            timed = [(m.median_s_of(key, clock), m.runtime or m.name) for m in group if key in m.timings]
+            seconds, runtime = min(timed)
+            best.setdefault(clock, {})[key] = (runtime, seconds)
+    return best
 
 
 # ------------------------------------------------------------------------------------------ real runs
@@ -315,7 +348,7 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    info = {
+    info: dict[str, Any] = {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -324,7 +357,10 @@ def machine_info() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    from polydistill.export.machine import machine_profile
     from polydistill.export.runtime import runtime_info
+
+    info["profile"] = machine_profile().to_dict()  # CPU family, ISA flags, threads, GPU; "label" for tables
 
     info.update(runtime_info())  # CPU ISA flags (avx512_vnni, ...) and onnxruntime's version / providers
     try:
@@ -332,6 +368,54 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def _runtime_entries(paths: Sequence[str | os.PathLike], names: Sequence[str], runtimes: Sequence[str],
+                     scratch: Path, on_load: Callable[[str], None] | None) -> list[tuple[str, str, str | None, Path, Any]]:
+    """(entry name, model name, runtime, directory, loaded model) for every model in every runtime; the
+    first model's torch-fp32 comes first (the baseline). An exported directory is measured as it is."""
+    from polydistill.export.runtime import is_exported_dir
+    from polydistill.export.runtimes import (
+        SPECS,
+        CandidateBuilder,
+        is_openvino_dir,
+        load_runtime_dir,
+        load_source,
+        runtime_of_dir,
+    )
+
+    calibrated = [r for r in runtimes if SPECS[r].calibrated]
+    require(not calibrated, f"bench --runtimes cannot build {calibrated[0] if calibrated else ''} (it is calibrated "
+            "on task data); export it with polydistill export --runtime ... --dataset ... and bench that directory.")
+    entries: list[tuple[str, str, str | None, Path, Any]] = []
+    for index, (name, path) in enumerate(zip(names, paths, strict=True)):
+        folder = Path(path)
+        if is_exported_dir(folder) or is_openvino_dir(folder):
+            runtime = runtime_of_dir(folder)
+            if on_load:
+                on_load(name)
+            entries.append((f"{name}:{runtime}", name, runtime, folder, load_runtime_dir(folder)))
+            continue
+        wanted = list(dict.fromkeys(["torch-fp32", *runtimes])) if index == 0 else list(runtimes)
+        builder = None
+        for runtime in wanted:
+            if on_load:
+                on_load(f"{name}:{runtime}")
+            if runtime == "torch-fp32":
+                entries.append((f"{name}:{runtime}", name, runtime, folder, load_for_inference_cpu(folder)))
+                continue
+            if builder is None:
+                builder = CandidateBuilder(load_source(folder), scratch / f"{index}-{name}")
+            target = scratch / f"{index}-{name}" / runtime
+            builder.build(runtime, target)
+            entries.append((f"{name}:{runtime}", name, runtime, target, load_runtime_dir(target)))
+    return entries
+
+
+def load_for_inference_cpu(path: str | os.PathLike):
+    from polydistill.export.runtime import load_for_inference
+
+    return load_for_inference(path).eval()
 
 
 def bench_models(
@@ -347,49 +431,79 @@ def bench_models(
     clocks: Mapping[str, Callable[[], float]] | None = None,
     on_step: Callable[[str, Case, str], None] | None = None,
     on_load: Callable[[str], None] | None = None,
+    runtimes: Sequence[str] | None = None,
+    work_dir: str | os.PathLike | None = None,
 ) -> BenchReport:
-    """Load every model, measure sizes, time all of them interleaved; ratios are against ``paths[0]``."""
+    """Load every model, measure sizes, time all of them interleaved; ratios are against ``paths[0]``.
+
+    ``runtimes`` (``torch-fp32``, ``torch-bf16``, ``onnx-int8``, ...): measure every PyTorch model in each of
+    them (built under ``work_dir``, default a temporary folder), the first model's torch-fp32 first; ratios
+    are then against the first model in fp32 PyTorch (``speedup``) and in its fastest runtime per case
+    (``speedup_vs_baseline_best``). CPU only."""
+    import tempfile
+
     import torch
 
     from polydistill.export.runtime import load_for_inference
     from polydistill.io import package_versions
 
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
+    names = list(names) if names else unique_names(paths)
+    from polydistill.modeling import is_hub_id, resolve_model_dir
+
+    paths = [resolve_model_dir(path) if is_hub_id(path) else path for path in paths]  # a hub id: its snapshot
     for path in paths:
         p = Path(path)
         require(p.exists(), f"Model directory {path} does not exist; pass a directory written by save_pretrained.")
         require((p / "config.json").is_file(), f"{path} has no config.json; pass a Hugging Face model directory.")
-    names = list(names) if names else unique_names(paths)
     require(len(set(names)) == len(names) == len(paths), "Model names must be unique, one per model.")
     if threads is not None:
         require(threads >= 1, f"threads must be at least 1, got {threads}.")
         torch.set_num_threads(threads)
+    if runtimes:
+        from polydistill.export.runtimes import parse_runtimes
+
+        runtimes = parse_runtimes(runtimes)
+        require(device in ("auto", "cpu"), "bench --runtimes measures on the CPU; pass --device cpu.")
+        device = "cpu"
     devices = available_devices(device)
     cases = make_cases(lengths, devices, batch_size)
 
     results: list[ModelResult] = []
     runners = {}
-    for name, path in zip(names, paths, strict=True):
-        if on_load:
-            on_load(name)
-        model = load_for_inference(path).eval()  # a PyTorch or an exported (ONNX, onnxruntime) model directory
-        _check_lengths(name, model.config, lengths)
-        total, weights = disk_size(path)
-        exported = hasattr(model, "runtime_info")
-        shape = {**model_shape(model), **(model.runtime_info() if exported else {"runtime": "torch"})}
-        params = model.parameter_counts() if exported else count_parameters(model)
-        results.append(ModelResult(name, str(path), params, total, weights, shape))
-        by_device = {"cpu": model}
-        if "cuda" in devices:
-            import copy
+    with tempfile.TemporaryDirectory(prefix="polydistill-bench-", dir=work_dir) as scratch:
+        entries: list[tuple[str, str, str | None, Path, Any]]
+        if runtimes:
+            entries = _runtime_entries(paths, names, runtimes, Path(scratch), on_load)
+        else:
+            entries = []
+            for name, path in zip(names, paths, strict=True):
+                if on_load:
+                    on_load(name)
+                # a PyTorch or an exported (ONNX / OpenVINO) model directory
+                entries.append((name, name, None, Path(path), load_for_inference(path).eval()))
+        for entry, source, runtime, path, model in entries:
+            _check_lengths(entry, model.config, lengths)
+            total, weights = disk_size(path)
+            exported = hasattr(model, "runtime_info")
+            shape = {**model_shape(model), **(model.runtime_info() if exported else
+                                              {"runtime": "torch", "dtype": str(model.dtype).removeprefix("torch.")})}
+            params = model.parameter_counts() if exported else count_parameters(model)
+            results.append(ModelResult(entry, str(path), params, total, weights, shape, source=source if runtime else None,
+                                       runtime=runtime))
+            by_device = {"cpu": model}
+            if "cuda" in devices:
+                import copy
 
-            by_device["cuda"] = copy.deepcopy(model).to("cuda")
-        runners[name] = _make_runner(by_device)
+                by_device["cuda"] = copy.deepcopy(model).to("cuda")
+            runners[entry] = _make_runner(by_device)
 
-    try:
-        samples = time_interleaved(runners, cases, repeats, warmup, clocks=clocks, on_step=on_step)
-    except RuntimeError as err:  # e.g. a sequence longer than the model's position table
-        raise PolydistillError(f"A model failed to run on the benchmark inputs: {str(err).splitlines()[0][:200]}") from err
+        try:
+            samples = time_interleaved(runners, cases, repeats, warmup, clocks=clocks, on_step=on_step)
+        except RuntimeError as err:  # e.g. a sequence longer than the model's position table
+            raise PolydistillError(f"A model failed to run on the benchmark inputs: {str(err).splitlines()[0][:200]}") from err
+        runners.clear()
+        entries.clear()
     for result in results:
         result.timings = summarise(samples[result.name])
     settings = {
@@ -403,5 +517,11 @@ def bench_models(
         "clocks": list(clocks or CLOCKS),
         "machine": machine_info(),
         "versions": package_versions(),
+        **({"runtimes": list(runtimes)} if runtimes else {}),
     }
-    return BenchReport(results, cases, settings, compute_ratios(results))
+    report = BenchReport(results, cases, settings, compute_ratios(results))
+    best = best_of_baseline(results)
+    if best:
+        report.settings["baseline_best"] = {clock: {key: {"runtime": r, "median_s": t} for key, (r, t) in by.items()}
+                                            for clock, by in best.items()}
+    return report

@@ -11,8 +11,10 @@ import contextlib
 import errno
 import importlib
 import sys
+from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from polydistill.errors import PolydistillError
 
@@ -48,12 +50,45 @@ def _main_options(
     configure(verbose)
 
 
+# Flags (or argument names) of what a command writes, or of a grid's work dir (read and written by design);
+# every other parameter whose value is an existing local path is an input that no output may touch.
+OUTPUT_FLAGS = frozenset({"--out", "--work-dir", "--report", "--update-docs", "--check-docs", "work_dir"})
+
+
+def _input_paths(command: TyperCommand, params: dict) -> list[str]:
+    outputs = {p.name for p in command.params if OUTPUT_FLAGS & {*p.opts, p.name or ""}}
+    values = [v for name, v in params.items() if name not in outputs]
+    flat = [item for v in values for item in (v if isinstance(v, list | tuple) else [v])]
+    return [str(item) for item in flat if isinstance(item, str | Path) and str(item).strip()]
+
+
+class _Command(TyperCommand):
+    """Every command runs inside :func:`polydistill.io.reading` of its path arguments: the output-safety
+    rule of the io preflight then knows the command's inputs (model, teacher, data folder, corpus, ...)."""
+
+    def invoke(self, ctx):
+        from polydistill.io import reading
+
+        with reading(*_input_paths(self, ctx.params)):
+            return super().invoke(ctx)
+
+
+def _guard(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = _Command
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _guard(group.typer_instance)
+
+
 def _register_all() -> None:
     from polydistill.distill.terms import load_plugins
 
     load_plugins()  # KD terms of installed plugins get their --w-<term> flags too
     for stage in _STAGES:
         importlib.import_module(f"polydistill.cli.{stage}").register(app)
+    _guard(app)
 
 
 _register_all()

@@ -1,4 +1,5 @@
-"""``polydistill bench``: speed and size of models side by side, ratios against the first."""
+"""``polydistill bench``: speed and size of models side by side (optionally each in several runtimes),
+ratios against the first."""
 
 from __future__ import annotations
 
@@ -39,8 +40,12 @@ def render_tables(report: dict, clock: str = "wall"):
             f"{p['total'] / 1e6:.2f}", f"{p['embedding'] / 1e6:.2f}", f"{p['encoder'] / 1e6:.2f}",
             f"{model['disk_bytes'] / 1e6:.1f}", _fmt_ratio(r["params"]), _fmt_ratio(r["disk"]),
         )
-    speed = Table(title=f"speed ({clock} clock): median of {report['settings']['repeats']} interleaved runs, "
-                        f"{report['settings']['machine']['torch_threads']} thread(s); × = speed-up vs {report['baseline']}")
+    machine = report.get("machine") or f"{report['settings']['machine']['torch_threads']} thread(s)"
+    best = (report["settings"].get("baseline_best") or {}).get(clock)
+    source = report["models"][0].get("source", report["baseline"])
+    speed = Table(title=f"speed ({clock} clock), {machine}: median of {report['settings']['repeats']} interleaved runs; "
+                        f"× = speed-up vs {report['baseline']}"
+                        + (f"; best× = vs {source} in its fastest runtime of each case" if best else ""))
     speed.add_column("model")
     for key in report["cases"]:
         device, batch, length = key.split("/")
@@ -54,8 +59,14 @@ def render_tables(report: dict, clock: str = "wall"):
                 value = f"{timing['median_s'][clock] * 1e3:.1f}"
             else:
                 value = f"{timing['sequences_per_s'][clock]:.1f}"
-            cells.append(f"{value} ({_fmt_ratio(ratios[model['name']]['speedup'][clock].get(key))})")
+            ratio = _fmt_ratio(ratios[model['name']]['speedup'][clock].get(key))
+            if best:
+                vs_best = ratios[model["name"]].get("speedup_vs_baseline_best", {}).get(clock, {}).get(key)
+                ratio += f" / {_fmt_ratio(vs_best, '× best')}"
+            cells.append(f"{value} ({ratio})")
         speed.add_row(model["name"], *cells)
+    if best:
+        speed.add_row(f"{source} best runtime", *[best[key]["runtime"] if key in best else "–" for key in report["cases"]])
     return size, speed
 
 
@@ -72,6 +83,10 @@ def bench(
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cpu,cuda or auto (CPU plus CUDA when present)."),
     clock: str = typer.Option("wall", "--clock", help="Clock shown in the table: wall, or cpu (process CPU time, "
                               "steadier on a shared machine with --threads 1). The JSON holds both."),
+    runtimes: str | None = typer.Option(
+        None, "--runtimes", help="Measure every PyTorch model in each of these runtimes side by side (CPU): "
+        "torch-fp32,torch-bf16,onnx-fp32,onnx-int8,openvino; ratios vs the first model in fp32 PyTorch and in "
+        "its fastest runtime."),
 ) -> None:
     """Parameters, disk size, batch-1 latency and batch throughput of models, interleaved in one process."""
     from rich.console import Console
@@ -93,10 +108,19 @@ def bench(
 
         check_output_path(out, kind="file")
     console, err_console = Console(), Console(stderr=True)
+    runtime_list = None
+    if runtimes is not None:
+        from polydistill.export.runtimes import parse_runtimes
+
+        runtime_list = parse_runtimes(runtimes)
+        if device not in ("auto", "cpu"):
+            raise PolydistillError("bench --runtimes measures on the CPU; pass --device cpu.")
+        device = "cpu"
     n_cases = len(make_cases(parsed, available_devices(device), batch_size))
+    n_models = len(model) * len(runtime_list) + 1 if runtime_list else len(model)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
-        task = progress.add_task("loading", total=len(model) * n_cases * (repeats + warmup))
+        task = progress.add_task("loading", total=n_models * n_cases * (repeats + warmup))
 
         def on_step(phase, case, name):
             progress.update(task, advance=1, description=f"{phase} {name} {case.key}")
@@ -105,7 +129,7 @@ def bench(
             progress.update(task, description=f"loading {name}")
 
         report = bench_models(model, lengths=parsed, batch_size=batch_size, repeats=repeats, warmup=warmup,
-                              threads=threads, device=device, on_step=on_step, on_load=on_load)
+                              threads=threads, device=device, on_step=on_step, on_load=on_load, runtimes=runtime_list)
     data = report.to_dict()
     for table in render_tables(data, clock):
         console.print(table)

@@ -50,7 +50,7 @@ def show(
 def languages_command(
     dataset: str = typer.Argument(..., help="massive | tsm | universal-ner (uner)."),
 ) -> None:
-    """The language codes a dataset accepts, its ISO code, and the paper's partitions (000 Table 11)."""
+    """The language codes a dataset accepts, its ISO code, and the paper's partitions (Wibowo et al. 2024, ACL Table 11)."""
     from rich.console import Console
     from rich.table import Table
 

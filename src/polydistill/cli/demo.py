@@ -35,10 +35,10 @@ def demo(
     typer.echo(f"teacher used: {result.teacher} ({result.teacher_kind})")
     typer.echo("files: " + ", ".join(str(p) for p in result.files.values()))
     if compress:
-        from polydistill.cli.compress import _progress
+        from polydistill.cli.progress import compress_progress
         from polydistill.demo.pipeline import compress_demo
 
-        with _progress() as on_compress_event:
+        with compress_progress() as on_compress_event:
             compressed = compress_demo(out, quick=quick, precision=precision, say=console.print,
                                        on_event=on_compress_event)
         typer.echo(compressed.files["markdown"].read_text(encoding="utf-8"))

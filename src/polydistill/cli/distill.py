@@ -12,7 +12,7 @@ from polydistill.cli import options as opt
 from polydistill.distill.settings import KDSettings, TrainSettings
 
 _RUN_ONLY = {"progress", "cache_dir", "save_total_limit"}
-_TRAINING = opt.settings_options(TrainSettings, exclude=_RUN_ONLY) + opt.PRECISION_ALIASES
+_TRAINING = opt.with_precision_aliases(opt.settings_options(TrainSettings, exclude=_RUN_ONLY))
 _KD = opt.settings_options(KDSettings, exclude={"weights"}) + opt.kd_weight_options()
 
 
@@ -63,7 +63,7 @@ def finetune_command(
     model: str | None = opt.MODEL_ARGUMENT, model_option: str | None = opt.MODEL_OPTION,
     dataset: str = opt.DATASET, languages: str = opt.LANGUAGES, data_root: Path | None = opt.DATA_ROOT,
     fraction: float | None = opt.FRACTION, max_dev_per_language: int = opt.MAX_DEV, threads: int | None = opt.THREADS,
-    training: dict | None = None,
+    *, training: dict,  # filled in by opt.with_settings
 ) -> None:
     """Fine-tune a teacher (or a student without KD) with best-dev-F1 checkpointing and resume."""
     opt.set_threads(threads)
@@ -79,7 +79,7 @@ def finetune_command(
 
 @opt.with_settings(("training", _TRAINING), ("kd_values", _KD))
 def distill_command(
-    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher directory."),
+    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher: model directory or hub id."),
     student: str | None = typer.Option(None, "--student", help="Student directory (polydistill student); "
                                        "omit to build one on the fly with --layers/--hidden/--init ..."),
     layers: int | None = typer.Option(None, "--layers", help="On-the-fly student depth (default: half the teacher's)."),
@@ -98,12 +98,22 @@ def distill_command(
     stages: str | None = typer.Option(None, "--stages", help="depth,width: distil a full-width --layers student "
                                       "first, then select --hidden by importance on it and distil again (half the "
                                       "step budget each)."),
-    training: dict | None = None, kd_values: dict | None = None,
+    *, training: dict, kd_values: dict,  # filled in by opt.with_settings
 ) -> None:
     """TinyBERT-style KD (att + hid + emb + pred + CE, or any registered terms) of a fine-tuned teacher."""
     opt.set_threads(threads)
     from polydistill.distill.kd import distill
+    from polydistill.errors import require
 
+    builds = {"--layers": layers, "--hidden": hidden, "--intermediate": intermediate, "--heads": heads,
+              "--base": base, "--init": None if init == "from-teacher" else init,
+              "--student-layer-map": None if student_layer_map == "alternate-last" else student_layer_map}
+    given = [flag for flag, value in builds.items() if value is not None]
+    require(student is None or not given, f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} an on-the-fly "
+            "student and would be ignored with --student; drop "
+            f"{'it' if len(given) == 1 else 'them'}, or drop --student.")
+    require(unlabelled_max is None or unlabelled_data,
+            "--unlabelled-max caps --unlabelled-data; give the unlabelled data too, or drop --unlabelled-max.")
     settings = _train_settings(training)
     weights = opt.kd_weights(kd_values)
     kd = opt.validated(KDSettings, {"weights": weights, **{k: v for k, v in kd_values.items()
@@ -130,8 +140,10 @@ def distill_command(
         from polydistill.student.build import build_student
 
         n_layers = layers or max(1, load_config(teacher).num_hidden_layers // 2)
-        student = build_student(teacher, layers=n_layers, layer_map=student_layer_map, hidden=hidden,
-                                intermediate=intermediate, heads=heads, init=init, base=base, seed=settings.seed)
+        built = build_student(teacher, layers=n_layers, layer_map=student_layer_map, hidden=hidden,
+                              intermediate=intermediate, heads=heads, init=init, base=base, seed=settings.seed)
+        _report(distill(teacher, built, task_data, settings, kd, unlabelled=unlabelled), "distilled")
+        return
     _report(distill(teacher, student, task_data, settings, kd, unlabelled=unlabelled), "distilled")
 
 

@@ -23,7 +23,7 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Examples per forward pass."),
     max_length: int = typer.Option(128, "--max-length", min=8, help="Maximum tokens per example."),
-    random_runs: int = typer.Option(30, "--random-runs", min=1, help="Runs of the random NER baseline (000 Table 6: 30)."),
+    random_runs: int = typer.Option(30, "--random-runs", min=1, help="Runs of the random NER baseline (Wibowo et al. 2024, ACL Table 6: 30)."),
     threads: int | None = opt.THREADS,
 ) -> None:
     """Overall and per-language F1 / accuracy / support, seen vs unseen, and the majority or random baseline.

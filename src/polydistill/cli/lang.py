@@ -1,4 +1,4 @@
-"""``polydistill vocab reduce`` and ``polydistill lm-distill`` (seed 004: Eliquare, VocabReduce)."""
+"""``polydistill vocab reduce`` and ``polydistill lm-distill`` (Singh et al. 2023: Eliquare, VocabReduce)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,22 @@ def _vocab_options():
 
 def _plan_arguments(dataset: str | None, languages: str | None, data_root: str | None, values: dict) -> dict:
     """The library arguments for the command line's sources and options."""
-    from polydistill.lang.vocab_sources import corpus_sources, dataset_sources, heldout_files, wordfreq_source
+    from polydistill.lang.vocab_sources import (
+        HeldoutText,
+        TextSource,
+        WordFreqSource,
+        corpus_sources,
+        dataset_sources,
+        heldout_files,
+        wordfreq_source,
+    )
 
     if languages and not dataset:
         raise PolydistillError("--languages needs --dataset; for word lists of a language use --wordfreq LANG.")
     if dataset and not languages:
         raise PolydistillError("--dataset needs --languages (the languages whose vocabulary to keep).")
-    sources, heldout = [], []
+    sources: list[TextSource | WordFreqSource] = []
+    heldout: list[HeldoutText] = []
     if values["corpus"]:
         sources += corpus_sources(values["corpus"])
     splits = [s.strip() for s in values["dataset_splits"].split(",")]
@@ -94,13 +103,13 @@ _LANGUAGES = typer.Option(None, "--languages", "-l", help="Languages of --datase
 @vocab_app.command(name="plan")
 @opt.with_settings(("selection", _vocab_options()))
 def vocab_plan_cmd(
-    model: str | None = typer.Argument(None, help="Model directory (teacher or student, any head).",
+    model: str | None = typer.Argument(None, help="Model directory or hub id (teacher or student, any head).",
                                        show_default=False),
     model_option: str | None = opt.MODEL_OPTION,
     dataset: str | None = opt.DATASET_OPTIONAL,
     languages: str | None = _LANGUAGES,
     data_root: str | None = opt.DATA_ROOT,
-    selection: dict | None = None,
+    *, selection: dict,  # filled in by opt.with_settings
 ) -> None:
     """Show what `vocab reduce` would keep: held-out coverage per language, vocabulary and parameters.
 
@@ -124,7 +133,7 @@ def vocab_plan_cmd(
 @vocab_app.command(name="reduce")
 @opt.with_settings(("selection", _vocab_options()))
 def vocab_reduce_cmd(
-    model: str | None = typer.Argument(None, help="Model directory (teacher or student, any head).",
+    model: str | None = typer.Argument(None, help="Model directory or hub id (teacher or student, any head).",
                                        show_default=False),
     model_option: str | None = opt.MODEL_OPTION,
     out: Path = opt.OUT,
@@ -134,7 +143,7 @@ def vocab_reduce_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (as `vocab plan`) and write nothing "
                                  "but --report."),
     overwrite: bool = opt.OVERWRITE,
-    selection: dict | None = None,
+    *, selection: dict,  # filled in by opt.with_settings
 ) -> None:
     """Keep only the sub-words the target languages need: smaller embedding, same outputs on their text.
 
@@ -174,8 +183,8 @@ def vocab_reduce_cmd(
 def _lm_options():
     from polydistill.lang.settings import LMDistillSettings
 
-    return opt.settings_options(LMDistillSettings, exclude={"progress", "cache_dir", "save_total_limit"}) \
-        + opt.PRECISION_ALIASES
+    return opt.with_precision_aliases(
+        opt.settings_options(LMDistillSettings, exclude={"progress", "cache_dir", "save_total_limit"}))
 
 
 @opt.with_settings(("settings", _lm_options()))
@@ -185,7 +194,7 @@ def lm_distill_cmd(
                                        help="The teacher, as an option (with or without an MLM head)."),
     corpus: list[Path] = typer.Option(..., "--corpus", help="Plain-text file(s), one sentence/document per line."),
     threads: int | None = opt.THREADS,
-    settings: dict | None = None,
+    *, settings: dict,  # filled in by opt.with_settings
 ) -> None:
     """Task-agnostic distillation on a monolingual corpus with the DistilBERT triplet loss (Eliquare).
 

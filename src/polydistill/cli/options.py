@@ -17,12 +17,15 @@ import functools
 import inspect
 import types
 import typing
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
 import typer
 from pydantic import BaseModel, ValidationError
+from typer.models import OptionInfo
 
+from polydistill.distill.settings import MAX_SEED
 from polydistill.errors import PolydistillError
 
 # ------------------------------------------------------------------------------------ shared options
@@ -38,7 +41,7 @@ DATA_ROOT = typer.Option(None, "--data-root",
                          help="Folder with massive/, tsm/, universal-ner/ (else $POLYDISTILL_DATA_ROOT, else the hub).")
 FRACTION = typer.Option(None, "--fraction", help="Stratified fraction of the train split (per language and label).")
 OUT = typer.Option(..., "--out", "-o", help="Output directory (written atomically).")
-SEED = typer.Option(0, "--seed", help="Seed of every random choice of the run.")
+SEED = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of every random choice of the run.")
 MAX_DEV = typer.Option(500, "--max-dev-per-language", min=0,
                        help="Evaluate during training on at most N validation examples per language (a fixed "
                        "sample; 0 = all): a full UNER dev pass costs minutes on a CPU.")
@@ -76,6 +79,8 @@ def _cli_type(annotation) -> Any:
     pydantic then validates, so every bad value gets the same "Invalid ... settings" sentence."""
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is dict:  # NAME=VALUE, repeatable (the field's validator reads the list)
+        return list[str] | None
     if origin in (typing.Union, types.UnionType):
         if len(args) == 1:
             return _cli_type(args[0]) | None
@@ -85,7 +90,7 @@ def _cli_type(annotation) -> Any:
     return str
 
 
-def settings_options(model: type[BaseModel], *, exclude: set[str] = frozenset(), prefix: str = "",
+def settings_options(model: type[BaseModel], *, exclude: AbstractSet[str] = frozenset(), prefix: str = "",
                      defaults: dict[str, Any] | None = None) -> list[inspect.Parameter]:
     """typer parameters for ``model``'s fields (named ``prefix + field``)."""
     params = []
@@ -93,6 +98,8 @@ def settings_options(model: type[BaseModel], *, exclude: set[str] = frozenset(),
         if name in exclude:
             continue
         default = (defaults or {}).get(name, ... if field.is_required() else field.get_default(call_default_factory=True))
+        if isinstance(default, (list, tuple, dict)):  # given as a comma list or repeated NAME=VALUE: parsed by the field
+            default = ",".join(map(str, default)) if default and not isinstance(default, dict) else None
         flags = _flags(name, field)
         cli_type = _cli_type(field.annotation)
         if cli_type is bool:
@@ -115,8 +122,34 @@ PRECISION_ALIASES = [extra_option("fp16", bool, False, "--fp16", help="Alias of 
                      extra_option("bf16", bool, False, "--bf16", help="Alias of --precision bf16.")]
 
 
+def with_precision_aliases(params: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """``params`` plus :data:`PRECISION_ALIASES`; their ``--precision`` defaults to None ("not given", the
+    settings' default then applies), so that :func:`without_unset_aliases` can tell ``--precision fp32
+    --bf16`` (a contradiction) from a plain ``--bf16``."""
+    out = []
+    for param in params:
+        info = param.default
+        if param.name == "precision" and isinstance(info, OptionInfo):
+            param = param.replace(annotation=str | None, default=typer.Option(
+                None, *(info.param_decls or ()), help=f"{info.help} Default: {info.default}.", show_default=False))
+        out.append(param)
+    return out + PRECISION_ALIASES
+
+
 def without_unset_aliases(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if not (k in ("fp16", "bf16") and not v)}
+    """The settings values without the precision aliases not given (and without a ``--precision`` not given);
+    an alias that contradicts ``--precision`` or the other alias is refused in one sentence (one that agrees
+    with it is fine)."""
+    aliases = [name for name in ("fp16", "bf16") if values.get(name)]
+    precision = values.get("precision")
+    if len(aliases) == 2:
+        raise PolydistillError("--fp16 and --bf16 contradict each other; pass one precision (--precision fp16 or "
+                               "--precision bf16).")
+    if aliases and precision is not None and precision != aliases[0]:
+        raise PolydistillError(f"--precision {precision} and --{aliases[0]} contradict each other; pass one of them "
+                               f"(--{aliases[0]} means --precision {aliases[0]}).")
+    return {k: v for k, v in values.items()
+            if not ((k in ("fp16", "bf16") and not v) or (k == "precision" and v is None))}
 
 
 def kd_weight_options() -> list[inspect.Parameter]:
@@ -152,7 +185,7 @@ def kd_weights(values: dict[str, Any]) -> dict[str, float]:
 
 def with_settings(*groups: tuple[str, list[inspect.Parameter]]):
     """Add the parameters of each ``(group, params)`` to a command; the command receives each group's
-    values as one dict argument named ``group``."""
+    values as one dict argument named ``group`` (declared keyword-only without a default: ``*, group: dict``)."""
 
     def decorate(fn):
         signature = inspect.signature(fn)
@@ -167,7 +200,9 @@ def with_settings(*groups: tuple[str, list[inspect.Parameter]]):
             grouped = {group: {name: kwargs.pop(name) for name in names} for group, names in members.items()}
             return fn(**kwargs, **grouped)
 
-        wrapper.__signature__ = signature.replace(parameters=[*own, *extra], return_annotation=None)
+        # typeshed's functools._Wrapped does not declare __signature__, which inspect.signature (typer) reads
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*own, *extra], return_annotation=None)
         wrapper.__annotations__ = {}  # typer reads the resolved types from the signature
         del wrapper.__wrapped__  # typer must read the new signature, not fn's
         return wrapper

@@ -20,9 +20,11 @@ Re-running the same command resumes at the first unfinished stage (KD from its c
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,8 +34,9 @@ from polydistill.compress.plan import CompressSettings, fingerprint, teacher_ide
 from polydistill.compress.stages import STAGES, Context
 from polydistill.distill.run import differences
 from polydistill.errors import PolydistillError, require
+from polydistill.io import COMPRESS_FILE
 
-FINGERPRINT_FILE = "compress.json"
+FINGERPRINT_FILE = COMPRESS_FILE
 
 __all__ = ["CompressResult", "CompressSettings", "compress", "load_data", "load_augmentation"]
 
@@ -138,7 +141,7 @@ def _check_unlabelled_languages(s: CompressSettings, kd: list[str], unseen: list
     from polydistill.lang.vocab_sources import language_key
 
     adapter = get_adapter(name)
-    codes = resolve_languages(languages or "all", adapter.valid, adapter.named, adapter.name)
+    codes = resolve_languages(str(languages) or "all", adapter.valid, adapter.named, adapter.name)
     kept = {language_key(code) for code in [*kd, *unseen]}
     outside = [code for code in codes if language_key(code) not in kept]
     one = len(outside) == 1
@@ -195,16 +198,18 @@ def _check_upfront(s: CompressSettings, config) -> None:
 
         kind, name, _ = parse_source(s.unlabelled_data)
         if kind == "dataset":
-            from polydistill.data.load import get_adapter
+            from polydistill.data.load import get_adapter as dataset_adapter  # not the architecture's above
 
-            get_adapter(name)
+            dataset_adapter(name)
 
 
-def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
-    """Make ``root`` this command's: True when it already holds this command's run (resume)."""
-    from polydistill.io import check_output_path, read_json
+def _claim(root: Path, fp: dict[str, Any], overwrite: bool, inputs: tuple[object, ...]) -> bool:
+    """Make ``root`` this command's: True when it already holds this command's run (resume). With
+    ``overwrite``, an earlier run is set aside (renamed, not deleted) until the new one finishes."""
+    from polydistill.io import check_output_path, is_polydistill_output, read_json
 
-    check_output_path(root)
+    check_output_path(root, inputs=inputs)
+    _restore_previous(root)  # an --overwrite run that was killed: the earlier result comes back first
     record_path = root / FINGERPRINT_FILE
     if record_path.is_file():
         old = (read_json(record_path) or {}).get("fingerprint") or {}
@@ -215,14 +220,44 @@ def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
             shown = ", ".join(name.removeprefix("settings.") for name in changed[:6]) + (" …" if len(changed) > 6 else "")
             raise PolydistillError(f"{root} holds a compress run of another command (it differs in {shown}); pass "
                                    "--overwrite to start afresh, or use another --out.")
-        shutil.rmtree(root)
+        _previous(root).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(root, _previous(root))
         return False
     if root.is_dir() and any(root.iterdir()):
         if not overwrite:
             raise PolydistillError(f"Output directory {root} already exists and holds no compress run; choose another "
                                    "--out or pass --overwrite.")
-        shutil.rmtree(root)
+        leftover = {p.name for p in root.iterdir()} <= {"stages"}  # a run that stopped before its plan was done
+        if not leftover and not is_polydistill_output(root):
+            raise PolydistillError(f"{root} is not an output of polydistill, and --overwrite only replaces "
+                                   "polydistill's own outputs; choose another --out, or remove it yourself.")
+        os.replace(root, _previous(root))
     return False
+
+
+def _previous(root: Path) -> Path:
+    """Where ``--overwrite`` keeps the earlier run until the new one has finished."""
+    return root.with_name(f".{root.name}.previous")
+
+
+def _restore_previous(root: Path) -> None:
+    if _previous(root).is_dir():
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(_previous(root), root)
+
+
+@contextlib.contextmanager
+def _claimed(root: Path, fp: dict[str, Any], overwrite: bool, inputs: tuple[object, ...]) -> Iterator[bool]:
+    """:func:`_claim` for the duration of a run: a run that replaces an earlier one and fails (an error,
+    Ctrl-C) gives the earlier result back byte for byte; one that finishes drops it."""
+    resumed = _claim(root, fp, overwrite, inputs)
+    try:
+        yield resumed
+    except BaseException:
+        _restore_previous(root)
+        raise
+    shutil.rmtree(_previous(root), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -234,7 +269,7 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
     "index", "total", "eta_s", "message"}`` and ``{"kind": "step", "stage": "kd", "step", "steps"}`` for each KD
     optimiser step; ``say`` gets one-line notes."""
     from polydistill.compress import stages as stage_functions
-    from polydistill.io import atomic_write_json, output_lock
+    from polydistill.io import atomic_write_json, check_output_path, output_lock
     from polydistill.modeling import load_config
 
     s = settings_of(settings if settings is not None else fields)
@@ -262,21 +297,20 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
     train, evaluation, kd, unseen, seen, notes = load_data(s)
     check_labels(config, train.label_names, "teacher")
     unlabelled = load_augmentation(s, train.task)  # read up front: its errors come before any stage
-    if Path(s.teacher).expanduser().is_dir():
-        from polydistill.distill.kd import check_teacher_learned
-        from polydistill.distill.settings import KDSettings
+    from polydistill.distill.kd import check_teacher_learned
+    from polydistill.distill.settings import KDSettings
 
-        check_teacher_learned(Path(s.teacher).expanduser(), train,
-                              KDSettings(allow_weak_teacher=s.allow_weak_teacher))
+    check_teacher_learned(s.teacher, train, KDSettings(allow_weak_teacher=s.allow_weak_teacher))  # dir or hub id
     root = Path(s.out).expanduser()
     data = {"train": train.fingerprint, "evaluation": evaluation.fingerprint, "kd": kd, "unseen": unseen}
-    if unlabelled is not None:  # its content too (a file edited since is another command)
+    if unlabelled is not None and s.unlabelled_data:  # its content too (a file edited since is another command)
         from polydistill.data.load import content_fingerprint
 
         data["unlabelled"] = content_fingerprint({"train": unlabelled}, s.unlabelled_data)
     fp = fingerprint(s, teacher_identity(s.teacher), data)
-    with output_lock(root):
-        resumed_run = _claim(root, fp, s.overwrite)
+    inputs = (s.teacher, s.data_root, s.dataset, train.source, s.unlabelled_data)
+    check_output_path(root, inputs=inputs)  # before the lock file is made beside it
+    with output_lock(root), _claimed(root, fp, s.overwrite, inputs) as resumed_run:
         ctx = Context(settings=s, root=root, teacher_config=config, train=train, evaluation=evaluation,
                       kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note, unlabelled=unlabelled,
                       on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))
@@ -328,7 +362,7 @@ def _final_outputs(ctx: Context) -> dict[str, Path]:
     outputs = {"model": ctx.root / "model", "int8": ctx.root / "model-int8"}
     for key, stage in (("model", "kd"), ("int8", "int8")):
         source = ctx.model_dir(stage)
-        with atomic_output_dir(outputs[key], overwrite=True) as tmp:
+        with atomic_output_dir(outputs[key], overwrite=True, own=True) as tmp:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
     return outputs
 

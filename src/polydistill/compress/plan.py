@@ -13,26 +13,27 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from polydistill.distill.settings import Training, with_defaults
+from polydistill.distill.settings import MAX_SEED, Training, with_defaults
 from polydistill.errors import PolydistillError, require
 
 SIZES = ("tiny", "small", "base")
 DEFAULT_SIZE = "small"
+# The stages of a run, in order (``compress.stages`` runs them; each writes ``stages/<n>-<name>/done.json``).
+STAGES = ("plan", "vocab", "depth", "width", "kd", "int8", "evaluate", "bench")
+# Where a setting is read outside the stages: by the runner (``compress()``: inputs, output, threads, upload)
+# or only by the report card.
+OTHER_PLACES = ("run", "report")
 # The training defaults of compress (the e5 recipe of the README): KD at 2e-4 with frozen word embeddings,
 # bf16 where the CPU has it. Every other bound and default is Training's.
-CompressTraining = with_defaults(Training, "CompressTraining", learning_rate=2e-4, precision="auto",
-                                 freeze_word_embeddings=True)
-# Fields that never change a number of the run: not in the fingerprint (a re-run may change them).
-RUN_ONLY = frozenset({"out", "threads", "overwrite", "push_to_hub", "progress"})
-# Targets only judged in the report (they steer nothing): not in the fingerprint either.
-REPORT_ONLY = frozenset({"target_retention_seen", "target_retention_unseen", "target_wall_minutes"})
-# Fields added later: in the fingerprint, but left out of it at their default, so that compress directories
-# written before they existed keep their fingerprint (and resume).
-LATER_FIELDS = {"unlabelled_data": None, "unlabelled_max": None}
+if TYPE_CHECKING:  # a run-time subclass with other defaults; to a type checker, its base
+    CompressTraining = Training
+else:
+    CompressTraining = with_defaults(Training, "CompressTraining", learning_rate=2e-4, precision="auto",
+                                     freeze_word_embeddings=True)
 DEFAULT_COVERAGE = 0.99
 KD_STEP_FACTOR = 1.15  # KD step ≤ 1.15 × (student step + teacher forward): docs/performance.md (a)
 BUDGET_SAFETY = 0.10  # share of the budget kept free for loading, tokenising, checkpoints
@@ -40,64 +41,147 @@ KD_EVALUATIONS = 4  # dev evaluations (checkpoints) during a budgeted KD run, pl
 FINGERPRINT_VERSION = 1
 
 
+def used_by(*stages: str, cli: tuple[str, ...] = (), fingerprint: bool | Literal["unless-default"] = True
+            ) -> dict[str, Any]:
+    """The metadata (``json_schema_extra``) every compress setting declares next to its default, bound and help:
+
+    * ``stages``: the stages whose output it decides (their ``done.json`` records it), or ``"run"`` (read by
+      the runner only) / ``"report"`` (read by the report card only);
+    * ``cli``: the command-line flags when not ``--<field-name>`` (the first is the main name, the rest aliases);
+    * ``fingerprint``: ``False`` for a setting that changes no number of the run (a re-run may change it);
+      ``"unless-default"`` for a setting added after compress directories were recorded: left out of the
+      fingerprint at its default, so that those directories keep their fingerprint and resume."""
+    if not stages or set(stages) - set(STAGES + OTHER_PLACES):
+        raise ValueError(f"a compress setting names the stages that read it ({', '.join(STAGES + OTHER_PLACES)}), "
+                         f"not {stages}")
+    return {"stages": list(stages), **({"cli": list(cli)} if cli else {}), "fingerprint": fingerprint}
+
+
 class CompressSettings(BaseModel):
     """One ``polydistill compress`` run. ``training`` holds the KD hyper-parameters (``Training``'s
-    fields with compress' defaults); everything else says what to build and how to measure it."""
+    fields with compress' defaults); everything else says what to build and how to measure it.
+
+    The one place a compress setting is written: its type, default, bound and help here, and with
+    :func:`used_by` the stages that read it, its flags and its fingerprint rule. The command's flags
+    (``cli/compress.py``), the stages' ``done.json`` settings and the fingerprint derive from these fields."""
 
     model_config = ConfigDict(extra="forbid")
 
-    teacher: str = Field(description="Fine-tuned teacher directory (or hub id).")
-    dataset: str = Field(description="The teacher's dataset: massive | tsm | universal-ner | a folder.")
-    languages: str | list[str] = Field("all", description="Target languages: KD trains on them (seen).")
-    unseen_languages: list[str] = Field(default_factory=list,
-                                        description="Languages reported separately, never trained on (zero-shot).")
-    data_root: str | None = None
-    out: Path
-    seed: int = 0
+    teacher: str = Field(description="Fine-tuned teacher directory (or hub id).", json_schema_extra=used_by("run"))
+    dataset: str = Field(description="massive | tsm | universal-ner (uner) | a directory of your own data (the "
+                         "teacher's dataset).", json_schema_extra=used_by("run", cli=("--dataset", "-d", "--data")))
+    languages: str | list[str] = Field("all", description="The KD languages (seen): all (the teacher's training "
+                                       "languages) | seen | unseen | english | comma list of codes (see: "
+                                       "polydistill data languages).",
+                                       json_schema_extra=used_by("plan", "vocab", cli=("--languages", "-l")))
+    unseen_languages: list[str] = Field(
+        default_factory=list, description="Languages reported separately (zero-shot: never trained on; their "
+        "vocabulary is kept), comma list.", json_schema_extra=used_by("plan", "vocab"))
+    data_root: str | None = Field(None, description="Folder with massive/, tsm/, universal-ner/ (else "
+                                  "$POLYDISTILL_DATA_ROOT, else the hub).", json_schema_extra=used_by("run"))
+    out: Path = Field(description="Output directory (every stage's output, the final models, the report).",
+                      json_schema_extra=used_by("run", cli=("--out", "-o"), fingerprint=False))
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of every random choice of the run.",
+                      json_schema_extra=used_by("depth", "width", "kd"))
     # -- the student
-    size: Literal["tiny", "small", "base"] | None = None
-    layers: int | None = Field(None, ge=1)
-    hidden: int | None = Field(None, ge=1)
-    intermediate: int | None = Field(None, ge=1)
-    layer_map: str = "alternate-last"
-    width_select: Literal["importance", "uniform"] = "importance"
-    calibration_size: int = Field(256, ge=1)
-    # -- the vocabulary
-    vocab_coverage: float | None = Field(None, gt=0, le=1)
-    wordfreq: bool = True
-    wordfreq_words: int = Field(50_000, ge=1)
+    size: Literal["tiny", "small", "base"] | None = Field(
+        None, description="tiny | small | base (scaled from the teacher; e5-small: 4×192/768, 6×192/768, "
+        "6×384/1536). Default: small unless sizes or --target-speedup are given.", json_schema_extra=used_by("plan"))
+    layers: int | None = Field(None, ge=1, description="Student depth (replaces the preset's).",
+                               json_schema_extra=used_by("plan"))
+    hidden: int | None = Field(None, ge=1, description="Student hidden size (a multiple of the teacher's head "
+                               "count; the heads are kept).", json_schema_extra=used_by("plan"))
+    intermediate: int | None = Field(None, ge=1, description="Student FFN size (default: scaled with --hidden).",
+                                     json_schema_extra=used_by("plan"))
+    layer_map: str = Field("alternate-last", description="Which teacher layers the depth copy takes: alternate-last "
+                           "(the paper's), alternate-first, first, last, 0,5,11, or importance.",
+                           json_schema_extra=used_by("depth"))
+    width_select: Literal["importance", "uniform"] = Field(
+        "importance", description="importance | uniform (hidden / FFN selection when the width shrinks).",
+        json_schema_extra=used_by("width"))
+    calibration_size: int = Field(256, ge=1, description="Training examples that score importance.",
+                                  json_schema_extra=used_by("depth", "width"))
+    # -- the vocabulary (the plan sizes --target-params candidates with the vocabulary stage's plan)
+    vocab_coverage: float | None = Field(None, gt=0, le=1, description="Held-out token coverage each language's "
+                                         "vocabulary must reach (default 0.99, or the most the sources reach).",
+                                         json_schema_extra=used_by("plan", "vocab"))
+    wordfreq: bool = Field(True, description="Add the wordfreq word list of each language that has one to the "
+                           "vocabulary sources.", json_schema_extra=used_by("plan", "vocab"))
+    wordfreq_words: int = Field(50_000, ge=1, description="Top words per wordfreq list.",
+                                json_schema_extra=used_by("plan", "vocab"))
     # -- targets that steer the run
-    target_speedup: float | None = Field(None, gt=0, allow_inf_nan=False)
-    speedup_on: Literal["int8", "fp32"] = "int8"
-    speedup_repeats: int = Field(3, ge=1)
-    budget_minutes: float | None = Field(None, gt=0, allow_inf_nan=False)
+    target_speedup: float | None = Field(None, gt=0, allow_inf_nan=False, description="Pick the largest student "
+                                         "whose measured throughput speed-up over the teacher reaches N.",
+                                         json_schema_extra=used_by("plan"))
+    speedup_on: Literal["int8", "fp32"] = Field("int8", description="int8 | fp32: the form of the candidates "
+                                                "--target-speedup measures (int8 = the deployable).",
+                                                json_schema_extra=used_by("plan"))
+    speedup_repeats: int = Field(3, ge=1, description="Timed repeats per candidate.", json_schema_extra=used_by("plan"))
+    budget_minutes: float | None = Field(None, gt=0, allow_inf_nan=False, description="Fit the number of KD steps "
+                                         "to this many minutes of KD (training + dev evaluations), from a measured "
+                                         "step time.", json_schema_extra=used_by("plan"))
     # -- KD
-    training: CompressTraining = Field(default_factory=CompressTraining)  # type: ignore[valid-type]
-    kd_weights: dict[str, float] = Field(default_factory=dict, description="Overrides of the KD term weights.")
-    fraction: float | None = Field(None, gt=0, le=1)
-    max_dev_per_language: int = Field(500, ge=0)
-    allow_untrained_teacher: bool = False
-    allow_weak_teacher: bool = False
-    unlabelled_data: str | None = Field(None, description="Teacher-labelled augmentation of KD: DATASET:LANGUAGES "
-                                        "(their train inputs) or a text/JSONL file ([LANG=]FILE).")
-    unlabelled_max: int | None = Field(None, ge=1, description="Use at most N unlabelled examples (a fixed sample).")
+    training: CompressTraining = Field(
+        default_factory=CompressTraining, description="The KD hyper-parameters (Training's fields and flags, with "
+        "compress' defaults).", json_schema_extra=used_by("kd"))
+    kd_weights: dict[str, float] = Field(
+        default_factory=dict, description="NAME=WEIGHT overriding a KD term's weight (default: att, hid, emb, pred, "
+        "ce = 1; rel = 1 when the width changes).", json_schema_extra=used_by("kd", cli=("--kd-term",)))
+    fraction: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the train split (per "
+                                   "language and label).", json_schema_extra=used_by("kd"))
+    max_dev_per_language: int = Field(500, ge=0, description="Evaluate during training on at most N validation "
+                                      "examples per language (a fixed sample; 0 = all): a full UNER dev pass costs "
+                                      "minutes on a CPU.", json_schema_extra=used_by("kd"))
+    allow_untrained_teacher: bool = Field(False, description="Distil from a teacher that looks untrained.",
+                                          json_schema_extra=used_by("kd"))
+    allow_weak_teacher: bool = Field(False, description="Distil from a teacher that does not beat the trivial "
+                                     "baselines.", json_schema_extra=used_by("kd"))
+    unlabelled_data: str | None = Field(None, description="Teacher-labelled augmentation: DATASET:LANGUAGES (their "
+                                        "train inputs, e.g. massive:it-IT,nl-NL) or a text/JSONL file ([LANG=]FILE); "
+                                        "counts in the KD terms only, never in CE.",
+                                        json_schema_extra=used_by("kd", fingerprint="unless-default"))
+    unlabelled_max: int | None = Field(None, ge=1, description="Use at most N unlabelled examples (a fixed sample).",
+                                       json_schema_extra=used_by("kd", fingerprint="unless-default"))
     # -- evaluation and bench
-    max_test_per_language: int | None = Field(None, ge=1)
-    bench_lengths: list[int] = Field(default_factory=lambda: [32, 128])
-    bench_batch_size: int = Field(32, ge=1)
-    bench_repeats: int = Field(5, ge=1)
-    bench_threads: int | None = Field(1, ge=1)
-    bootstrap_resamples: int = Field(1000, ge=1)
-    # -- judged in the report only
-    target_retention_seen: float = Field(0.95, gt=0)
-    target_retention_unseen: float = Field(0.90, gt=0)
-    target_params: float | None = Field(None, gt=0, le=1)
-    target_wall_minutes: float | None = Field(None, gt=0)
+    max_test_per_language: int | None = Field(None, ge=1, description="Evaluate every model on at most N test "
+                                              "examples per language (fixed sample).",
+                                              json_schema_extra=used_by("evaluate"))
+    bench_lengths: list[int] = Field(default_factory=lambda: [32, 128], description="Sequence lengths of the speed "
+                                     "measurements.", json_schema_extra=used_by("plan", "bench"))
+    bench_batch_size: int = Field(32, ge=1, description="Batch of the throughput numbers.",
+                                  json_schema_extra=used_by("plan", "bench"))
+    bench_repeats: int = Field(5, ge=1, description="Timed repeats of the final bench.",
+                               json_schema_extra=used_by("bench"))
+    runtime: Literal["onnx-int8-unfused", "auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8",
+                     "onnx-int8-static", "openvino", "openvino-int8"] = Field(
+        "onnx-int8-unfused", description="The deployable's runtime (DIR/model-int8): onnx-int8-unfused (dynamic int8 "
+        "ONNX, as before) | auto (the fastest on this machine for b32 L128 and b1 L32 that passes the fidelity gate "
+        "on the test split: torch bf16 on AMX CPUs, int8 ONNX on AVX2/AVX-512 ones; see polydistill export "
+        "--runtime) | one runtime by name.", json_schema_extra=used_by("int8", fingerprint="unless-default"))
+    bench_threads: int | None = Field(1, ge=1, description="torch / onnxruntime threads while timing (1: stable on "
+                                      "a shared machine).", json_schema_extra=used_by("plan", "bench"))
+    bootstrap_resamples: int = Field(1000, ge=1, description="Resamples of the retention intervals.",
+                                     json_schema_extra=used_by("report"))
+    # -- judged in the report only (--target-params also bounds the plan's choice of candidate)
+    target_retention_seen: float = Field(0.95, gt=0, description="Report target: student F1 ÷ teacher F1 on the "
+                                         "seen languages.", json_schema_extra=used_by("report", fingerprint=False))
+    target_retention_unseen: float = Field(0.90, gt=0, description="Report target on the unseen languages.",
+                                           json_schema_extra=used_by("report", fingerprint=False))
+    target_params: float | None = Field(None, gt=0, le=1, description="The student's parameters as a share of the "
+                                        "teacher's, e.g. 0.10: with --target-speedup the plan picks the largest "
+                                        "candidate that fits it (with the planned vocabulary); reported.",
+                                        json_schema_extra=used_by("plan"))
+    target_wall_minutes: float | None = Field(None, gt=0, description="Report target: the wall time of all stages.",
+                                              json_schema_extra=used_by("report", fingerprint=False))
     # -- how this run runs
-    threads: int | None = Field(None, ge=1)
-    overwrite: bool = False
-    push_to_hub: str | None = None
-    progress: bool = True
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).",
+                                json_schema_extra=used_by("run", fingerprint=False))
+    overwrite: bool = Field(False, description="Replace an existing output.",
+                            json_schema_extra=used_by("run", fingerprint=False))
+    push_to_hub: str | None = Field(None, description="Upload the student to this Hub repo id and its int8 export "
+                                    "to <id>-int8.", json_schema_extra=used_by("run", fingerprint=False))
+    progress: bool = Field(True, description="Progress switch of library calls (the command always shows its display).",
+                           json_schema_extra=used_by("run", fingerprint=False))
 
     @field_validator("unseen_languages", mode="before")
     @classmethod
@@ -106,6 +190,33 @@ class CompressSettings(BaseModel):
             return []
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("kd_weights", mode="before")
+    @classmethod
+    def _term_weights(cls, value):
+        """``NAME=WEIGHT`` items (``--kd-term``, repeatable) or a dict."""
+        if value is None:
+            return {}
+        if isinstance(value, (list, tuple)):
+            weights = {}
+            for item in value:
+                name, _, weight = str(item).partition("=")
+                try:
+                    weights[name.strip()] = float(weight)
+                except ValueError:
+                    raise ValueError(f"a KD term weight is NAME=WEIGHT such as rel=1.0, got {item!r}") from None
+            return weights
+        return value
+
+    @field_validator("bench_lengths", mode="before")
+    @classmethod
+    def _split_lengths(cls, value):
+        if isinstance(value, str):
+            try:
+                return [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError(f"bench lengths are comma-separated integers such as 32,128, got {value!r}") from None
         return value
 
     @field_validator("bench_lengths")
@@ -117,14 +228,29 @@ class CompressSettings(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """The settings part of the fingerprint."""
-        return settings_identity(self.model_dump(mode="json"))
+        return settings_identity(self.model_dump(mode="json"), type(self))
 
 
-def settings_identity(values: dict[str, Any]) -> dict[str, Any]:
+def declared(model: type[BaseModel], key: str) -> dict[str, Any]:
+    """Each field's :func:`used_by` declaration ``key`` (``stages``, ``cli``, ``fingerprint``)."""
+    return {name: (field.json_schema_extra or {}).get(key) for name, field in model.model_fields.items()
+            if isinstance(field.json_schema_extra, dict)}
+
+
+def stage_fields(stage: str, model: type[BaseModel] = CompressSettings) -> list[str]:
+    """The settings that decide ``stage``'s output (as declared on the fields, in field order)."""
+    return [name for name, stages in declared(model, "stages").items() if stage in (stages or ())]
+
+
+def settings_identity(values: dict[str, Any], model: type[BaseModel] = CompressSettings) -> dict[str, Any]:
     """The fingerprinted part of dumped settings (a run's ``report.json`` ``settings`` too): without the
-    run-only and report-only fields, and without later fields at their default."""
-    return {k: v for k, v in values.items() if k not in RUN_ONLY | REPORT_ONLY
-            and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    fields declared ``fingerprint=False``, and without ``"unless-default"`` fields at their default."""
+    from pydantic_core import to_jsonable_python
+
+    rules, fields = declared(model, "fingerprint"), model.model_fields
+    return {k: v for k, v in values.items() if rules.get(k, True) is not False
+            and not (rules.get(k) == "unless-default"
+                     and v == to_jsonable_python(fields[k].get_default(call_default_factory=True)))}
 
 
 # ----------------------------------------------------------------------------------------- sizes
@@ -343,6 +469,6 @@ def fingerprint(settings: CompressSettings, teacher: dict[str, Any], data: dict[
 
 
 __all__ = ["Architecture", "CompressSettings", "CompressTraining", "DEFAULT_COVERAGE", "DEFAULT_SIZE", "SIZES",
-           "Schedule", "candidate_architectures", "check_architecture", "choose_candidate",
-           "fingerprint", "fit_schedule", "fixed_schedule", "preset", "requested_architecture", "teacher_architecture",
-           "teacher_identity"]
+           "STAGES", "Schedule", "candidate_architectures", "check_architecture", "choose_candidate",
+           "declared", "fingerprint", "fit_schedule", "fixed_schedule", "preset", "requested_architecture",
+           "settings_identity", "stage_fields", "teacher_architecture", "teacher_identity", "used_by"]

@@ -60,7 +60,8 @@ def group_examples(evaluation: dict[str, Any], members: list[str], group: str):
     per_language = []
     for lang in members:
         idx = [i for i, la in enumerate(ex["languages"]) if la == lang]
-        gold, pred = [ex["true"][i] for i in idx], [ex["pred"][i] for i in idx]
+        gold: Any = [ex["true"][i] for i in idx]  # NER: one array per sentence; classification: one array
+        pred: Any = [ex["pred"][i] for i in idx]
         if task == "sequence":
             gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
         else:
@@ -192,7 +193,7 @@ def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: f
             if losses:
                 main = {k: v for k, v in losses.items() if k != "weight copy before KD" and v is not None}
                 row["losses"] = losses
-                row["costliest_stage"] = max(main, key=main.get)
+                row["costliest_stage"] = max(main, key=lambda stage: main[stage])
         rows.append(row)
     final = sp["models"][FINAL]
     speedup = final["throughput_speedup"]
@@ -420,13 +421,13 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
         if row is None:
             continue
         color, size = f"C{i % 10}", 30 + 400 * (row["params_ratio"] or 0)
-        xs = (row["throughput_speedup"], 100 * (row["params_ratio"] or 0))
+        coords = (row["throughput_speedup"], 100 * (row["params_ratio"] or 0))
         labelled = False
         for group in shown_groups:
             if m["groups"].get(group) is None:
                 continue
             f1 = 100 * m["groups"][group]
-            for ax, x in zip(axes, xs, strict=True):
+            for ax, x in zip(axes, coords, strict=True):
                 ax.scatter(x, f1, s=size, marker=markers[group], color=color, alpha=0.7, edgecolors="black",
                            linewidths=0.5)
                 if not labelled:

@@ -9,6 +9,7 @@ F1 with a paired-bootstrap 95 % interval over the test examples, against the run
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
                                    "over seeds needs one teacher and one test split.")
 
 
-def seeds_retention(run_dirs: list[str | Path], model: str = "int8", resamples: int = 1000,
+def seeds_retention(run_dirs: Sequence[str | Path], model: str = "int8", resamples: int = 1000,
                     seed: int = 0) -> dict[str, Any]:
     """Seed-averaged retention of ``model`` (one of ``MODELS``) over the compress runs ``run_dirs``."""
     require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "

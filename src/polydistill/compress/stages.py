@@ -34,6 +34,7 @@ from typing import Any
 
 from polydistill.compress.plan import (
     DEFAULT_COVERAGE,
+    STAGES,
     Architecture,
     CompressSettings,
     Schedule,
@@ -43,6 +44,7 @@ from polydistill.compress.plan import (
     fixed_schedule,
     preset,
     requested_architecture,
+    stage_fields,
     teacher_architecture,
 )
 from polydistill.data.types import TaskData
@@ -50,7 +52,6 @@ from polydistill.distill.run import step_report_callback
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_json, read_json
 
-STAGES = ("plan", "vocab", "depth", "width", "kd", "int8", "evaluate", "bench")
 MARKER = "done.json"
 MODEL = "model"  # the model directory inside a stage folder
 # the models compared in evaluate / bench, in pipeline order, with the stage that made them
@@ -119,30 +120,15 @@ def read_marker(ctx: Context, name: str) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
-_STAGE_SETTINGS = {
-    "plan": ("size", "layers", "hidden", "intermediate", "target_speedup", "speedup_on", "speedup_repeats",
-             "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads", "target_params",
-             # with --target-params the plan sizes the candidates with the vocabulary stage's plan
-             "languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
-    "vocab": ("languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"),
-    "depth": ("layer_map", "calibration_size", "seed"),
-    "width": ("width_select", "calibration_size", "seed"),
-    "kd": ("kd_weights", "fraction", "max_dev_per_language", "allow_untrained_teacher", "allow_weak_teacher",
-           "unlabelled_data", "unlabelled_max", "seed"),
-    "int8": (),
-    "evaluate": ("max_test_per_language",),
-    "bench": ("bench_lengths", "bench_batch_size", "bench_repeats", "bench_threads"),
-}
-
-
 def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
-    """The settings that decide a stage's output (recorded in its marker)."""
+    """The settings that decide a stage's output (recorded in its marker): the fields that declare the stage
+    (``CompressSettings``, ``used_by``), and what the stage fixes itself."""
     values = ctx.settings.model_dump(mode="json")
-    out = {key: values[key] for key in _STAGE_SETTINGS[name]}
-    if name == "kd":
-        out["training"] = values["training"]
-    if name == "int8":
+    out = {key: values[key] for key in stage_fields(name, type(ctx.settings))}
+    if name == "int8" and out.pop("runtime") == "onnx-int8-unfused":  # as recorded before --runtime existed
         out["quantize"] = "int8 (dynamic, per channel)"
+    elif name == "int8":
+        out["runtime"] = ctx.settings.runtime
     if name == "evaluate":
         out.update(split="test", max_length=values["training"]["max_length"])
     return out
@@ -220,6 +206,7 @@ def _parameter_limit(ctx: Context, measured: list[dict[str, Any]], record: dict[
 
     sources, heldout, _, target, _ = vocab_target(ctx)
     ctx.say("planning the vocabulary to size the candidates for --target-params")
+    assert ctx.settings.target_params is not None  # the bound is asked for only with --target-params
     vocab = plan_vocab(ctx.settings.teacher, sources=sources, heldout=heldout, min_coverage=target).plan.new_size
     for row in measured:
         row["parameters_after_vocab"] = parameters_with_vocab(row, vocab)
@@ -251,6 +238,7 @@ def vocab_sources(ctx: Context):
     from polydistill.lang.vocab_sources import (
         HeldoutText,
         TextSource,
+        WordFreqSource,
         language_key,
         wordfreq_code,
         wordfreq_languages,
@@ -259,7 +247,9 @@ def vocab_sources(ctx: Context):
 
     settings, data = ctx.settings, ctx.evaluation
     available = wordfreq_languages() if settings.wordfreq else set()
-    sources, heldout, notes = [], [], []
+    sources: list[TextSource | WordFreqSource] = []
+    heldout: list[HeldoutText] = []
+    notes: list[str] = []
 
     by_split: dict[str, dict[str, list[str]]] = {}
     for split in ("train", "validation"):
@@ -331,7 +321,7 @@ def vocab_target(ctx: Context) -> tuple[list, list, list[str], float | None, str
         worst = min(reachable.values()) if reachable else 1.0
         if worst < target:
             target = max(1e-4, int(worst * 10_000) / 10_000)
-            lowest = min(reachable, key=reachable.get)
+            lowest = min(reachable, key=lambda lang: reachable[lang])
             rule = (f"{target:.2%}: the default {DEFAULT_COVERAGE:g} is out of reach, {lowest} reaches at most "
                     f"{worst:.2%} with these sources")
     return sources, heldout, notes, target, rule
@@ -445,13 +435,32 @@ def run_kd(ctx: Context) -> dict[str, Any]:
 
 
 def run_int8(ctx: Context) -> dict[str, Any]:
-    from polydistill.export.convert import export_model
+    """The deployable in ``--runtime``: dynamic int8 ONNX by default; ``auto`` times every runtime on this
+    machine and keeps the fastest that passes the fidelity gate on the test split."""
+    s = ctx.settings
+    if s.runtime == "onnx-int8-unfused":  # what compress always shipped (fingerprints of earlier runs unchanged)
+        from polydistill.export.convert import export_model
 
-    result = export_model(ctx.model_dir("kd"), ctx.model_dir("int8"), quantize="int8", seed=ctx.settings.seed,
-                          overwrite=True)
+        result = export_model(ctx.model_dir("kd"), ctx.model_dir("int8"), quantize="int8", seed=s.seed,
+                              overwrite=True)
+    elif s.runtime == "auto":
+        from polydistill.bench.select import export_auto
+
+        serve = [(s.bench_batch_size, n) for n in s.bench_lengths] + [(1, min(s.bench_lengths))]  # + latency
+        result = export_auto(ctx.model_dir("kd"), ctx.model_dir("int8"), serve=serve, data=ctx.evaluation,
+                             seed=s.seed, threads=s.bench_threads, overwrite=True, on_step=ctx.say)
+    else:
+        from polydistill.export.runtimes import export_runtime
+
+        result = export_runtime(ctx.model_dir("kd"), ctx.model_dir("int8"), s.runtime, seed=s.seed, overwrite=True,
+                                calibration_data=ctx.evaluation if s.runtime.endswith("static") else None)
     record = result.record
-    return {"quantization": record.get("quantization"), "onnx_bytes": record.get("onnx_bytes"),
-            "check": record.get("check")}
+    summary = {"quantization": record.get("quantization"), "onnx_bytes": record.get("onnx_bytes"),
+               "check": record.get("check")}
+    if s.runtime != "onnx-int8-unfused":
+        chosen = (record.get("selection") or {}).get("chosen", s.runtime)
+        summary.update(runtime=chosen, machine=record.get("machine"), selection=record.get("selection"))
+    return summary
 
 
 # ---------------------------------------------------------------------------------- evaluate, bench
@@ -475,6 +484,7 @@ def run_evaluate(ctx: Context) -> dict[str, Any]:
         report = evaluate_model(str(path), None, ctx.evaluation, split="test", max_length=s.training.max_length,
                                 seen=ctx.seen)
         ex = report.examples
+        assert ex is not None  # evaluate_model keeps every example's prediction
         checksums = {lang: examples_checksum([t for t, la in zip(ex.texts, ex.languages, strict=True) if la == lang])
                      for lang in report.languages}
         atomic_write_json(target, {"name": name, "path": str(path), "seconds": round(time.perf_counter() - start, 2),

@@ -1,8 +1,9 @@
-"""Language codes and the paper's named partitions (000 Table 11), plus resolving a user's request.
+"""Language codes and the paper's named partitions (Wibowo et al. 2024, ACL Table 11), plus resolving a user's request.
 
 ``seen`` is every language with a train split that is not ``unseen``; ``all`` is every language
-with a train split (000 Table 11: "universal-ner data does not include partition that does not have
-training set"). Test-only UNER treebanks are reachable by code or by the ``test-only`` partition.
+with a train split (Wibowo et al. 2024, ACL Table 11: "universal-ner data does not include partition
+that does not have training set"). Test-only UNER treebanks are reachable by code or by the
+``test-only`` partition.
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ def _key(code: str) -> str:
 
 def resolve_languages(request: str | Sequence[str] | None, valid: Sequence[str],
                       named: dict[str, list[str]], dataset: str) -> list[str]:
-    """Turn ``"all" | "seen" | "unseen" | "english" | "en-US,de-DE" | [codes]`` into canonical codes.
+    """Turn ``"all" | "seen" | "unseen" | "english" | "en-US,de-DE" | "en,swa" | [codes]`` into canonical codes.
 
-    Codes are matched case-insensitively ('-' and '_' interchangeable); the result keeps the
-    dataset's canonical order and has no duplicates. Unknown codes raise with the valid list.
+    Codes are matched case-insensitively ('-' and '_' interchangeable); a code that is not the dataset's
+    may be an ISO 639-1 / 639-2 / 639-3 language code (``en``, ``de``, ``sw``, ``swa``, ``deu``), which
+    stands for the dataset's one code of that language (MASSIVE ``sw`` → sw-KE, tsm ``de`` → german,
+    universal-ner ``da`` → da_ddt); one that names several (MASSIVE ``zh``: zh-CN, zh-TW; universal-ner
+    ``en``: en_ewt, en_pud) is refused with the candidates, as is an unknown code. The result keeps the
+    dataset's canonical order and has no duplicates.
     """
     if request is None:
         request = "all"
@@ -73,12 +78,42 @@ def resolve_languages(request: str | Sequence[str] | None, valid: Sequence[str],
             chosen.update(named[item.lower()])
         elif _key(item) in canonical:
             chosen.add(canonical[_key(item)])
+        elif candidates := iso_matches(item, valid):
+            if len(candidates) > 1:
+                raise PolydistillError(
+                    f"'{item}' is ambiguous for {dataset}: it could be {', '.join(candidates[:-1])} or "
+                    f"{candidates[-1]}; pass the one you mean (several are comma-separated)."
+                )
+            chosen.add(candidates[0])
         else:
             raise PolydistillError(
                 f"Unknown language '{item}' for {dataset}; valid partitions: {', '.join(named)}; "
-                f"valid codes: {' '.join(valid)}."
+                f"valid codes: {' '.join(valid)} (or their ISO 639 language codes)."
             )
     return [code for code in valid if code in chosen]
+
+
+def _iso_key(code: str) -> str | None:
+    """One spelling per language of an ISO 639 code (``deu``, ``ger`` → de; ``swa`` → sw; ``tl`` → fil)."""
+    import langcodes
+
+    try:
+        language = langcodes.Language.get(code).language
+    except (langcodes.LanguageTagError, ValueError):
+        return None
+    return language if language and language not in ("und", "mul", "zxx", "mis") else None
+
+
+def iso_matches(item: str, valid: Sequence[str]) -> list[str]:
+    """The dataset codes in ``valid`` whose language is the bare ISO 639 code ``item`` (2 or 3 letters, no
+    region or script: ``pt-BR`` never stands for pt-PT), in canonical order."""
+    item = item.strip()
+    if not (2 <= len(item) <= 3 and item.isascii() and item.isalpha()):
+        return []
+    key = _iso_key(item.lower())
+    if key is None:
+        return []
+    return [code for code in valid if (iso := iso_language(code)) is not None and _iso_key(iso) == key]
 
 
 _TSM_ISO = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "hindi": "hi", "italian": "it",

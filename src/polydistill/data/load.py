@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from polydistill.data import generic, massive, tsm, uner
 from polydistill.data.base import DatasetAdapter, LoadOptions
@@ -142,7 +143,7 @@ def load_task_data(
     options = LoadOptions(purpose=purpose, allow_prerelease=allow_prerelease)
     text_col = TEXT if adapter.task == "sequence" else TOKENS
     label_col = LABEL if adapter.task == "sequence" else TAGS
-    columns = {split: {text_col: [], label_col: [], LANGUAGE: []} for split in SPLITS}
+    columns: dict[str, dict[str, list[Any]]] = {split: {text_col: [], label_col: [], LANGUAGE: []} for split in SPLITS}
     for code in codes:
         if folder is not None:
             per_split = adapter.read_local(folder, code, options)
@@ -164,6 +165,7 @@ def load_task_data(
                 hint = (f"choose languages that have one (e.g. {' '.join(examples)})" if examples
                         else "add examples to its files")
                 raise PolydistillError(f"The {split} split of {adapter.name}{which} is empty{extra}; {hint}.")
+        _require_two_labels(splits["train"], adapter, codes)
     elif not any(len(ds) for ds in splits.values()):
         which = f" for {' '.join(codes)}" if codes else ""
         raise PolydistillError(f"{adapter.name} has no examples{which}; check the data files.")
@@ -187,7 +189,24 @@ def load_task_data(
     )
 
 
+def _require_two_labels(train, adapter: DatasetAdapter, codes: list[str]) -> None:
+    """A train split with one label (or only ``O`` tags) would train a 1-class model that scores 100."""
+    if adapter.task == "sequence":
+        present = set(train.unique(LABEL))
+    else:
+        present = {tag for row in train[TAGS] for tag in row}
+    if len(present) < 2:
+        which = f" for {' '.join(codes)}" if codes else ""
+        only = ", ".join(repr(adapter.label_names[i]) for i in sorted(present))
+        raise PolydistillError(f"The train split of {adapter.name}{which} has a single label ({only}); a model "
+                               "needs examples of at least two labels to learn anything, so add examples of "
+                               "another label (or use this data only with evaluate).")
+
+
 def _read_hub(adapter: DatasetAdapter, code: str, options: LoadOptions):
+    if adapter.read_hub is None:
+        raise PolydistillError(f"{adapter.name} has no copy on the Hugging Face hub; pass --data-root or set "
+                               f"${DATA_ROOT_ENV} to its folder.")
     try:
         return adapter.read_hub(code, options)
     except PolydistillError:

@@ -1,4 +1,4 @@
-"""Stratified training subsets per language and label (000 §5.2: 1 %, 5 %, 10 %, 20 %).
+"""Stratified training subsets per language and label (Wibowo et al. 2024, §5.2: 1 %, 5 %, 10 %, 20 %).
 
 The rule, for a fraction f and one language with n examples in strata s of size n_s:
 

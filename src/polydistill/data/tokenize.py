@@ -113,7 +113,7 @@ def tokenize_task_data(data: TaskData, tokenizer, max_length: int = 128, cache_d
         return tokenized
     from polydistill.io import atomic_output_dir
 
-    with atomic_output_dir(entry, overwrite=True) as tmp:
+    with atomic_output_dir(entry, overwrite=True, own=True) as tmp:
         tokenized.save_to_disk(str(tmp))
     return load_from_disk(str(entry))
 
@@ -135,6 +135,7 @@ class TaskCollator:
     def __post_init__(self) -> None:
         from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
+        self._inner: DataCollatorForTokenClassification | DataCollatorWithPadding
         if self.task == "token":
             self._inner = DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
         elif self.task == "sequence":

@@ -31,7 +31,7 @@ PRERELEASE_EWT = Path("_prerelease/UNER_English-EWT/en_ewt-ud-train.2022-12-02.i
 
 def _files(folder: Path) -> dict[str, Path]:
     """code -> treebank directory, from the ``<code>-ud-<split>.iob2`` names found."""
-    found = {}
+    found: dict[str, Path] = {}
     for path in folder.glob("UNER_*/*-ud-*.iob2"):
         found.setdefault(path.name.split("-ud-")[0], path.parent)
     return found
@@ -55,8 +55,11 @@ def read_local(folder: Path, code: str, options: LoadOptions) -> SplitColumns:
     for split, stem in _FILE_SPLIT.items():
         path = directory / f"{code}-ud-{stem}.iob2"
         if split == "train" and not path.is_file() and code == "en_ewt":
-            path = _english_train_fallback(folder, options)
-        if path is None or not path.is_file():
+            fallback = _english_train_fallback(folder, options)
+            if fallback is None:
+                continue
+            path = fallback
+        if not path.is_file():
             continue
         tokens, tags = read_iob(path)
         out[split] = {"tokens": tokens, "tags": [label_ids(row, LABELS, str(path)) for row in tags]}

@@ -26,7 +26,7 @@ def load_unlabelled(source: str, task: str, data_root: str | os.PathLike | None 
 
     kind, first, second = parse_source(source)
     if kind == "file":
-        texts = _read_file(second)
+        texts = _read_file(Path(second))
         languages = [first] * len(texts)
     else:
         texts, languages = _from_dataset(source, task, data_root)

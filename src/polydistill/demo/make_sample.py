@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 SEEN = ("en-US", "de-DE", "es-ES", "fr-FR")
-UNSEEN = ("it-IT", "nl-NL")  # both in the paper's unseen partition (000 Table 11)
+UNSEEN = ("it-IT", "nl-NL")  # both in the paper's unseen partition (Wibowo et al. 2024, ACL Table 11)
 INTENTS = ("alarm_set", "weather_query", "play_music", "takeaway_order", "iot_hue_lightoff",
            "calendar_set", "news_query", "datetime_query")
 PER_INTENT = {"train": 16, "dev": 4, "test": 6}

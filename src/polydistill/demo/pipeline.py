@@ -55,7 +55,7 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
     sample's seen-locale training utterances; written atomically as a HF model directory."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     from polydistill.io import atomic_output_dir
 
@@ -71,7 +71,7 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
-    tokenizer = BertTokenizerFast(tokenizer_object=tok, model_max_length=64)
+    tokenizer = BertTokenizer(tokenizer_object=tok, model_max_length=64)  # transformers 5: the fast tokenizer
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                         intermediate_size=256, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
@@ -79,7 +79,7 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
     from polydistill.student.card import write_card
     from polydistill.student.provenance import Provenance
 
-    with atomic_output_dir(out, overwrite=True) as tmp:
+    with atomic_output_dir(out, overwrite=True, own=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_card(tmp, "demo-encoder", Provenance(task="base"), source=None)

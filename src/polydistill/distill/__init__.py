@@ -1,4 +1,4 @@
-"""Teacher fine-tuning and TinyBERT-style task distillation (000 §2.1, §3).
+"""Teacher fine-tuning and TinyBERT-style task distillation (Wibowo et al. 2024, §2.1, §3).
 
 ``finetune(model, data, settings, tokenizer=None) -> RunResult`` and
 ``distill(teacher, student, data, settings, kd=None, tokenizer=None) -> RunResult``; settings are

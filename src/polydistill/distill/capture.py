@@ -24,9 +24,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from polydistill.distill.losses import attention_maps_from_qk
 
@@ -128,11 +132,14 @@ class LayerCapture:
             if hidden:
                 self._hook(layer, self._store("hidden", i))
             if attention and self.mode == "interface":
+                assert self.adapter.query_key is not None  # the interface mode needs it (qk_ok)
                 attention_module = layer.get_submodule(self.adapter.query_key[0].rsplit(".", 1)[0])
                 setattr(attention_module, _RECORDER, _Recorder(self, i, attention_kind))
                 self._tagged.append(attention_module)
             elif attention and self.mode == "qk":
-                query, key = self.adapter.qk_projections(layer)
+                projections = self.adapter.qk_projections(layer)
+                assert projections is not None  # the qk mode needs them (qk_ok)
+                query, key = projections
                 self._hook(query, self._store("query", i))
                 self._hook(key, self._store("key", i))
             if qkv:  # the projections' outputs, for relation KD
@@ -143,8 +150,9 @@ class LayerCapture:
                 self._hook(value, self._store("value", i))
         if attention and self.mode == "interface":
             register_kd_attention()
-            self._previous_attention = model.config._attn_implementation
-            model.set_attn_implementation(KD_ATTENTION)
+            hf_model = cast("PreTrainedModel", model)  # the interface mode is transformers' attention interface
+            self._previous_attention = hf_model.config._attn_implementation
+            hf_model.set_attn_implementation(KD_ATTENTION)
 
     @staticmethod
     def _routes_attention(model: nn.Module) -> bool:
@@ -210,5 +218,5 @@ class LayerCapture:
             delattr(module, _RECORDER)
         self._tagged.clear()
         if self._previous_attention is not None:
-            self.model.set_attn_implementation(self._previous_attention)
+            cast("PreTrainedModel", self.model).set_attn_implementation(self._previous_attention)
             self._previous_attention = None

@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from polydistill.architectures import task_of
 from polydistill.errors import PolydistillError
@@ -92,7 +96,7 @@ def untrained_reason(model: nn.Module, model_dir: str | Path | None = None) -> s
     """Why ``model`` looks like a teacher that was never fine-tuned, or None (see module doc)."""
     if has_finetune_record(model_dir):
         return None
-    config = model.config
+    config = cast("PreTrainedModel", model).config
     if task_of(model) == "base":
         return f"its config names no classification head (architectures={config.architectures})"
     layer = classifier_output_layer(model)

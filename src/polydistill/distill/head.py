@@ -53,7 +53,8 @@ def _features(model: nn.Module, dataset, collator, limit: int, seed: int) -> tup
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach()))
     order = np.random.default_rng(seed).permutation(len(dataset))[:limit].tolist()
-    xs, ys = [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -73,11 +74,11 @@ def _features(model: nn.Module, dataset, collator, limit: int, seed: int) -> tup
     finally:
         handle.remove()
         model.train(was_training)
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if len(y) > PROBE_POSITIONS:
-        pick = np.random.default_rng(seed).permutation(len(y))[:PROBE_POSITIONS]
-        x, y = x[pick], y[pick]
-    return x, y
+    features, targets = np.concatenate(xs), np.concatenate(ys)
+    if len(targets) > PROBE_POSITIONS:
+        pick = np.random.default_rng(seed).permutation(len(targets))[:PROBE_POSITIONS]
+        features, targets = features[pick], targets[pick]
+    return features, targets
 
 
 def probe_head(model: nn.Module, dataset, collator, seed: int = 0, limit: int = PROBE_EXAMPLES) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""TinyBERT-style task distillation (000 §2.1): a frozen, fine-tuned teacher, a student (usually a
+"""TinyBERT-style task distillation (Wibowo et al. 2024, §2.1): a frozen, fine-tuned teacher, a student (usually a
 weight copy of it) and the KD objective of ``KDSettings`` run through the training core.
 
 loss = Σ weight · term over the active registered terms (default w_att·L_att + w_hid·L_hid +
@@ -30,7 +30,7 @@ from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
 from polydistill.distill.trainer import attach_projection, objective_of
 from polydistill.errors import PolydistillError
-from polydistill.modeling import load_model, load_tokenizer
+from polydistill.modeling import load_model, load_tokenizer, resolve_model_dir
 from polydistill.student.provenance import Provenance
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -69,14 +69,14 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
     return plan
 
 
-def check_teacher_learned(source: Path | None, data: TaskData, kd: KDSettings) -> None:
-    """The teacher gate (evaluate/gate.py) for a teacher directory with a fine-tuning record."""
+def check_teacher_learned(source: str | Path | None, data: TaskData, kd: KDSettings) -> None:
+    """The teacher gate (evaluate/gate.py) for a teacher (directory or hub id) with a fine-tuning record."""
     from polydistill.evaluate.gate import weak_teacher_reason
     from polydistill.io import RUN_FILE, read_json
 
-    if kd.allow_weak_teacher or source is None or not (source / RUN_FILE).is_file():
+    if kd.allow_weak_teacher or source is None or not (resolve_model_dir(source) / RUN_FILE).is_file():
         return
-    record = read_json(source / RUN_FILE)
+    record = read_json(resolve_model_dir(source) / RUN_FILE)
     if (record.get("data") or {}).get("name") != data.name:
         return  # fine-tuned on other data: its dev F1 says nothing about this dataset
     reason = weak_teacher_reason((record.get("result") or {}).get("best_dev_f1"), data, kd.teacher_margin)
@@ -102,22 +102,22 @@ def kd_layer_map(kd: KDSettings, provenance: Provenance | None, n_teacher: int, 
 
 def load_teacher(teacher, data: TaskData, kd: KDSettings):
     """The frozen teacher (eval mode, no gradients), its tokenizer and source, after the hygiene checks."""
-    source = None
+    source = directory = None
     tokenizer = None
     if isinstance(teacher, str | Path):
-        source = Path(teacher)
+        source, directory = teacher, resolve_model_dir(teacher)  # a directory or a hub id, as given
         tokenizer = load_tokenizer(source)
         teacher = load_model(source)
     task = task_of(teacher)
     if task == "base":
-        check_teacher_trained(teacher, source, allow=False)  # a bare encoder cannot give logits
+        check_teacher_trained(teacher, directory, allow=False)  # a bare encoder cannot give logits
     if task != data.task:
         raise PolydistillError(
             f"The teacher is a {task} classifier but {data.name} is a {data.task} task; use a teacher fine-tuned "
             "on this dataset."
         )
     check_labels(teacher.config, data.label_names, "teacher")
-    check_teacher_trained(teacher, source, allow=kd.allow_untrained_teacher)
+    check_teacher_trained(teacher, directory, allow=kd.allow_untrained_teacher)
     teacher.eval()
     teacher.requires_grad_(False)
     teacher.to(_DTYPES[kd.teacher_dtype])
@@ -161,7 +161,7 @@ def distill(
 
     set_seed(settings.seed)  # a new head or projection must not depend on what ran before
     kd = kd or KDSettings()
-    check_teacher_learned(Path(teacher) if isinstance(teacher, str | Path) else None, data, kd)  # before loading
+    check_teacher_learned(teacher if isinstance(teacher, str | Path) else None, data, kd)  # before loading
     teacher, teacher_tokenizer, teacher_source = load_teacher(teacher, data, kd)
     resolved = resolve_model(student, data, tokenizer, who="student", default_tokenizer=teacher_tokenizer)
     model = resolved.model

@@ -1,6 +1,6 @@
-"""TinyBERT-style KD losses (000 §2.1, eqs. 1–4) as pure functions of tensors.
+"""TinyBERT-style KD losses (Wibowo et al. 2024, §2.1, eqs. 1–4) as pure functions of tensors.
 
-Also DistilBERT's cosine term (seed 004 / lm-distill). Every term is computed in float32, whatever
+Also DistilBERT's cosine term (Singh et al. 2023 / lm-distill). Every term is computed in float32, whatever
 the precision of the captured tensors (bf16/fp16 under autocast), so sums over many elements stay
 exact. Every MSE excludes padding: a hidden state counts only at real tokens, an attention map only at
 (real query, real key) pairs, and for token classification a logit only at labelled (first

@@ -26,14 +26,17 @@ import hashlib
 import json
 import pickle
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from polydistill.distill.settings import TrainSettings
-from polydistill.errors import PolydistillError
+from polydistill.errors import PolydistillError, TrainingDiverged
 from polydistill.io import (
     LOG_FILE,
     RUN_FILE,
@@ -43,12 +46,15 @@ from polydistill.io import (
     output_lock,
     package_versions,
     read_json,
+    read_record,
     strip_remote_code,
+    weight_digests,
 )
 from polydistill.logs import interactive
 from polydistill.student.provenance import Provenance, write_provenance
 
 FINGERPRINT_FILE = "fingerprint.json"
+DIVERGED_FILE = "diverged.json"  # in a work dir: its run stopped on a non-finite loss or weights
 CHECKPOINTS = "checkpoints"
 
 
@@ -137,9 +143,11 @@ def step_report_callback(report: Callable[[int, int], None] | None) -> list:
         return []
     from transformers import TrainerCallback
 
+    tell = report  # not None (a type checker does not carry that into the class below)
+
     class StepReport(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            report(state.global_step, state.max_steps)
+            tell(state.global_step, state.max_steps)
 
     return [StepReport()]
 
@@ -164,11 +172,11 @@ def training_arguments(settings: TrainSettings, precision: str, best_metric: str
 
     strategy = "steps" if settings.eval_steps else "epoch"
     cuda = _cuda_available()
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         output_dir=str(settings.work_dir / CHECKPOINTS),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
-        learning_rate=settings.learning_rate,  # AdamW with the library's other defaults (000 §3)
+        learning_rate=settings.learning_rate,  # AdamW with the library's other defaults (Wibowo et al. 2024, §3)
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size or settings.batch_size,
@@ -225,9 +233,10 @@ def _callbacks(job: TrainingJob, work: Path, main: bool) -> list:
                     shutil.rmtree(folder, ignore_errors=True)
                 last = last_complete_checkpoint(Path(args.output_dir), prune=False)
                 kept = f"the last good checkpoint is {last}" if last else "no good checkpoint had been saved"
-                raise PolydistillError(
+                raise TrainingDiverged(
                     f"Training stopped at step {state.global_step}: the weights are no longer finite "
-                    f"({bad[0]} and {len(bad) - 1} more); {kept}. Lower the learning rate and re-run to resume."
+                    f"({bad[0]} and {len(bad) - 1} more); {kept}. Lower the learning rate and re-run (a changed "
+                    "learning rate starts afresh)."
                 )
 
     callbacks: list = [JsonlLog(), FiniteWeights(), *job.callbacks]
@@ -319,15 +328,32 @@ def last_complete_checkpoint(folder: str | Path, prune: bool = True) -> str | No
 # ---------------------------------------------------------------------------- the run
 
 
+class RunRecord(BaseModel):
+    """The fields of ``run.json`` that resuming reads back (the rest is free-form provenance)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fingerprint: dict[str, Any]
+    result: dict[str, Any] = Field(default_factory=dict)
+    weight_files: dict[str, str] | None = None  # SHA-256 of each weight file (runs since 2026-12-07)
+
+
 def finished_result(out: Path, fingerprint: dict[str, Any]) -> RunResult | None:
-    """The result of a finished run of exactly this job in ``out``, or None."""
+    """The result of a finished run of exactly this job in ``out``, or None. A finished run whose weight
+    files changed since (truncated, replaced) is refused in one sentence, never reported as done."""
     run_file = out / RUN_FILE
     if not (run_file.is_file() and (out / "config.json").is_file()):
         return None
-    record = read_json(run_file)
-    if record.get("fingerprint") != fingerprint:
+    record = read_record(run_file, RunRecord)
+    if record.fingerprint != fingerprint:
         return None
-    saved = record.get("result", {})
+    recorded = record.weight_files
+    current = weight_digests(out) if recorded is not None else None
+    if recorded is not None and current is not None and current != recorded:
+        changed = sorted(n for n in {*recorded, *current} if recorded.get(n) != current.get(n))
+        raise PolydistillError(f"{out} holds this finished run, but its weights ({', '.join(changed)}) changed "
+                               "since it finished; restore them, or pass --overwrite to train again.")
+    saved = record.result
     history = []
     if (out / LOG_FILE).is_file():
         history = [json.loads(line) for line in (out / LOG_FILE).read_text(encoding="utf-8").splitlines() if line]
@@ -374,8 +400,12 @@ def _check_work_dir(work: Path, fingerprint: dict[str, Any], settings: TrainSett
     previous = read_json(path) if path.is_file() else {}
     if previous == fingerprint and settings.resume:
         return
-    if settings.overwrite or not settings.resume:
+    diverged = (work / DIVERGED_FILE).is_file()
+    if settings.overwrite or not settings.resume or diverged:
         if main:
+            if diverged and not settings.overwrite:
+                print(f"note: {work} holds a run that stopped on a non-finite loss; the changed settings start "
+                      "afresh there.", file=sys.stderr, flush=True)
             shutil.rmtree(work, ignore_errors=True)
         return
     differs = differences(previous, fingerprint) if previous else ["(no fingerprint: an older polydistill)"]
@@ -409,7 +439,7 @@ def run_training(job: TrainingJob) -> RunResult:
     done = finished_result(out, fingerprint)
     if done is not None:
         return done
-    check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings))
+    check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings), inputs=(job.source,))
     precision = resolve_precision(settings.precision)
     args = training_arguments(settings, precision, job.best_metric, job.greater_is_better, **job.argument_overrides)
     main = args.process_index == 0
@@ -430,7 +460,7 @@ def run_training(job: TrainingJob) -> RunResult:
         initialised = job.initialise(job.model) if job.initialise and last is None else None
         start = time.perf_counter()
         try:
-            _train(trainer, last)
+            _train(trainer, last, work)
             seconds = time.perf_counter() - start
             dev = trainer.evaluate()  # the best checkpoint (load_best_model_at_end) on the dev split
         finally:
@@ -458,9 +488,13 @@ def run_training(job: TrainingJob) -> RunResult:
     return result
 
 
-def _train(trainer, checkpoint: str | None) -> None:
+def _train(trainer, checkpoint: str | None, work: Path) -> None:
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
+    except TrainingDiverged as err:
+        if trainer.args.process_index == 0:  # the advertised remedy (a changed setting) starts afresh
+            atomic_write_json(work / DIVERGED_FILE, {"step": trainer.state.global_step, "error": str(err)})
+        raise
     except _open_checkpoint_errors() as err:
         if checkpoint is None or not _is_checkpoint_error(err):
             raise
@@ -516,6 +550,7 @@ def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[s
     }
     with atomic_output_dir(settings.output_dir, settings.overwrite) as tmp:
         trainer.model.save_pretrained(tmp)  # safetensors (the only format in transformers 5)
+        run["weight_files"] = weight_digests(tmp)
         job.tokenizer.save_pretrained(tmp)
         if job.provenance is not None:
             write_provenance(tmp, job.provenance)

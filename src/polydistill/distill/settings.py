@@ -7,7 +7,7 @@ schema embeds these models (``experiments/schema.py``), so a bound or a default 
 - :class:`TrainSettings`: a ``Training`` plus where and how this run writes (output, seed, resume).
 - :class:`KDSettings`: the KD objective: ``{term: weight}`` over the KD-term registry
   (``distill/terms.py``) plus the terms' options. A weight of 0 switches its term off: it is neither
-  computed nor captured. Default = the TinyBERT objective of 000 §2.1:
+  computed nor captured. Default = the TinyBERT objective of Wibowo et al. 2024, §2.1:
   w_att·L_att + w_hid·L_hid + w_emb·L_embd + w_pred·L_pred + w_ce·CE, every weight 1.
 """
 
@@ -15,25 +15,29 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeding accept 0 … 2**32 - 1
 HeadInit = Literal["probe", "random"]
 # Fields that say where a run writes or how it shows progress, not what it computes: they do not
 # enter the run's fingerprint, so changing them never blocks a resume.
 RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
                              "cache_dir", "logging_steps", "allow_weak_teacher"})
+M = TypeVar("M", bound=BaseModel)
 
 
-def with_defaults(base: type[BaseModel], name: str, **defaults: Any) -> type[BaseModel]:
+def with_defaults(base: type[M], name: str, **defaults: Any) -> type[M]:
     """A subclass of ``base`` whose fields have other defaults and keep their bounds and help: how a
-    stage or the grid states its own defaults once, as overrides of the one definition here."""
+    stage or the grid states its own defaults once, as overrides of the one definition here. (A type
+    checker cannot see a class made at run time: modules define it for type checkers as ``base`` itself,
+    under ``if TYPE_CHECKING``.)"""
     from pydantic import create_model
     from pydantic.fields import FieldInfo
 
-    fields = {}
+    fields: dict[str, Any] = {}
     for field, default in defaults.items():
         info = base.model_fields[field]
         fields[field] = (info.annotation, FieldInfo.merge_field_infos(info, default=default))
@@ -46,7 +50,7 @@ def cli(*flags: str, **extra: Any) -> dict[str, Any]:
 
 
 class Training(BaseModel):
-    """How to train (000 §3: AdamW with the library defaults, evaluation every N steps, best
+    """How to train (Wibowo et al. 2024, §3: AdamW with the library defaults, evaluation every N steps, best
     checkpoint by dev F1). Defaults suit a single CLI run; a grid overrides some of them once
     (``experiments/schema.py``)."""
 
@@ -84,7 +88,10 @@ class Training(BaseModel):
         if fp16 and bf16:
             raise ValueError("choose at most one of fp16 and bf16")
         if fp16 or bf16:
-            data["precision"] = "fp16" if fp16 else "bf16"
+            alias = "fp16" if fp16 else "bf16"
+            if data.get("precision") not in (None, alias):  # given explicitly, and not what the alias says
+                raise ValueError(f"precision {data['precision']} contradicts {alias}: true; give one of them")
+            data["precision"] = alias
         if data.get("max_steps") == -1:
             data["max_steps"] = None
         return data
@@ -95,7 +102,7 @@ class TrainSettings(Training):
     as an ordinary HF directory; checkpoints live in ``<output_dir>.work/`` until the run finishes."""
 
     output_dir: Path = Field(json_schema_extra=cli("--out", "-o"), description="Output directory for the best model.")
-    seed: int = Field(0, description="Seed of the run (new heads, data order, dropout).")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the run (new heads, data order, dropout).")
     resume: bool = Field(True, description="Resume from the last checkpoint in <out>.work/ if any.")
     overwrite: bool = Field(False, description="Replace an existing output (and discard checkpoints of another run).")
     progress: bool = True  # the Trainer's progress bar (grids and the demo show their own)

@@ -9,6 +9,7 @@ are ordinary runs of the training core, so a killed run resumes at its stage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from polydistill.data.types import TaskData
@@ -25,8 +26,8 @@ def _split_budget(settings: TrainSettings, share: float) -> tuple[dict, dict]:
 
 
 def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettings, kd: KDSettings, *,
-                      layers: int, hidden: int, intermediate: int | None = None, heads: int | None = None,
-                      layer_map: str = "alternate-last", calibration_size: int = 256, depth_share: float = 0.5,
+                      layers: int | None, hidden: int | None, intermediate: int | None = None,
+                      heads: int | None = None, layer_map: str | Sequence[int] = "alternate-last", calibration_size: int = 256, depth_share: float = 0.5,
                       width_select: str = "importance", unlabelled=None, callbacks=()) -> RunResult:
     """depth (weight copy + KD at full width) → width (importance on the depth student, or ``uniform``) → KD.
     ``unlabelled`` (teacher-labelled augmentation, see data/unlabelled.py) joins both stages' KD."""
@@ -61,7 +62,9 @@ def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettin
                                seed=settings.seed, tokenizer=tokenizer)
         method = "uniform"
     # distil from the original teacher: student layer i ↔ the teacher layer the depth student copied
-    copied = read_provenance(depth.output_dir).teacher_layers
+    provenance = read_provenance(depth.output_dir)
+    assert provenance is not None, f"distill wrote no provenance into {depth.output_dir}"
+    copied = provenance.teacher_layers
     width_kd = kd.model_copy(update={"layer_map": copied})
     result = distill(teacher, narrow, data, settings.model_copy(update=second), width_kd, callbacks=callbacks,
                      unlabelled=unlabelled)

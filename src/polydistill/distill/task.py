@@ -16,7 +16,7 @@ from polydistill.distill.head import head_parameters, probe_head
 from polydistill.distill.run import RunResult, TrainingJob, model_digest, run_training
 from polydistill.distill.settings import TrainSettings
 from polydistill.errors import PolydistillError
-from polydistill.modeling import load_config, load_model, load_tokenizer
+from polydistill.modeling import load_config, load_model, load_tokenizer, resolve_model_dir
 from polydistill.student.provenance import Provenance, read_provenance
 
 
@@ -24,7 +24,7 @@ from polydistill.student.provenance import Provenance, read_provenance
 class Resolved:
     model: Any
     tokenizer: Any
-    source: Path | None  # directory the model came from, if any
+    source: str | Path | None  # directory or hub id the model came from, if any
     provenance: Provenance | None
     new_head: bool = False  # the task head is freshly initialised (not fine-tuned, not copied)
 
@@ -36,7 +36,7 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
     a head with a different label set is refused.
     """
     provenance = None
-    source = None
+    source: str | Path | None = None
     new_head = False
     if hasattr(model, "model") and hasattr(model, "provenance"):  # BuiltStudent
         provenance = model.provenance
@@ -44,7 +44,7 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
         source = Path(model.path) if getattr(model, "path", None) else None
         model = model.model
     elif isinstance(model, str | Path):
-        source = Path(model)
+        source = model  # a directory or a hub id, as given (recorded in run.json and the card)
         config = load_config(source)
         tokenizer = tokenizer or load_tokenizer(source)  # before the weights: a missing tokenizer fails fast
         new_head = task_of(config) == "base"
@@ -53,7 +53,7 @@ def resolve_model(model, data: TaskData, tokenizer=None, who: str = "model", def
         config.num_labels = data.num_labels
         config.id2label, config.label2id = data.id2label, data.label2id
         model = load_model(source, task=data.task, config=config)
-        provenance = read_provenance(source)
+        provenance = read_provenance(resolve_model_dir(source))
     if provenance is not None and provenance.is_student and "head" not in provenance.copied:
         new_head = True  # from-base / from-scratch students get a fresh head
     if task_of(model) not in ("base", data.task):

@@ -182,7 +182,7 @@ class TeacherCache:
 
         from polydistill.io import atomic_output_dir
 
-        with atomic_output_dir(path, overwrite=True) as tmp:
+        with atomic_output_dir(path, overwrite=True, own=True) as tmp:
             save_file({"lengths": self.lengths, **self.tensors}, str(tmp / OUTPUTS_FILE),
                       metadata={"layers": json.dumps(self.layers), "token_logits": json.dumps(self.token_logits)})
 
@@ -250,7 +250,7 @@ def cached_or_built(path: Path, teacher_side, dataset, collator, batch_size: int
         return cache, {"path": str(path), "reused": True, "seconds": round(time.perf_counter() - start, 1)}
     budget = keep_bytes() if main else None  # a bad setting stops the run before the teacher pass, not after
     cache = build_cache(teacher_side, dataset, collator, batch_size, dtype)
-    if main:
+    if budget is not None:  # the main process
         cache.save(path)
         prune(path.parent, budget, keep=path)
     return cache, {"path": str(path), "reused": False, "seconds": round(time.perf_counter() - start, 1),

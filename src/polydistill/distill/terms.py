@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from torch import Tensor
 
@@ -71,6 +71,14 @@ class TermInputs:
 
 
 TermFn = Callable[[TermInputs, "KDSettings"], Tensor]
+T = TypeVar("T")
+
+
+def given(value: T | None, field: str) -> T:
+    """``value``, a :class:`TermInputs` field a term needs; None means the term did not declare that need."""
+    if value is None:
+        raise ValueError(f"TermInputs.{field} is None: declare the need that fills it in the term's register_term")
+    return value
 
 
 @dataclass(frozen=True)
@@ -138,27 +146,30 @@ def term_names() -> list[str]:
 
 @register_term("att", needs={"attention"})
 def _attention(batch: TermInputs, kd: KDSettings) -> Tensor:
-    """TinyBERT L_att: MSE of the mapped layers' attention maps (000 eq. 1)."""
-    return losses.attention_loss(batch.student_maps, batch.teacher_maps, batch.token_mask)
+    """TinyBERT L_att: MSE of the mapped layers' attention maps (Wibowo et al. 2024, eq. 1)."""
+    return losses.attention_loss(given(batch.student_maps, "student_maps"), given(batch.teacher_maps, "teacher_maps"),
+                                 batch.token_mask)
 
 
 @register_term("hid", needs={"hidden"})
 def _hidden(batch: TermInputs, kd: KDSettings) -> Tensor:
     """TinyBERT L_hid: MSE of the mapped layers' outputs (student through W when widths differ; eq. 2)."""
-    return losses.hidden_loss(batch.student_hidden, batch.teacher_hidden, batch.token_mask)
+    return losses.hidden_loss(given(batch.student_hidden, "student_hidden"),
+                              given(batch.teacher_hidden, "teacher_hidden"), batch.token_mask)
 
 
 @register_term("emb", needs={"embeddings"})
 def _embeddings(batch: TermInputs, kd: KDSettings) -> Tensor:
     """TinyBERT L_embd: MSE of the embedding outputs (student through W when widths differ; eq. 3)."""
-    return losses.embedding_loss(batch.student_embeddings, batch.teacher_embeddings, batch.token_mask)
+    return losses.embedding_loss(given(batch.student_embeddings, "student_embeddings"),
+                                 given(batch.teacher_embeddings, "teacher_embeddings"), batch.token_mask)
 
 
 @register_term("pred", needs={"teacher_logits"})
 def _prediction(batch: TermInputs, kd: KDSettings) -> Tensor:
     """L_pred: logit MSE (the paper) or KL at temperature T ×T² (Hinton; DistilBERT's L_ce) (eq. 4)."""
-    return losses.prediction_loss(batch.student_logits, batch.teacher_logits, kd.pred_loss, kd.temperature,
-                                  batch.prediction_mask)
+    return losses.prediction_loss(batch.student_logits, given(batch.teacher_logits, "teacher_logits"), kd.pred_loss,
+                                  kd.temperature, batch.prediction_mask)
 
 
 @register_term("ce")
@@ -170,16 +181,19 @@ def _cross_entropy(batch: TermInputs, kd: KDSettings) -> Tensor:
 @register_term("cos", needs={"last_hidden"})
 def _cosine(batch: TermInputs, kd: KDSettings) -> Tensor:
     """DistilBERT L_cos: mean 1 − cos between the last hidden states at real tokens."""
-    return losses.cosine_loss(batch.student_last, batch.teacher_last, batch.token_mask)
+    return losses.cosine_loss(given(batch.student_last, "student_last"), given(batch.teacher_last, "teacher_last"),
+                              batch.token_mask)
 
 
 @register_term("rel", needs={"qkv"})
 def _relations(batch: TermInputs, kd: KDSettings) -> Tensor:
     """MiniLMv2 relation KD: KL of Q-Q, K-K, V-V self-attention relations (any width or head count)."""
-    return losses.relation_loss(batch.student_qkv, batch.teacher_qkv, batch.token_mask, batch.relation_heads)
+    return losses.relation_loss(given(batch.student_qkv, "student_qkv"), given(batch.teacher_qkv, "teacher_qkv"),
+                                batch.token_mask, given(batch.relation_heads, "relation_heads"))
 
 
 @register_term("last_mse", needs={"last_hidden"})
 def _last_mse(batch: TermInputs, kd: KDSettings) -> Tensor:
     """MSE between the last hidden states at real tokens (an optional extra of lm-distill)."""
-    return losses.masked_mse(batch.student_last, batch.teacher_last, batch.token_mask)
+    return losses.masked_mse(given(batch.student_last, "student_last"), given(batch.teacher_last, "teacher_last"),
+                             batch.token_mask)

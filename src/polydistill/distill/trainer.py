@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -36,9 +37,12 @@ from polydistill.data.tokenize import KD_POSITIONS
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
 from polydistill.distill.settings import KDSettings
-from polydistill.distill.teacher_cache import EXAMPLE_INDEX
+from polydistill.distill.teacher_cache import EXAMPLE_INDEX, TeacherCache
 from polydistill.distill.terms import KDTerm, TermInputs, get_term
-from polydistill.errors import PolydistillError
+from polydistill.errors import PolydistillError, TrainingDiverged
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PROJECTION = "kd_projection"  # attribute of the student holding W while it trains
 
@@ -95,46 +99,51 @@ class PolydistillTrainer(Trainer):
                  teacher_cache: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.cache_plan = teacher_cache  # {"path", "dtype"}: build/load the teacher-output cache at train start
-        self.cache = None
+        self.cache: TeacherCache | None = None
         self.cache_record: dict | None = {k: v for k, v in teacher_cache.items() if k != "path"} \
             if teacher_cache else None
         self.head_parameters = list(head_parameters or [])
         self.head_lr_multiplier = head_lr_multiplier
         if not objective:
             raise PolydistillError("The training objective has no active term; switch at least one on.")
-        self.objective = list(objective)
+        # not ``self.objective``: Trainer's hyper-parameter search keeps its own objective value there
+        self.active_terms = list(objective)
         self.kd = kd or KDSettings()
         self.prediction_positions = prediction_positions  # "labels" (labelled positions) | "tokens" (all real)
         self.eval_objective = eval_objective
-        needs = frozenset().union(*(a.term.needs for a in self.objective))
+        needs: frozenset[str] = frozenset().union(*(a.term.needs for a in self.active_terms))
         self.needs = needs
-        self.teacher = None
-        self.student_capture = self.teacher_capture = None
+        student = self.model
+        self.teacher: nn.Module | None = None
+        self.student_capture: LayerCapture | None = None
+        self.teacher_capture: LayerCapture | None = None
         n_student = len(layer_map or [])
         wanted = {"embeddings": "embeddings" in needs, "hidden": "hidden" in needs,
                   "attention": "attention" in needs}
-        self.relation_layer = self.relation_heads = None
-        if any(a.term.needs_teacher for a in self.objective):
+        self.relation_layer: int | None = None
+        self.relation_heads: int | None = None
+        if any(a.term.needs_teacher for a in self.active_terms):
             if teacher is None:
                 raise PolydistillError("The objective has teacher terms but no teacher was given.")
-            self.teacher = teacher.to(self.args.device)
+            assert student is not None  # KD trains a given model (no model_init)
+            self.teacher = teacher = teacher.to(self.args.device)
             last, qkv = "last_hidden" in needs, "qkv" in needs
             s_extra, t_extra = set(), set()
             if last or qkv:
-                s_extra.add(self._n_layers(self.model) - 1)
+                s_extra.add(self._n_layers(student) - 1)
             if last:
-                t_extra.add(self._n_layers(self.teacher) - 1)
+                t_extra.add(self._n_layers(teacher) - 1)
             if qkv:
-                self.relation_layer, self.relation_heads = self._relation_setup(self.model, self.teacher, self.kd)
+                self.relation_layer, self.relation_heads = self._relation_setup(student, teacher, self.kd)
                 t_extra.add(self.relation_layer)
-            kind = self.kd.attention
-            common = dict(attention_kind=kind, hidden=wanted["hidden"] or last, embeddings=wanted["embeddings"],
-                          attention=wanted["attention"], qkv=qkv)
-            self.student_capture = LayerCapture(self.model, sorted(set(range(n_student)) | s_extra), **common)
-            self.teacher_capture = LayerCapture(self.teacher, sorted(set(layer_map or []) | t_extra), **common)
+            common: dict[str, Any] = {"attention_kind": self.kd.attention, "hidden": wanted["hidden"] or last,
+                                      "embeddings": wanted["embeddings"], "attention": wanted["attention"],
+                                      "qkv": qkv}
+            self.student_capture = LayerCapture(student, sorted(set(range(n_student)) | s_extra), **common)
+            self.teacher_capture = LayerCapture(teacher, sorted(set(layer_map or []) | t_extra), **common)
         self._projection_hook = None
-        if getattr(self.model, PROJECTION, None) is not None and self.student_capture is not None:
-            self._projection_hook = self.model.register_forward_hook(self._project)
+        if student is not None and getattr(student, PROJECTION, None) is not None and self.student_capture is not None:
+            self._projection_hook = student.register_forward_hook(self._project)
         self._mapped = {"student": list(range(n_student)), "teacher": list(layer_map or [])}
         self._term_sums: dict[str, dict[str, float]] = {"train": {}, "eval": {}}
         self._term_counts = {"train": 0, "eval": 0}
@@ -154,8 +163,9 @@ class PolydistillTrainer(Trainer):
         layer = kd.relation_layer if kd.relation_layer is not None else default_relation_layer(n_teacher)
         if layer >= n_teacher:
             raise PolydistillError(f"--relation-layer {layer} is past the teacher's {n_teacher} layers (0-indexed).")
-        heads = kd.relation_heads or get_adapter(teacher).num_heads(teacher.config)
-        widths = {"teacher": teacher.config.hidden_size, "student": student.config.hidden_size}
+        t_config, s_config = cast("PreTrainedModel", teacher).config, cast("PreTrainedModel", student).config
+        heads = kd.relation_heads or get_adapter(teacher).num_heads(t_config)
+        widths = {"teacher": t_config.hidden_size, "student": s_config.hidden_size}
         for who, width in widths.items():
             # Q/K/V outputs are num_heads × head_size wide: the hidden size for every supported family
             if width % heads:
@@ -186,7 +196,7 @@ class PolydistillTrainer(Trainer):
     def _project(self, module, inputs, output) -> None:
         """Student forward hook: W maps the captured hidden states and embeddings to the teacher's width."""
         cap = self.student_capture
-        if not cap._active:
+        if cap is None or not cap._active:
             return
         projection = getattr(module, PROJECTION)
         records = cap.records
@@ -237,12 +247,12 @@ class PolydistillTrainer(Trainer):
         )
         if capture is not None:
             self._student_side(inputs_for_terms, token_mask, s_out)
-        terms = {a.label: a.term.compute(inputs_for_terms, self.kd) for a in self.objective}
+        terms = {a.label: a.term.compute(inputs_for_terms, self.kd) for a in self.active_terms}
         for c in (self.student_capture, self.teacher_capture):
             if c is not None:
                 c.clear()
         self._check_and_record(terms, "train" if model.training else "eval")
-        weights = {a.label: a.weight for a in self.objective}
+        weights = {a.label: a.weight for a in self.active_terms}
         loss = sum(weights[label] * value for label, value in terms.items())
         return (loss, s_out) if return_outputs else loss
 
@@ -254,11 +264,13 @@ class PolydistillTrainer(Trainer):
         return positions.bool() if positions is not None else labels != IGNORE_INDEX
 
     def _teacher_side(self, features, token_mask) -> dict:
-        cap = self.teacher_capture
+        cap, teacher = self.teacher_capture, self.teacher
+        assert cap is not None and teacher is not None  # only objectives with teacher terms get here
+        relation_layer = self.relation_layer
         out: dict = {}
         # the student's forward runs under the run's autocast (accelerate wraps it); the teacher's here
         with torch.no_grad(), self.accelerator.autocast(), cap.recording():
-            t_out = self.teacher(**features, output_attentions=cap.needs_output_attentions)
+            t_out = teacher(**features, output_attentions=cap.needs_output_attentions)
             out["teacher_logits"] = t_out.logits
             if "attention" in self.needs:
                 maps = cap.attention_maps(token_mask, self.kd.attention, t_out.attentions)
@@ -268,15 +280,16 @@ class PolydistillTrainer(Trainer):
             if "embeddings" in self.needs:
                 out["teacher_embeddings"] = cap.records.embeddings
             if "last_hidden" in self.needs:
-                out["teacher_last"] = cap.records.hidden[self._n_layers(self.teacher) - 1]
+                out["teacher_last"] = cap.records.hidden[self._n_layers(teacher) - 1]
             if "qkv" in self.needs:
+                assert relation_layer is not None  # set with the qkv captures
                 r = cap.records
-                out["teacher_qkv"] = [r.query[self.relation_layer], r.key[self.relation_layer],
-                                      r.value[self.relation_layer]]
+                out["teacher_qkv"] = [r.query[relation_layer], r.key[relation_layer], r.value[relation_layer]]
         return out
 
     def _student_side(self, batch: TermInputs, token_mask, s_out) -> None:
-        cap = self.student_capture
+        cap, student = self.student_capture, self.model
+        assert cap is not None and student is not None  # called when the student is captured
         if "attention" in self.needs:
             maps = cap.attention_maps(token_mask, self.kd.attention, s_out.attentions)
             batch.student_maps = self._select(maps, cap.layers, self._mapped["student"])
@@ -284,7 +297,7 @@ class PolydistillTrainer(Trainer):
             batch.student_hidden = [cap.records.hidden[i] for i in self._mapped["student"]]
         if "embeddings" in self.needs:
             batch.student_embeddings = cap.records.embeddings
-        last = self._n_layers(self.model) - 1
+        last = self._n_layers(student) - 1
         if "last_hidden" in self.needs:
             batch.student_last = cap.records.hidden[last]
         if "qkv" in self.needs:
@@ -303,7 +316,7 @@ class PolydistillTrainer(Trainer):
         sums = self._term_sums[phase]
         for name, value in zip(terms, values, strict=True):
             if not math.isfinite(value):
-                raise PolydistillError(self._nan_message(name, value))
+                raise TrainingDiverged(self._nan_message(name, value))
             sums[name] = sums.get(name, 0.0) + value
         self._term_counts[phase] += 1
 
@@ -311,11 +324,12 @@ class PolydistillTrainer(Trainer):
         from polydistill.distill.run import last_complete_checkpoint
 
         run_dir = self.args.output_dir
-        last = last_complete_checkpoint(run_dir, prune=False) if os.path.isdir(run_dir) else None
+        last = last_complete_checkpoint(run_dir, prune=False) if run_dir and os.path.isdir(run_dir) else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
         return (
             f"Training stopped at step {self.state.global_step + 1}: the {name} loss is {value}; {kept}. "
-            f"Lower the learning rate or the {name} weight, or use fp32, and re-run to resume."
+            f"Lower the learning rate or the {name} weight, or use fp32, and re-run (changed settings start "
+            "afresh; the same command resumes from the last good checkpoint)."
         )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -43,8 +43,9 @@ class EvalReport:
     label_names: list[str]
     overall: dict[str, float]
     per_language: dict[str, dict[str, float]]
-    # pooled scores of named partitions (seen / unseen) that overlap the evaluated languages
-    groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    # pooled scores of named partitions (seen / unseen) that overlap the evaluated languages, with their
+    # "languages" (a list)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     # where seen / unseen come from: "training record" (the model's run.json) or "paper partition"
     groups_from: str = "paper partition"
     # {"majority": {...}} (classification) or {"random": {...}} (NER); each with overall + per_language
@@ -68,9 +69,10 @@ def _label_mapping(config, label_names: list[str]) -> list[int] | None:
     model_names = [id2label.get(i) for i in range(len(id2label))]
     if model_names == list(label_names):
         return None
-    if sorted(map(str, model_names)) == sorted(label_names):
+    named = [name for name in model_names if name is not None]  # None: an id the config has no label for
+    if len(named) == len(model_names) and sorted(map(str, named)) == sorted(label_names):
         index = {name: i for i, name in enumerate(label_names)}
-        return [index[name] for name in model_names]
+        return [index[name] for name in named]
     shown = ", ".join(map(str, model_names[:6])) + (" ..." if len(model_names) > 6 else "")
     raise PolydistillError(
         f"The model's labels ({len(model_names)}: {shown}) are not the dataset's {len(label_names)} labels "
@@ -168,10 +170,11 @@ def _scores(task: str, trues, preds, label_names) -> dict[str, float]:
 
 
 def training_languages(model_dir: str | Path, dataset: str) -> list[str] | None:
-    """The languages a model directory was trained on for ``dataset`` (its run.json), or None."""
+    """The languages a model directory (or hub id) was trained on for ``dataset`` (its run.json), or None."""
     from polydistill.io import RUN_FILE, read_json
+    from polydistill.modeling import is_hub_id, resolve_model_dir
 
-    path = Path(model_dir) / RUN_FILE
+    path = (resolve_model_dir(model_dir) if is_hub_id(model_dir) else Path(model_dir)) / RUN_FILE
     if not path.is_file():
         return None
     data = read_json(path).get("data") or {}
@@ -236,7 +239,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     overall = _scores(data.task, trues, preds, data.label_names)
     per_language = {lang: _scores(data.task, pick(trues, by_lang[lang]), pick(preds, by_lang[lang]), data.label_names)
                     for lang in chosen if by_lang.get(lang)}
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {}
     for group, members in _groups(data.name, chosen, seen).items():
         idx = sorted(i for lang in members for i in by_lang.get(lang, []))
         if idx and len(members) < len(chosen):

@@ -1,10 +1,10 @@
 """The teacher gate: a teacher that did not learn must not be distilled.
 
-A fine-tuned teacher's dev F1 is compared with the trivial baselines on the same dev split (000
-Table 6: the majority class for classification, uniformly random tags for NER). A teacher that does
-not beat the better baseline by ``margin`` (F1 points / 100; default 5 points) is *weak*: a grid stops
-with one sentence before any student is built, and ``distill`` refuses it unless asked
-(``--allow-weak-teacher``). A KD student of such a teacher can only imitate noise.
+A fine-tuned teacher's dev F1 is compared with the trivial baselines on the same dev split
+(Wibowo et al. 2024, ACL Table 6: the majority class for classification, uniformly random tags for
+NER). A teacher that does not beat the better baseline by ``margin`` (F1 points / 100; default 5
+points) is *weak*: a grid stops with one sentence before any student is built, and ``distill`` refuses
+it unless asked (``--allow-weak-teacher``). A KD student of such a teacher can only imitate noise.
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ def report_table(report: EvalReport):
         table.add_row(lang, str(scores["support"]), _pct(scores["f1"]), _pct(scores["accuracy"]),
                       _pct(base_lang.get(lang, {}).get(base_key)))
     table.add_section()
-    for group, scores in report.groups.items():
-        table.add_row(f"{group} ({len(scores['languages'])})", str(scores["support"]), _pct(scores["f1"]),
-                      _pct(scores["accuracy"]), "")
+    for group, pooled in report.groups.items():
+        table.add_row(f"{group} ({len(pooled['languages'])})", str(pooled["support"]), _pct(pooled["f1"]),
+                      _pct(pooled["accuracy"]), "")
     overall = report.overall
     table.add_row("overall", str(overall["support"]), _pct(overall["f1"]), _pct(overall["accuracy"]),
                   _pct(base.get("overall", {}).get(base_key)), style="bold")

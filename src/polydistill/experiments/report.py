@@ -128,7 +128,7 @@ class Table:
 
     def averages(self) -> dict[tuple, dict[str, float | None]]:
         """Mean of the row's column means per Avg column (only when the row has all those columns)."""
-        out = {}
+        out: dict[tuple, dict[str, float | None]] = {}
         for row in self.rows:
             out[row] = {}
             for label, cols in self.avg_groups().items():
@@ -402,7 +402,9 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
             if rest[at] == value_b or rest[at] == "" and value_a is None or value_a is not None and rest[at] != value_a:
                 continue
             other = cells.get((teacher, dataset, group, (*rest[:at], value_b, *rest[at + 1:])))
-            for model in sorted(set(cells[key]) & set(other or {}), key=lambda m: _row_sort_key((m,))):
+            if other is None:
+                continue
+            for model in sorted(set(cells[key]) & set(other), key=lambda m: _row_sort_key((m,))):
                 shown = {d: v for d, v in zip(dims, rest, strict=True) if d != dim}
                 label = f"{model}, {dim.replace('_', ' ')} "
                 add(name, label + str(rest[at]), label + str(value_b or "none"), cells[key][model], other[model],

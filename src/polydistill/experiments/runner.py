@@ -19,11 +19,12 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from polydistill.distill.run import step_report_callback
+from polydistill.distill.settings import Training
 from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
@@ -70,11 +71,17 @@ def train_data(spec: RunSpec):
 # ---------------------------------------------------------------- training
 
 
+def _training(spec: RunSpec) -> Training:
+    """The training settings of a run that trains (teachers and students; only copies have none)."""
+    assert spec.training is not None, f"{spec.label} has no training settings"
+    return spec.training
+
+
 def _settings(spec: RunSpec, output_dir: Path, freeze: bool):
     from polydistill.distill.settings import TrainSettings
 
     return TrainSettings(
-        **spec.training.model_dump(exclude={"freeze_word_embeddings"}), freeze_word_embeddings=freeze,
+        **_training(spec).model_dump(exclude={"freeze_word_embeddings"}), freeze_word_embeddings=freeze,
         output_dir=output_dir, seed=spec.seed, resume=True, overwrite=False,
         progress=False,  # the grid shows one rich progress bar over its runs
     )
@@ -126,6 +133,7 @@ def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
 
 
 def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
+    assert spec.teacher_run is not None, f"{spec.label} has no teacher run"
     path = store.run_dir(spec.teacher_run) / "model"
     if not (path / "config.json").is_file():
         raise PolydistillError(
@@ -144,6 +152,7 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     if out is not None and (out / "config.json").is_file():
         return None  # built by an earlier attempt (atomic, so complete)
     built = None
+    assert spec.init is not None, f"{spec.label} has no student init"
     if out is None or is_main_process():
         calibration = None
         if spec.width_select == "importance":
@@ -182,29 +191,32 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
     if spec.kind == "teacher":
         from polydistill.distill.finetune import finetune
 
-        settings = _settings(spec, model_dir, spec.training.freeze_word_embeddings)
+        settings = _settings(spec, model_dir, _training(spec).freeze_word_embeddings)
         result = finetune(spec.teacher_model, data, settings, callbacks=step_report_callback(on_step))
     else:
         teacher_dir = _teacher_dir(store, spec)
         init_dir = run_dir / "init"
         # frozen *random* embeddings cannot learn (SPEC lessons): never freeze for from-scratch
-        freeze = spec.training.freeze_word_embeddings and spec.init != "from-scratch"
+        freeze = _training(spec).freeze_word_embeddings and spec.init != "from-scratch"
         settings = _settings(spec, model_dir, freeze)
         # the grid's own gate (teacher_gate_margin) judged this teacher once, when it was trained
-        kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True}) if spec.kd else None
+        kd = None
+        if spec.kd:
+            assert spec.kd_settings is not None, f"{spec.label} has no KD settings"
+            kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True})
         unlabelled = None
         if spec.kd and spec.unlabelled:
             from polydistill.data.unlabelled import load_unlabelled
 
             unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, spec.unlabelled_max, spec.seed)
-        if spec.kd and spec.stages == 2:
+        if kd is not None and spec.stages == 2:
             from polydistill.distill.stages import distill_in_stages
 
             result = distill_in_stages(str(teacher_dir), data, settings, kd, layers=spec.layers, hidden=spec.hidden,
                                        intermediate=spec.intermediate, layer_map=spec.layer_map,
                                        width_select=spec.width_select, unlabelled=unlabelled,
                                        callbacks=step_report_callback(on_step))
-        elif spec.kd:
+        elif kd is not None:
             from polydistill.distill.kd import distill
 
             _build(spec, teacher_dir, init_dir)
@@ -237,7 +249,8 @@ def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
     per_language: dict[str, Any] = {}
     examples: dict[str, dict[str, Any]] = {}
     task, label_names = None, []
-    batch = spec.training.eval_batch_size if spec.training else 64
+    # eval_batch_size None means "as --batch-size" (Training's own default), not unbatched
+    batch = (spec.training.eval_batch_size or spec.training.batch_size) if spec.training else 64
     max_length = spec.training.max_length if spec.training else 128
     for name, group in spec.eval_languages:
         data = _load(spec, group, None, purpose="evaluate")
@@ -247,6 +260,7 @@ def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
         per_language.update(report.per_language)
         task, label_names = report.task, report.label_names
         ex = report.examples
+        assert ex is not None  # evaluate_model keeps every example's prediction
         rows: dict[str, list[int]] = {}
         for i, lang in enumerate(ex.languages):
             rows.setdefault(lang, []).append(i)
@@ -319,7 +333,7 @@ def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = No
         "wall_seconds": time.time() - start,
         "resumed": resumed,
         "versions": package_versions(),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +22,10 @@ Init = Literal["from-scratch", "from-base", "from-teacher"]
 Languages = str | list[str]  # "all" | "seen" | "unseen" | "english" | list of codes | comma string
 
 
+@overload
+def expand_path(value: str) -> str: ...
+@overload
+def expand_path(value: None) -> None: ...
 def expand_path(value: str | None) -> str | None:
     """``~`` and ``$VARS`` expanded; hub ids (no ``~``/``$``) pass through unchanged."""
     if value is None:
@@ -33,10 +37,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# The grid runs the paper's protocol (000 §3: 30 epochs, KD without the gold-label CE term). Those
+# The grid runs the paper's protocol (Wibowo et al. 2024, §3: 30 epochs, KD without the gold-label CE term). Those
 # defaults are stated once, here, as overrides of the library's own settings models: every bound
 # and every other default lives in polydistill.distill.settings.
-TrainingConfig = with_defaults(Training, "TrainingConfig", epochs=30, eval_batch_size=64, logging_steps=10)
+if TYPE_CHECKING:  # a run-time subclass with other defaults; to a type checker, its base
+    TrainingConfig = Training
+else:
+    TrainingConfig = with_defaults(Training, "TrainingConfig", epochs=30, eval_batch_size=64, logging_steps=10)
 GRID_KD_WEIGHTS = {"ce": 0.0}
 
 
@@ -137,7 +144,7 @@ class ExperimentConfig(_Strict):
     teachers: list[TeacherConfig] = Field(..., min_length=1)
     datasets: list[DatasetConfig] = Field(..., min_length=1)
     eval_languages: list[Languages] | dict[str, Languages] = Field(
-        ["all"], description="test-set language groups reported; a mapping names them (e.g. seen: [en-US, de-DE])"
+        default_factory=lambda: list[Languages](["all"]), description="test-set language groups reported; a mapping names them (e.g. seen: [en-US, de-DE])"
     )
     seeds: list[int] = Field([0], min_length=1)
     teacher_seed: int | None = Field(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,9 @@ class GroupExamples:
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """The metric on each resample (a row of example counts) of ``weights``: (rows,)."""
         if self.task == "sequence":
+            assert self.gold is not None and self.pred is not None  # classification groups keep both
             return _macro_from_sums(*_class_sums(weights, self.gold, self.pred, self.num_labels))
+        assert self.counts is not None  # NER groups keep entity counts
         return _micro_from_sums(weights @ self.counts.astype(float))
 
     def full(self) -> float:
@@ -136,9 +139,10 @@ def group_examples(task: str, label_names: Sequence[str], languages, label: str 
         for row in lp.gold if task != "sequence" else [lp.gold]:
             digest.update(np.asarray(row, dtype="<i8").tobytes())
             digest.update(b"|")
-    common = dict(label=label, group=group, task=task, num_labels=len(label_names),
-                  languages=tuple(lp.language for lp in languages), sizes=tuple(lp.n for lp in languages),
-                  checksums=tuple(lp.checksum for lp in languages), gold_digest=digest.hexdigest()[:16])
+    common: dict[str, Any] = dict(
+        label=label, group=group, task=task, num_labels=len(label_names),
+        languages=tuple(lp.language for lp in languages), sizes=tuple(lp.n for lp in languages),
+        checksums=tuple(lp.checksum for lp in languages), gold_digest=digest.hexdigest()[:16])
     if task == "sequence":
         gold = np.concatenate([np.asarray(lp.gold, dtype=np.int64) for lp in languages]) if languages else \
             np.zeros(0, dtype=np.int64)

@@ -150,7 +150,7 @@ def encode_language(task: str, true: Sequence, pred: Sequence, texts: Sequence[s
     return entry
 
 
-def encode_predictions(task: str, label_names: Sequence[str], groups: dict[str, dict[str, dict[str, Any]]]
+def encode_predictions(task: str | None, label_names: Sequence[str], groups: dict[str, dict[str, dict[str, Any]]]
                        ) -> dict[str, Any]:
     """The ``metrics.predictions`` block of a result: ``groups`` is {eval group: {language: the
     :func:`encode_language` entry}}, each language's examples in the capped test split's order."""

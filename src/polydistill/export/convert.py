@@ -97,7 +97,7 @@ def _input_names(model, tokenizer) -> list[str]:
     accepted = set(inspect.signature(model.forward).parameters)
     produced = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
     names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in produced and "token_type_ids" in accepted and getattr(model.config, "type_vocab_size", 0):
+    if "token_type_ids" in produced and "token_type_ids" in accepted and getattr(model.config, "type_vocab_size", None):
         names.append("token_type_ids")
     return names
 
@@ -127,6 +127,22 @@ def _consolidate_external_data(path: Path) -> None:
                     location=f"{path.name}_data", size_threshold=1024)
 
 
+def trace_to_onnx(model, task: str, names: list[str], output: str, tokenizer, limit: int, path: Path, opset: int,
+                  exporter: str) -> None:
+    """``model`` traced on :data:`TRACE_SENTENCES` into the ONNX file ``path`` (weights in one external
+    data file); an exporter failure is one sentence."""
+    try:
+        _torch_export(model, task, names, output, _encode(tokenizer, TRACE_SENTENCES, names, limit), path, opset,
+                      exporter)
+    except PolydistillError:
+        raise
+    except Exception as err:
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise PolydistillError(f"torch.onnx could not export this {type(model).__name__} ({detail}); try "
+                               "another --opset or --exporter.") from err
+    _consolidate_external_data(path)
+
+
 def _torch_export(model, task: str, names: list[str], output: str, sample: dict[str, Any], path: Path, opset: int,
                   exporter: str) -> None:
     import torch
@@ -144,6 +160,7 @@ def _torch_export(model, task: str, names: list[str], output: str, sample: dict[
                                         opset_version=max(opset, 18),  # its lowest implemented opset
                                         dynamic_shapes=tuple({0: batch, 1: sequence}
                                                                                    for _ in names))
+            assert program is not None
             program.save(str(path))
         else:
             torch.onnx.export(wrapper, args, str(path), dynamo=False, input_names=names, output_names=[output],
@@ -204,12 +221,17 @@ def _quiet_root_logger():
         root.setLevel(previous)
 
 
-def _quantize(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool) -> dict[str, Any]:
+def _quantize(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool,
+              fused: bool = False) -> dict[str, Any]:
     with _quiet_root_logger():
-        return _quantize_onnx(fp32, out, calibration, per_channel)
+        return _quantize_onnx(fp32, out, calibration, per_channel, fused)
 
 
-def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool) -> dict[str, Any]:
+def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_channel: bool,
+                   fused: bool = False) -> dict[str, Any]:
+    """``fused``: the graph holds onnxruntime's contrib operators (Attention, SkipLayerNormalization), whose
+    outputs ONNX shape inference cannot type; their float type is then given to the quantiser."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -219,14 +241,13 @@ def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_c
     )
 
     external = any(p != fp32 for p in fp32.parent.iterdir())
+    typed: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT} if fused else {}
     if calibration is None:
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         reduce_range=False, use_external_data_format=external)
+                         reduce_range=False, use_external_data_format=external, extra_options=typed or None)
         return {"mode": "dynamic", "weights": "int8", "activations": "uint8 (dynamic, per batch)",
                 "per_channel": per_channel, "reduce_range": False, "operators": "all onnxruntime integer ops "
                 "(MatMul, Gather, ...)"}
-    import onnx
-
     wanted = [i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input]
     # MatMuls with a weight matrix (MatMulConstBOnly) and the embedding Gathers: the attention products
     # and LayerNorm / softmax / GELU stay in float, as in dynamic quantisation.
@@ -234,7 +255,7 @@ def _quantize_onnx(fp32: Path, out: Path, calibration: Calibration | None, per_c
                     op_types_to_quantize=["MatMul", "Gather"], per_channel=per_channel, reduce_range=False,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, use_external_data_format=external,
-                    extra_options={"MatMulConstBOnly": True})
+                    extra_options={"MatMulConstBOnly": True, **typed})
     return {"mode": "static", "weights": "int8", "activations": "uint8 (static ranges, QDQ)",
             "per_channel": per_channel, "reduce_range": False, "operators": "MatMul (weights), Gather",
             "calibration": calibration.record}
@@ -284,6 +305,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     or, with ``calibration_data`` (a ``TaskData``), statically. ``push_to_hub``: a repo id to upload to."""
     from polydistill.architectures import count_parameters, get_adapter, task_of
     from polydistill.export import ONNX_FILE
+    from polydistill.export.machine import machine_profile
     from polydistill.export.runtime import session_options
     from polydistill.io import (
         RUN_FILE,
@@ -328,16 +350,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
         scratch = tmp / ".fp32"
         scratch.mkdir()
         fp32 = scratch / ONNX_FILE
-        try:
-            _torch_export(model, task, names, output, _encode(tokenizer, TRACE_SENTENCES, names, limit), fp32, opset,
-                          exporter)
-        except PolydistillError:
-            raise
-        except Exception as err:
-            detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            raise PolydistillError(f"torch.onnx could not export this {type(model).__name__} ({detail}); try "
-                                   "another --opset or --exporter.") from err
-        _consolidate_external_data(fp32)
+        trace_to_onnx(model, task, names, output, tokenizer, limit, fp32, opset, exporter)
         fp32_bytes = sum(p.stat().st_size for p in scratch.iterdir())
         final = tmp / ONNX_FILE
         quantization: dict[str, Any] | None = None
@@ -376,6 +389,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
             "quantization_settings": quantization,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": {**package_versions(), **_versions()},
+            "machine": machine_profile().to_dict(),
         }
         record = {key: value for key, value in record.items() if value is not None}
         previous = read_provenance(source_dir) if source_dir.is_dir() else None

@@ -11,6 +11,7 @@ with the tokenizer's ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +64,11 @@ def _choose_file(path: Path, file_name: str | None) -> Path:
 
 
 def cpu_isa_flags() -> dict[str, bool]:
-    """The x86 instruction-set extensions that matter for int8 (from /proc/cpuinfo; all False elsewhere)."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return {flag: flag in flags for flag in ISA_FLAGS}
+    """The x86 instruction-set extensions that matter for int8 / bf16 (from /proc/cpuinfo; all False elsewhere)."""
+    from polydistill.export.machine import CPU_FLAGS, parse_cpuinfo, read_cpuinfo
+
+    flags = parse_cpuinfo(read_cpuinfo()).flags
+    return {flag: flag in flags for flag in dict.fromkeys((*ISA_FLAGS, *CPU_FLAGS))}
 
 
 def runtime_info() -> dict[str, Any]:
@@ -187,24 +183,29 @@ class ExportedModel:
     def parameter_counts(self):
         """Parameter counts of the model it was exported from (recorded at export); else the ONNX
         initializers' element count as the total (the split into embeddings / encoder unknown: 0)."""
-        from polydistill.architectures import ParamCounts
+        import math
 
-        recorded = self.export_record.get("parameters")
-        if isinstance(recorded, dict):
-            try:
-                return ParamCounts(**recorded)
-            except TypeError:
-                pass
         import onnx
 
-        graph = onnx.load(str(self.file), load_external_data=False).graph
-        total = 0
-        for tensor in graph.initializer:
-            count = 1
-            for dim in tensor.dims:
-                count *= dim
-            total += count
-        return ParamCounts(total=total, embedding=0, word_embedding=0, encoder=0, other=0)
+        def initializers() -> int:
+            graph = onnx.load(str(self.file), load_external_data=False).graph
+            return sum(math.prod(tensor.dims) for tensor in graph.initializer)
+
+        return recorded_parameter_counts(self.export_record, initializers)
+
+
+def recorded_parameter_counts(record: dict[str, Any], count_total: Callable[[], int]):
+    """The parameter counts an export record holds (of the model it was exported from); else
+    ``count_total()`` as the total (the split into embeddings / encoder unknown: 0)."""
+    from polydistill.architectures import ParamCounts
+
+    recorded = record.get("parameters")
+    if isinstance(recorded, dict):
+        try:
+            return ParamCounts(**recorded)
+        except TypeError:
+            pass
+    return ParamCounts(total=count_total(), embedding=0, word_embedding=0, encoder=0, other=0)
 
 
 def session_options(threads: int | None = None):
@@ -217,6 +218,9 @@ def session_options(threads: int | None = None):
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    # no busy-waiting after a run: onnxruntime's idle workers otherwise spin on the cores the next model
+    # needs (in a side-by-side bench, PyTorch's batch-1 times on 2 cores went from 45 to 170 ms)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -246,12 +250,17 @@ def load_exported(path: str | os.PathLike, *, threads: int | None = None, file_n
                          read_provenance(folder))
 
 
-def load_for_inference(source: str | Path, task: str | None = None, threads: int | None = None):
-    """A model to run: an exported directory (it holds an ``.onnx`` file) through onnxruntime
-    (:func:`polydistill.export.load_exported`, called like a transformers model), else
-    :func:`load_model`. Evaluation and benchmarking load models through this."""
+def load_for_inference(source: str | os.PathLike, task: Any = None, threads: int | None = None):
+    """A model to run: an OpenVINO IR directory through OpenVINO, an exported directory (it holds an
+    ``.onnx`` file) through onnxruntime (:func:`polydistill.export.load_exported`, called like a
+    transformers model), else :func:`load_model` (bf16 safetensors load as bf16). Evaluation and
+    benchmarking load models through this."""
+    from polydistill.export.runtimes import is_openvino_dir, load_openvino
     from polydistill.modeling import load_model
 
-    if is_exported_dir(Path(str(source)).expanduser()):
+    folder = Path(str(source)).expanduser()
+    if is_openvino_dir(folder):
+        return load_openvino(folder, threads=threads)
+    if is_exported_dir(folder):
         return load_exported(source, threads=threads)
     return load_model(source, task)

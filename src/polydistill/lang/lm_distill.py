@@ -1,4 +1,4 @@
-"""Task-agnostic, language-specific distillation (Eliquare, seed 004 §4) with the DistilBERT triplet loss.
+"""Task-agnostic, language-specific distillation (Eliquare, Singh et al. 2023, §4) with the DistilBERT triplet loss.
 
     loss = α_ce · KL(softmax(t/T) ‖ softmax(s/T)) · T²   soft targets, every non-padding position
          + α_mlm · CE(s, masked tokens)                  the student's own MLM loss
@@ -10,10 +10,10 @@ DistilBERT's L_ce is the ``pred`` term (KL at T, every real token), L_mlm the ``
 masked tokens), L_cos the ``cos`` term, the MSE the ``last_mse`` term; logs keep DistilBERT's names
 (``loss_ce``, ``loss_mlm``, ``loss_cos``, ``loss_mse``).
 
-Defaults α_ce=5, α_mlm=2, α_cos=1, T=2 (DistilBERT / 004); every weight and T is configurable so the
-loss-component and temperature ablations (004 Tables 6–7) can be rerun. Teacher and student see the same
-masked input. The student copies the teacher's embeddings, layers 2n−1 (``alternate-first``: 1-indexed
-1,3,…,11 for 6 of 12) and MLM head.
+Defaults α_ce=5, α_mlm=2, α_cos=1, T=2 (DistilBERT / Singh et al. 2023); every weight and T is
+configurable so the loss-component and temperature ablations (Singh et al. 2023, Tables 6–7) can be
+rerun. Teacher and student see the same masked input. The student copies the teacher's embeddings,
+layers 2n−1 (``alternate-first``: 1-indexed 1,3,…,11 for 6 of 12) and MLM head.
 
 **A teacher without an MLM head** (multilingual-e5 is a sentence encoder; detected because loading it
 as ``*ForMaskedLM`` reports the head's weights missing) cannot give soft targets. Default (option A):
@@ -219,7 +219,9 @@ class LMDistillTrainer(PolydistillTrainer):
         self.eval_seed = eval_seed
 
     def evaluate(self, *args, **kwargs):
-        with self.data_collator.seeded(self.eval_seed):
+        collator = self.data_collator
+        assert isinstance(collator, SmoothedMLMCollator)  # what lm-distill trains with
+        with collator.seeded(self.eval_seed):
             return super().evaluate(*args, **kwargs)
 
 
@@ -262,7 +264,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
         run_training,
     )
     from polydistill.io import check_output_dir
-    from polydistill.modeling import load_config, load_tokenizer
+    from polydistill.modeling import load_config, load_tokenizer, resolve_model_dir
     from polydistill.student.provenance import read_provenance
 
     files = check_corpus(corpus)  # every input is checked before anything is written
@@ -300,7 +302,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
             "teacher_head": head, "teacher_head_fit": head_record, "loss_weights": weights,
             "settings": settings.model_dump(mode="json"),
         }
-        teacher_provenance = read_provenance(teacher_source)
+        teacher_provenance = read_provenance(resolve_model_dir(teacher_source))
 
         def finish(trainer, dev: dict[str, float]) -> dict[str, Any]:
             best = {k: dev[f"loss_{k}"] for k in TERMS if f"loss_{k}" in dev}
@@ -323,7 +325,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
             argument_overrides={
                 # the untrained student's validation terms: the baseline each should beat
                 "eval_on_start": last_complete_checkpoint(work / "checkpoints") is None,
-                "adam_epsilon": 1e-6,  # 004 §4
+                "adam_epsilon": 1e-6,  # Singh et al. 2023, §4
                 "prediction_loss_only": True,
             },
             callbacks=list(callbacks), provenance=provenance, source=str(teacher_source), record=record,

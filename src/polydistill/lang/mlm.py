@@ -1,4 +1,4 @@
-"""MLM masking as in DistilBERT / Eliquare (seed 004 §4): 15 % of tokens, 80/10/10, frequency-smoothed.
+"""MLM masking as in DistilBERT / Eliquare (Singh et al. 2023, §4): 15 % of tokens, 80/10/10, frequency-smoothed.
 
 Which tokens get predicted: exactly ``ceil(p · n)`` of the batch's ``n`` maskable tokens (not padding,
 not special tokens), drawn without replacement with probability ∝ ``count(token) ** -smoothing``, so rare
@@ -14,11 +14,15 @@ import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.errors import require
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def token_counts(id_lists: Iterable[list[int]], vocab_size: int) -> torch.Tensor:
@@ -44,7 +48,7 @@ def masking_weights(counts: torch.Tensor, smoothing: float = 0.7, special_ids: I
 class SmoothedMLMCollator:
     """Pads a list of ``{"input_ids": [...]}`` features and masks them for MLM distillation."""
 
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     weights: torch.Tensor | None = None  # masking_weights(...); None = uniform
     mlm_probability: float = 0.15
     mask_keep_random: tuple[float, float, float] = (0.8, 0.1, 0.1)

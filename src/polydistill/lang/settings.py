@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
 from polydistill.distill.settings import TrainSettings, with_defaults
 
-_LMTraining = with_defaults(TrainSettings, "LMTrainSettings", learning_rate=5e-4, warmup_ratio=0.05, batch_size=16,
-                            eval_steps=200, logging_steps=10)
+if TYPE_CHECKING:  # a run-time subclass with other defaults; to a type checker, its base
+    _LMTraining = TrainSettings
+else:
+    _LMTraining = with_defaults(TrainSettings, "LMTrainSettings", learning_rate=5e-4, warmup_ratio=0.05,
+                                batch_size=16, eval_steps=200, logging_steps=10)
 
 
 class LMDistillSettings(_LMTraining):
-    """lm-distill's settings: the training settings (with 004's defaults) plus the triplet loss."""
+    """lm-distill's settings: the training settings (with Singh et al. 2023's defaults) plus the triplet loss."""
 
     layers: int = Field(6, ge=1, description="Student depth.")
     layer_map: str = Field("alternate-first", description="Teacher layers to copy; alternate-first = 2n-1 (DistilBERT).")

@@ -1,4 +1,4 @@
-"""VocabReduce (seed 004 §5): keep only the sub-words the target languages need, for any tokenizer model.
+"""VocabReduce (Singh et al. 2023, §5): keep only the sub-words the target languages need, for any tokenizer model.
 
 A multilingual vocabulary dominates the parameter count of small encoders (multilingual-e5-small keeps
 ~96M of its 118M parameters in a 250k-row embedding). The entry points here tie the parts together:
@@ -108,20 +108,21 @@ def sentence_transformers_prompts(model_dir: Path) -> list[str]:
     return [p for p in prompts.values() if isinstance(p, str) and p] if isinstance(prompts, dict) else []
 
 
-def looks_like_e5(model_dir: Path, config, provenance: Provenance | None) -> bool:
-    """Whether the model is (made from) an e5 model, by the names it and its provenance carry."""
-    names = [model_dir, getattr(config, "_name_or_path", "")]
+def looks_like_e5(model_dir: Path, config, provenance: Provenance | None, name: str | None = None) -> bool:
+    """Whether the model is (made from) an e5 model, by the names it (``name``: its hub id) and its
+    provenance carry."""
+    names = [model_dir, name, getattr(config, "_name_or_path", "")]
     if provenance is not None:
         names += [provenance.teacher, (provenance.get("vocab_reduction") or {}).get("source")]
     return any(_E5_NAME.search(Path(str(name)).name) for name in names if name)
 
 
 def always_kept_texts(model_dir: Path, config, provenance: Provenance | None,
-                      keep_text: Sequence[str] | None) -> list[str]:
+                      keep_text: Sequence[str] | None, name: str | None = None) -> list[str]:
     """The sentence-transformers prompts, plus ``keep_text`` or, when it is not given, e5's
     ``query: `` / ``passage: `` for an e5 model."""
     extra = list(keep_text) if keep_text is not None else (
-        list(E5_PROMPTS) if looks_like_e5(model_dir, config, provenance) else [])
+        list(E5_PROMPTS) if looks_like_e5(model_dir, config, provenance, name) else [])
     return list(dict.fromkeys([*sentence_transformers_prompts(model_dir), *extra]))
 
 
@@ -152,13 +153,13 @@ def plan_vocab(
     corpus_description: str = "custom corpus",
 ) -> VocabPlanning:
     """The kept set for ``sentences`` and/or ``sources`` and its coverage report on ``heldout``."""
-    from polydistill.modeling import load_config, load_tokenizer
+    from polydistill.modeling import load_config, load_tokenizer, resolve_model_dir
 
     check_sentence_options(min_sentence_freq, max_tokens)
     require(wordfreq_min_freq >= 0, f"--wordfreq-min-freq must be ≥ 0, not {wordfreq_min_freq}.")
-    model_dir = Path(model_dir)
-    config = load_config(model_dir)
-    tokenizer = load_tokenizer(model_dir)
+    name, model_dir = str(model_dir), resolve_model_dir(model_dir)  # a directory, or a hub id's snapshot
+    config = load_config(name)
+    tokenizer = load_tokenizer(name)
     backend = backend_json(tokenizer)
     all_sources = list(sources)
     if sentences is not None:
@@ -175,7 +176,7 @@ def plan_vocab(
     ]
     encodings = [encode_heldout(tokenizer, text, key) for key, text in _merge_heldout(heldout).items()]
     previous = read_provenance(model_dir)
-    texts = always_kept_texts(model_dir, config, previous, keep_text)
+    texts = always_kept_texts(model_dir, config, previous, keep_text, name)
     plan = plan_vocabulary(tokenizer, candidates, keep_text=texts, min_coverage=min_coverage, heldout=encodings,
                            thresholds={"min_sentence_freq": min_sentence_freq, "wordfreq_min_freq": wordfreq_min_freq})
     reduced = reduce_tokenizer_json(backend, plan)
@@ -189,7 +190,7 @@ def plan_vocab(
     sizes = parameter_counts(config, plan)
     teacher_parameters = previous.teacher_parameters if previous is not None else None
     report = {
-        "model": str(model_dir), "tokenizer_model": plan.model_type,
+        "model": name, "tokenizer_model": plan.model_type,
         "vocab_before": plan.old_size, "vocab_after": plan.new_size, **sizes,
         "params_share": round(sizes["params_after"] / sizes["params_before"], 5),
         "teacher_parameters": teacher_parameters,
@@ -251,8 +252,10 @@ def vocab_reduce(
         check_output_dir(out, overwrite)  # refuse before the slow work
     if report_path is not None:
         check_output_path(report_path, kind="file")
-    model_dir = Path(model_dir)
-    planning = plan_vocab(model_dir, sentences, sources=sources, heldout=heldout, keep_text=keep_text,
+    from polydistill.modeling import resolve_model_dir
+
+    name, model_dir = str(model_dir), resolve_model_dir(model_dir)  # a directory, or a hub id's snapshot
+    planning = plan_vocab(name, sentences, sources=sources, heldout=heldout, keep_text=keep_text,
                           min_sentence_freq=min_sentence_freq, max_tokens=max_tokens,
                           wordfreq_min_freq=wordfreq_min_freq, min_coverage=min_coverage,
                           corpus_description=corpus_description)
@@ -265,11 +268,11 @@ def vocab_reduce(
     try:
         model = cls.from_pretrained(str(model_dir), use_safetensors=True)
     except (OSError, ValueError, RuntimeError) as err:
-        raise PolydistillError(f"Could not load the weights of {model_dir} as {cls.__name__}: "
+        raise PolydistillError(f"Could not load the weights of {name} as {cls.__name__}: "
                                f"{str(err).splitlines()[0][:200]}") from err
     model.eval()
     new_model = reduce_model(model, plan)
-    record = _record(model_dir, plan, report, model, new_model, corpus_description if sentences is not None else None,
+    record = _record(name, plan, report, model, new_model, corpus_description if sentences is not None else None,
                      sources)
     # A student's provenance (teacher, copied layers, ...) stays valid; only its size changes.
     previous = planning.source_provenance or Provenance()
@@ -289,7 +292,7 @@ def vocab_reduce(
             record["seconds"] = round(time.time() - start, 2)
             provenance = provenance.with_step("vocab_reduction", record)
             write_provenance(tmp, provenance)
-            write_card(tmp, "vocab-reduce", provenance, source=str(model_dir))
+            write_card(tmp, "vocab-reduce", provenance, source=name)
         path = Path(out)
     else:
         new_tokenizer = build_reduced_tokenizer(planning.tokenizer, plan)
@@ -298,7 +301,7 @@ def vocab_reduce(
                           report=report)
 
 
-def _record(model_dir: Path, plan: VocabPlan, report: dict, model, new_model, description: str | None,
+def _record(model_dir: str | Path, plan: VocabPlan, report: dict, model, new_model, description: str | None,
             sources) -> dict:
     from polydistill.architectures import count_parameters
 

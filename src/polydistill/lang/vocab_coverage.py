@@ -55,7 +55,11 @@ def encode_heldout(tokenizer, heldout: HeldoutText, key: str) -> HeldoutEncoding
     """Tokenise ``heldout`` with the full vocabulary (no special tokens); empty sentences are dropped."""
     sentences = [s.strip() for s in heldout.sentences if s and s.strip()]
     encodings = tokenizer.backend_tokenizer.encode_batch(sentences, add_special_tokens=False) if sentences else []
-    ids, word_starts, sentence_words, sentence_tokens, kept = [], [], [], [], []
+    ids: list[int] = []
+    word_starts: list[int] = []
+    sentence_words: list[int] = []
+    sentence_tokens: list[int] = []
+    kept: list[str] = []
     for text, enc in zip(sentences, encodings, strict=True):
         if not enc.ids:
             continue
@@ -133,7 +137,7 @@ def _pct(value) -> str:
 
 def render_report(report: dict, console=None) -> None:
     """The plan as rich tables on stdout: coverage per language, then sizes and sources."""
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
 
     if console is None:
@@ -143,9 +147,10 @@ def render_report(report: dict, console=None) -> None:
     languages = report.get("languages") or {}
     if languages:
         table = Table(title="Held-out text tokenised exactly as with the full vocabulary")
-        for name, justify in (("language", "left"), ("held-out", "left"), ("sentences", "right"),
-                              ("token cov.", "right"), ("sentence cov.", "right"), ("ids kept", "right"),
-                              ("tokens/sent.", "right"), ("unk", "right")):
+        columns: list[tuple[str, JustifyMethod]] = [
+            ("language", "left"), ("held-out", "left"), ("sentences", "right"), ("token cov.", "right"),
+            ("sentence cov.", "right"), ("ids kept", "right"), ("tokens/sent.", "right"), ("unk", "right")]
+        for name, justify in columns:
             table.add_column(name, justify=justify)
         for key, row in languages.items():
             before, after = row.get("tokens_per_sentence_before"), row.get("tokens_per_sentence_after")
@@ -168,8 +173,9 @@ def render_report(report: dict, console=None) -> None:
                       _pct(report["params_share_of_teacher"]))
     console.print(sizes)
     sources = Table(title="Sources (the kept set is the union of every language's selection)")
-    for name, justify in (("language", "left"), ("source", "left"), ("size", "right"), ("rule", "left"),
-                          ("selected", "right")):
+    source_columns: list[tuple[str, JustifyMethod]] = [
+        ("language", "left"), ("source", "left"), ("size", "right"), ("rule", "left"), ("selected", "right")]
+    for name, justify in source_columns:
         sources.add_column(name, justify=justify)
     for source in report.get("sources", []):
         sources.add_row(source["language"], source["description"], f"{source['size']:,} {source['unit']}",

@@ -5,7 +5,7 @@ selects some of them with its own rule; the kept set is the **union over languag
 with its own threshold, so a large language cannot push a small one's sub-words under the bar), plus
 what is always kept:
 
-* **sentence sources** (Eliquare, 004 §5): a sub-word is selected if it occurs in at least
+* **sentence sources** (Eliquare, Singh et al. 2023, §5): a sub-word is selected if it occurs in at least
   ``min_sentence_freq`` of the source's sentences (at least one sentence), optionally capped at the
   ``max_tokens`` most frequent;
 * **wordfreq sources**: the frequency of a sub-word is the total frequency (share of running words) of
@@ -203,7 +203,7 @@ def _bpe_alphabet(backend: dict, piece_id: dict[str, int], chars: set[str]) -> s
 
 def _bpe_closure(kept: set[int], pieces: list[str], piece_id: dict[str, int], merges) -> set[int]:
     """All tokens on the merge paths that build the kept tokens (a BPE token is reachable only through them)."""
-    parents = {}
+    parents: dict[str, tuple[str, str]] = {}
     for a, b in merges:
         parents.setdefault(a + b, (a, b))
     out, stack = set(kept), [pieces[i] for i in kept if i < len(pieces)]

@@ -137,12 +137,12 @@ def _check_corpus_path(path: Path) -> None:
 
 def read_corpus_files(paths: Sequence[str | Path]) -> Iterator[str]:
     """The texts of the corpus files, streamed. Every path is checked first (exists, UTF-8)."""
-    paths = [Path(p).expanduser() for p in paths]
-    for path in paths:
+    files = [Path(p).expanduser() for p in paths]
+    for path in files:
         _check_corpus_path(path)
 
     def stream() -> Iterator[str]:
-        for path in paths:
+        for path in files:
             if path.is_dir():
                 yield from _folder_texts(path)
             elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
@@ -272,7 +272,8 @@ def wordfreq_source(label: str, words: int | None = None, mass: float | None = N
     ranked = sorted(((w, float(f)) for w, f in table.items() if w.strip() and f > 0), key=lambda x: (-x[1], x[0]))
     if words is None and mass is None:
         words = DEFAULT_WORDFREQ_WORDS
-    chosen, total = [], 0.0
+    chosen: list[tuple[str, float]] = []
+    total = 0.0
     for word, freq in ranked:
         if (words is not None and len(chosen) >= words) or (mass is not None and total >= mass - 1e-12):
             break

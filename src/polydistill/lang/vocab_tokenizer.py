@@ -46,19 +46,22 @@ def model_vocab(model_json: dict) -> list[str]:
     if kind == "Unigram":
         return [piece for piece, _ in model_json["vocab"]]
     if kind in ("WordPiece", "BPE"):
-        vocab = model_json["vocab"]
-        pieces = [None] * len(vocab)
-        for piece, idx in vocab.items():
-            require(idx < len(vocab), f"The {kind} vocabulary has non-contiguous ids; it cannot be reduced safely.")
-            pieces[idx] = piece
-        return pieces
+        by_id = sorted(model_json["vocab"].items(), key=lambda item: item[1])
+        require([idx for _, idx in by_id] == list(range(len(by_id))),
+                f"The {kind} vocabulary has non-contiguous ids; it cannot be reduced safely.")
+        return [piece for piece, _ in by_id]
     raise PolydistillError(
         f"VocabReduce supports WordPiece, Unigram (SentencePiece) and BPE tokenizers, not {kind}."
     )
 
 
 def merge_pairs(model_json: dict) -> list[tuple[str, str]]:
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model_json.get("merges", [])]
+    """The BPE merges as pairs; tokenizer.json writes each as "a b" (older) or ["a", "b"]."""
+    pairs = []
+    for merge in model_json.get("merges", []):
+        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        pairs.append((a, b))
+    return pairs
 
 
 def is_byte_level(backend: dict) -> bool:

@@ -159,8 +159,11 @@ def build_student(
             "--init from-base needs --base, the pretrained checkpoint the teacher was fine-tuned from.")
     require(width_select in WIDTH_SELECTIONS,
             f"Unknown width selection {width_select!r}; choose one of {', '.join(WIDTH_SELECTIONS)}.")
+    for name, value in {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads}.items():
+        require(value is None or (isinstance(value, int) and not isinstance(value, bool)),
+                f"{name} must be a whole number, got {value!r}.")
     if out is not None:
-        check_output_dir(out, overwrite)  # refuse before any slow loading
+        check_output_dir(out, overwrite, inputs=(teacher, base))  # refuse before any slow loading
 
     # Everything that can be checked from the config is checked before the weights are loaded.
     t_config, teacher_name = _teacher_config(teacher)
@@ -206,6 +209,7 @@ def build_student(
         copy_weights(teacher_model, student, adapter, plan, mapped, t_config, include_head=True)
         copied = ["embeddings", "layers", "head"]
     elif init == "from-base":
+        assert base_model is not None  # loaded above for from-base
         copy_weights(adapter.backbone(base_model), adapter.backbone(student), adapter, plan, mapped,
                      base_model.config, include_head=False)
         copied = ["embeddings", "layers"]

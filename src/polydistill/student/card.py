@@ -27,6 +27,7 @@ _INIT_WORDS = {
     "head is newly initialised",
     "from-scratch": "nothing copied: the architecture's standard random initialisation",
 }
+_EXPORT_LIBRARY = {"onnx": "onnx", "openvino": "openvino", "safetensors": "transformers"}  # by export format
 _STAGE_WORDS = {
     "student": "built by weight copy with `polydistill student`; not trained yet (the starting point for "
                "`polydistill distill`)",
@@ -83,7 +84,7 @@ def build_card(stage: str, provenance: Provenance | None, run: dict[str, Any] | 
     result = run.get("result") or {}
     name = f"{stage} {Path(base_model).name if base_model else 'model'}"
     eval_results = None
-    if result.get("best_dev_f1") is not None and dataset_id and task in ("sequence", "token"):
+    if result.get("best_dev_f1") is not None and dataset and dataset_id and task in ("sequence", "token"):
         eval_results = [EvalResult(task_type=PIPELINE_TAGS[task], dataset_type=dataset_id, dataset_name=dataset,
                                    dataset_split="validation", metric_type="f1",
                                    metric_value=round(float(result["best_dev_f1"]), 4))]
@@ -91,17 +92,21 @@ def build_card(stage: str, provenance: Provenance | None, run: dict[str, Any] | 
     if stage in ("distill", "lm-distill") or prov.is_student:
         tags.append("knowledge-distillation")
     export = prov.get("export") if stage == "export" else None
+    export_format = str(export.get("format", "onnx")) if isinstance(export, dict) else "onnx"
     if isinstance(export, dict):
-        tags.append("onnx")
+        tags.append(export_format)
         if str(export.get("quantization", "")).startswith("int8"):
             tags.append("int8")
+        if export.get("precision") == "bf16":
+            tags.append("bf16")
     if prov.init:
         tags.append(prov.init)
     card_data = ModelCardData(
         model_name=name, base_model=base_model if base_model and not Path(base_model).is_absolute() else None,
         language=languages or None, datasets=[dataset_id] if dataset_id else None,
         metrics=["f1"] if eval_results else None, eval_results=eval_results,
-        pipeline_tag=PIPELINE_TAGS.get(task), library_name="onnx" if stage == "export" else "transformers",
+        pipeline_tag=PIPELINE_TAGS.get(task),
+        library_name=_EXPORT_LIBRARY.get(export_format, "onnx") if stage == "export" else "transformers",
         license=_front_matter_license(source) or _front_matter_license(prov.teacher), tags=tags,
     )
     made_from = source if stage == "export" and source else base_model  # an export names the exported directory
@@ -111,7 +116,11 @@ def build_card(stage: str, provenance: Provenance | None, run: dict[str, Any] | 
 
 def _prose(stage, prov: Provenance, run, base_model, languages, result) -> list[str]:
     lines = [f"# {Path(base_model).name if base_model else 'A model'}: {stage}", ""]
-    lines.append(f"This model was {_STAGE_WORDS.get(stage, f'made by polydistill {stage}')}"
+    export = prov.get("export") if stage == "export" else None
+    words = _STAGE_WORDS.get(stage, f"made by polydistill {stage}")
+    if isinstance(export, dict) and export.get("format", "onnx") != "onnx":
+        words = f"exported with `polydistill export --runtime` as {export.get('runtime')}"
+    lines.append(f"This model was {words}"
                  + (f" from `{base_model}`." if base_model else "."))
     lines.append("")
     if prov.is_student:
@@ -220,7 +229,14 @@ def _vocab_reduction_prose(record: dict[str, Any]) -> list[str]:
 
 
 def _export_prose(record: dict[str, Any]) -> list[str]:
-    """The ONNX export in words: file, quantisation, sizes, the check against PyTorch, how to run it."""
+    """The ONNX export in words: file, quantisation, sizes, the check against PyTorch, how to run it
+    (a PyTorch or OpenVINO export of ``export --runtime``: how to load it)."""
+    if record.get("format", "onnx") == "safetensors":
+        return [f"{record.get('dtype', '')} safetensors; load with `AutoModel…from_pretrained(\".\")` (dtype from "
+                "config.json).", ""]
+    if record.get("format") == "openvino":
+        return [f"OpenVINO IR `{record.get('file')}` ({record.get('precision')}); load with "
+                "`openvino.Core().read_model(...)` or optimum-intel's `OVModelFor…from_pretrained(\".\")`.", ""]
     check = record.get("check") or {}
     sizes = [f"{record[key] / 1e6:.1f} MB {what}" for key, what in (
         ("onnx_bytes", f"`{record.get('file', 'model.onnx')}`"), ("onnx_fp32_bytes", "fp32 ONNX"),

@@ -1,8 +1,9 @@
 """Selective weight copy: keep the teacher's *important* hidden dimensions, FFN units, heads and layers.
 
-The paper's uniform width selection (000 §2.2) keeps evenly spaced elements and collapses at half
-width; its authors name selective copy as future work (000 §4.1, §7). Here every choice is measured
-on a small calibration set of the task (a few hundred labelled examples).
+The paper's uniform width selection (Wibowo et al. 2024, §2.2) keeps evenly spaced elements and
+collapses at half width; its authors name selective copy as future work (Wibowo et al. 2024, §4.1,
+§7). Here every choice is measured on a small calibration set of the task (a few hundred labelled
+examples).
 
 The work is split by job; this module is the entry point (``polydistill student`` calls
 :func:`choose_by_importance`) and re-exports the public names of:
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from polydistill.errors import require
+from polydistill.errors import PolydistillError
 from polydistill.student.calibration import CalibrationSet, calibration_from_task_data, load_calibration
 from polydistill.student.importance_plan import importance_plan, plan_from_scores
 from polydistill.student.importance_scores import CRITERIA, ImportanceScores, score_importance, top_k
@@ -59,7 +60,8 @@ def choose_by_importance(teacher, *, calibration_data: str | None, calibration_l
     from polydistill.student.layer_maps import resolve_layer_map
     from polydistill.student.selection import uniform_plan
 
-    require(calibration_data is not None,
+    if calibration_data is None:
+        raise PolydistillError(
             "Importance selection (--width-select importance or --layer-map importance) needs "
             "--calibration-data DATASET (a few hundred task examples, e.g. the teacher's training data).")
     model, tokenizer = teacher, None

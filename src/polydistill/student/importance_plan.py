@@ -32,6 +32,7 @@ def plan_from_scores(scores: ImportanceScores, config, teacher_layers: Sequence[
     t_heads = get_adapter(config).num_heads(config)
     head_sets = [top_k(scores.heads[k], n_heads) for k in teacher_layers]
     inner = sum(scores.inner[k][head_sets[i]].sum(0) for i, k in enumerate(teacher_layers))
+    assert not isinstance(inner, int), "a student has at least one layer"  # sum() of no tensors is 0
     plan = WidthPlan(
         hidden=top_k(scores.hidden(teacher_layers), hidden),
         intermediate=[top_k(scores.intermediate[k], intermediate) for k in teacher_layers],

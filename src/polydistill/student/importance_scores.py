@@ -133,6 +133,14 @@ def _empty(config, adapter) -> dict[str, torch.Tensor]:
             "inner": torch.zeros(n_layers, n_heads, head_size, dtype=f64)}
 
 
+def _scores(criterion: str, num_examples: int, acc: dict[str, torch.Tensor]) -> ImportanceScores:
+    """The :class:`ImportanceScores` of sums accumulated in an :func:`_empty` dict."""
+    return ImportanceScores(criterion=criterion, num_examples=num_examples, seconds=0.0,
+                            hidden_embeddings=acc["hidden_embeddings"], hidden_layers=acc["hidden_layers"],
+                            hidden_head=acc["hidden_head"], intermediate=acc["intermediate"], heads=acc["heads"],
+                            inner=acc["inner"])
+
+
 def _taylor(model, calibration: CalibrationSet) -> ImportanceScores:
     adapter = get_adapter(model)
     config = model.config
@@ -165,8 +173,9 @@ def _taylor(model, calibration: CalibrationSet) -> ImportanceScores:
             loss.backward()
             with torch.no_grad():
                 if embed_shrinks:
-                    acc["hidden_embeddings"] += _word_embedding_taylor(
-                        word_module.weight, batch["input_ids"], captured["out"].grad)
+                    grad_out = captured["out"].grad
+                    assert grad_out is not None  # the capture hook retains the embedding output's grad
+                    acc["hidden_embeddings"] += _word_embedding_taylor(word_module.weight, batch["input_ids"], grad_out)
                 for name, p in params.items():
                     if p.grad is None or rules[name] is None:
                         continue
@@ -176,7 +185,7 @@ def _taylor(model, calibration: CalibrationSet) -> ImportanceScores:
         for name, p in params.items():
             p.requires_grad_(saved_flags[name])
         model.zero_grad(set_to_none=True)
-    return ImportanceScores(criterion="taylor", num_examples=calibration.num_examples, seconds=0.0, **acc)
+    return _scores("taylor", calibration.num_examples, acc)
 
 
 def _word_embedding_taylor(weight: torch.Tensor, input_ids: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
@@ -263,4 +272,4 @@ def _activation(model, calibration: CalibrationSet) -> ImportanceScores:
     finally:
         for handle in handles:
             handle.remove()
-    return ImportanceScores(criterion="activation", num_examples=calibration.num_examples, seconds=0.0, **acc)
+    return _scores("activation", calibration.num_examples, acc)

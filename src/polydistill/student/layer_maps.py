@@ -2,8 +2,9 @@
 
 Named maps, for N_T teacher layers and N_S student layers (student layer i, 1-indexed):
 
-- ``alternate-last`` (default): teacher layer k = i·N_T/N_S, 1-indexed (000 eq. 6 = TinyBERT's KD
-  map; includes the teacher's last layer). 12→6 copies 1-indexed 2,4,…,12 = 0-indexed 1,3,…,11.
+- ``alternate-last`` (default): teacher layer k = i·N_T/N_S, 1-indexed (Wibowo et al. 2024, eq. 6 =
+  TinyBERT's KD map; includes the teacher's last layer). 12→6 copies 1-indexed 2,4,…,12 = 0-indexed
+  1,3,…,11.
 - ``alternate-first``: teacher layer k = (i−1)·N_T/N_S + 1, 1-indexed (DistilBERT / Eliquare 2n−1;
   includes the teacher's first layer). 12→6 copies 0-indexed 0,2,…,10.
 - ``first``: the first N_S layers; ``last``: the last N_S layers.

@@ -1,4 +1,4 @@
-"""Width reduction: which teacher elements a narrower student keeps (000 §2.2, Xu et al. 2024).
+"""Width reduction: which teacher elements a narrower student keeps (Wibowo et al. 2024, §2.2, Xu et al. 2024).
 
 A :class:`WidthPlan` lists the kept indices per dimension. The residual (hidden) index set is shared
 by the whole model so the residual stream stays aligned; the FFN and head sets may differ per

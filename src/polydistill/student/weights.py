@@ -62,8 +62,11 @@ def copy_weights(
             if axis_rule.head and not include_head:
                 continue
             match = layer_name.match(name)
-            layer = int(match.group(1)) if match else None
-            src_name = f"{src_layers}.{teacher_layers[layer]}.{match.group(2)}" if match else name
+            layer: int | None = None
+            src_name = name
+            if match:
+                layer = int(match.group(1))
+                src_name = f"{src_layers}.{teacher_layers[layer]}.{match.group(2)}"
             value = src_state[src_name]
             sets = _index_sets(plan, teacher_head_size, embed_shrinks, layer)
             for dim, axis in enumerate(axis_rule.axes):

@@ -254,6 +254,29 @@ def test_target_speedup_picks_the_largest_measured_candidate_and_budget_fits_ste
     assert calls["plan"] == 1
 
 
+def test_speedup_on_best_measures_each_candidate_in_its_fastest_runtime(workspace, tmp_path, monkeypatch):
+    """``--speedup-on best``: every candidate timed in each runtime ``--runtime auto`` would try on this machine
+    (the machine's profile decides which), its speed-up per length from its fastest one."""
+    from polydistill.compress.measure import best_runtimes
+
+    _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError):
+        _run(workspace, out, target_speedup=1.05, speedup_on="best")
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    runtimes = best_runtimes()
+    assert "onnx-int8" in runtimes and ("torch-bf16" in runtimes) == _native_bf16()
+    for candidate in plan["candidates"]:
+        assert set(candidate["runtime_by_length"].values()) <= set(runtimes)
+        assert candidate["speedup"] == min(candidate["speedup_by_length"].values())
+
+
+def _native_bf16() -> bool:
+    from polydistill.export.machine import machine_profile
+
+    return machine_profile().native_bf16
+
+
 def test_target_params_bounds_the_candidates_with_the_planned_vocabulary(workspace, tmp_path, monkeypatch):
     from polydistill.compress.measure import parameters_with_vocab
     from polydistill.compress.plan import choose_candidate

@@ -3,8 +3,9 @@
 * :func:`measure_candidates` builds every candidate architecture with **random weights** (speed does not
   depend on the values) and a tiny vocabulary (an embedding lookup costs the same for 300 or 250k rows;
   the vocabulary is a VocabReduce of the teacher's tokenizer to the export check sentences, so the same
-  tokenizer family and model inputs), exports each to dynamic int8 ONNX when the deployable is int8, and
-  times all of them side by side with the real teacher in one interleaved ``bench_models`` run.
+  tokenizer family and model inputs), exports each to dynamic int8 ONNX when the deployable is int8 (or,
+  with ``--speedup-on best``, builds it in every runtime this machine can run), and times all of them side by
+  side with the real teacher in one interleaved ``bench_models`` run.
 * :func:`measure_step` times, on real training batches, one teacher forward, one student training step
   (forward, loss, backward, AdamW) and one student forward of the chosen architecture (random weights), in
   the run's precision: the input of :func:`polydistill.compress.plan.fit_schedule`.
@@ -80,7 +81,8 @@ def parameters_with_vocab(row: dict[str, Any], vocab_size: int) -> int:
 def measure_candidates(settings: CompressSettings, teacher_config, candidates: list[Architecture], work: Path,
                        on_step=None) -> list[dict[str, Any]]:
     """Each candidate's measured speed-up over the teacher's fp32 throughput at batch ``bench_batch_size``
-    (the slowest of ``bench_lengths``, wall clock), in the deployable form (``speedup_on``)."""
+    (the slowest of ``bench_lengths``, wall clock), in the deployable form (``speedup_on``: int8 ONNX, fp32
+    PyTorch, or ``best``: its fastest runtime per length among those ``--runtime auto`` tries here)."""
     from polydistill.architectures import count_parameters
     from polydistill.bench.measure import bench_models
 
@@ -101,22 +103,41 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
             export_model(folder, work / f"{arch.name}-int8", quantize="int8")
             folder = work / f"{arch.name}-int8"
         paths.append(folder)
+    runtimes = best_runtimes() if settings.speedup_on == "best" else None
+    if runtimes:
+        (work / "runtimes").mkdir(parents=True, exist_ok=True)
     if on_step:
-        on_step(f"timing the teacher and {len(candidates)} candidates side by side")
+        on_step(f"timing the teacher and {len(candidates)} candidates side by side"
+                + (f" in {', '.join(runtimes)}" if runtimes else ""))
     with _restore_threads():
         report = bench_models([settings.teacher, *paths], names=["teacher", *[a.name for a in candidates]],
                               lengths=settings.bench_lengths, batch_size=settings.bench_batch_size,
                               repeats=settings.speedup_repeats, warmup=1, threads=settings.bench_threads,
-                              device="cpu")
+                              device="cpu", runtimes=runtimes, work_dir=work / "runtimes" if runtimes else None)
     ratios = report.ratios
     batch = max(1, settings.bench_batch_size)
     for row, arch in zip(rows, candidates, strict=True):
-        speedups = {n: ratios[arch.name]["speedup"]["wall"][f"cpu/b{batch}/L{n}"] for n in settings.bench_lengths}
+        # each candidate in each runtime measured (one, unless --speedup-on best): its fastest per length
+        forms = [name for name in ratios if name == arch.name or name.startswith(f"{arch.name}:")]
+        best = {n: max(forms, key=lambda f, n=n: ratios[f]["speedup"]["wall"][f"cpu/b{batch}/L{n}"])
+                for n in settings.bench_lengths}
+        speedups = {n: ratios[best[n]]["speedup"]["wall"][f"cpu/b{batch}/L{n}"] for n in settings.bench_lengths}
         row["speedup_by_length"] = speedups
         row["speedup"] = min(speedups.values())
-        row["speedup_cpu_clock"] = min(ratios[arch.name]["speedup"]["cpu"][f"cpu/b{batch}/L{n}"]
+        row["speedup_cpu_clock"] = min(ratios[best[n]]["speedup"]["cpu"][f"cpu/b{batch}/L{n}"]
                                        for n in settings.bench_lengths)
+        if runtimes:
+            row["runtime_by_length"] = {n: best[n].partition(":")[2] for n in settings.bench_lengths}
     return rows
+
+
+def best_runtimes() -> list[str]:
+    """The runtimes ``--runtime auto`` would try on this machine that need no calibration data."""
+    from polydistill.export.machine import machine_profile
+    from polydistill.export.runtimes import plan_candidates
+
+    candidates, _ = plan_candidates(machine_profile(), calibration=False)
+    return candidates
 
 
 def _batches(train, tokenizer, batch_size: int, max_length: int, seed: int) -> list[dict]:

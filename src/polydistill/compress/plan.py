@@ -113,9 +113,11 @@ class CompressSettings(BaseModel):
     target_speedup: float | None = Field(None, gt=0, allow_inf_nan=False, description="Pick the largest student "
                                          "whose measured throughput speed-up over the teacher reaches N.",
                                          json_schema_extra=used_by("plan"))
-    speedup_on: Literal["int8", "fp32"] = Field("int8", description="int8 | fp32: the form of the candidates "
-                                                "--target-speedup measures (int8 = the deployable).",
-                                                json_schema_extra=used_by("plan"))
+    speedup_on: Literal["int8", "fp32", "best"] = Field(
+        "int8", description="int8 | fp32 | best: the form of the candidates --target-speedup measures (int8 = "
+        "dynamic int8 ONNX, the default deployable; best = each candidate in its fastest runtime on this machine, "
+        "as --runtime auto ships it: torch bf16 on AMX CPUs, int8 ONNX on AVX2 ones).",
+        json_schema_extra=used_by("plan"))
     speedup_repeats: int = Field(3, ge=1, description="Timed repeats per candidate.", json_schema_extra=used_by("plan"))
     budget_minutes: float | None = Field(None, gt=0, allow_inf_nan=False, description="Fit the number of KD steps "
                                          "to this many minutes of KD (training + dev evaluations), from a measured "

@@ -119,8 +119,11 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
     for row, arch in zip(rows, candidates, strict=True):
         # each candidate in each runtime measured (one, unless --speedup-on best): its fastest per length
         forms = [name for name in ratios if name == arch.name or name.startswith(f"{arch.name}:")]
-        best = {n: max(forms, key=lambda f, n=n: ratios[f]["speedup"]["wall"][f"cpu/b{batch}/L{n}"])
-                for n in settings.bench_lengths}
+
+        def fastest(length: int, forms: list[str] = forms) -> str:
+            return max(forms, key=lambda form: ratios[form]["speedup"]["wall"][f"cpu/b{batch}/L{length}"])
+
+        best = {n: fastest(n) for n in settings.bench_lengths}
         speedups = {n: ratios[best[n]]["speedup"]["wall"][f"cpu/b{batch}/L{n}"] for n in settings.bench_lengths}
         row["speedup_by_length"] = speedups
         row["speedup"] = min(speedups.values())

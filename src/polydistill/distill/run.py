@@ -194,7 +194,8 @@ def training_arguments(settings: TrainSettings, precision: str, best_metric: str
         load_best_model_at_end=True,
         metric_for_best_model=best_metric,
         greater_is_better=greater_is_better,
-        report_to="none",  # TensorBoard is attached explicitly, with a log dir inside the run
+        # the trackers the user named (TensorBoard is attached explicitly, with a log dir inside the run)
+        report_to=[name for name in settings.trackers if name != "tensorboard"] or "none",
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,  # pinning without a GPU only warns
         disable_tqdm=not (settings.progress and interactive()),  # no bars in a redirected log
@@ -246,6 +247,20 @@ def _callbacks(job: TrainingJob, work: Path, main: bool) -> list:
     if job.settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=job.settings.early_stopping_patience))
     return callbacks
+
+
+def check_trackers(trackers: list[str]) -> None:
+    """Each tracker of ``--report-to`` has its package, before any slow work (one sentence otherwise)."""
+    import importlib.util
+
+    from polydistill.distill.settings import TRACKERS
+
+    for name in trackers:
+        package = TRACKERS[name]
+        if importlib.util.find_spec(package) is None:
+            hint = "pip install polydistill[tensorboard]" if name == "tensorboard" else f"pip install {package}"
+            raise PolydistillError(f"--report-to {name} needs the {package} package; install it ({hint}) or drop "
+                                   f"{name} from --report-to.")
 
 
 def tensorboard_available() -> bool:
@@ -441,6 +456,7 @@ def run_training(job: TrainingJob) -> RunResult:
         return done
     check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings), inputs=(job.source,))
     precision = resolve_precision(settings.precision)
+    check_trackers(settings.trackers)
     args = training_arguments(settings, precision, job.best_metric, job.greater_is_better, **job.argument_overrides)
     main = args.process_index == 0
     with claimed_run(fingerprint, settings, main):

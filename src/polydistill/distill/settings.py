@@ -25,7 +25,9 @@ HeadInit = Literal["probe", "random"]
 # Fields that say where a run writes or how it shows progress, not what it computes: they do not
 # enter the run's fingerprint, so changing them never blocks a resume.
 RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
-                             "cache_dir", "logging_steps", "allow_weak_teacher"})
+                             "cache_dir", "logging_steps", "allow_weak_teacher", "report_to"})
+# Experiment trackers a run can log to: transformers' own integrations, each with the package it needs.
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -109,6 +111,24 @@ class TrainSettings(Training):
     save_total_limit: int = Field(2, ge=1)
     keep_checkpoints: bool = Field(False, description="keep <output_dir>.work/ after a successful run")
     cache_dir: Path | None = Field(None, description="tokenised-data cache (data layer)")
+    report_to: str = Field("none", description="Experiment trackers: none | tensorboard | wandb | mlflow | trackio, "
+                           "or a comma list (transformers' integrations; tensorboard writes into the run's "
+                           "tensorboard/ folder; each needs its package). Every term is in log.jsonl anyway.")
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()] or ["none"]
+        unknown = [name for name in names if name not in (*TRACKERS, "none")]
+        if unknown:
+            raise ValueError(f"unknown tracker {unknown[0]!r}; choose none, {', '.join(TRACKERS)} or a comma list")
+        if "none" in names and len(names) > 1:
+            raise ValueError("'none' cannot be combined with a tracker")
+        return ",".join(names)
+
+    @property
+    def trackers(self) -> list[str]:
+        return [name for name in self.report_to.split(",") if name != "none"]
 
     @property
     def work_dir(self) -> Path:

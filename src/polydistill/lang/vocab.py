@@ -18,7 +18,6 @@ same pieces, hence after the id map the same ids and the same model outputs.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -68,10 +67,8 @@ from polydistill.lang.vocab_tokenizer import (
 )
 from polydistill.student.card import write_card
 from polydistill.student.provenance import Provenance, read_provenance, write_provenance
+from polydistill.student.usage import copy_usage_files
 
-# How to use the model, not its weights or code: sentence-transformers' description of the pipeline.
-USAGE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
-USAGE_FOLDERS = ("1_Pooling",)  # plus every module folder modules.json names (e.g. 2_Normalize)
 E5_PROMPTS = ("query: ", "passage: ")
 _E5_NAME = re.compile(r"(?<![a-z0-9])e5", re.IGNORECASE)
 
@@ -204,27 +201,6 @@ def plan_vocab(
 
 
 # ---------------------------------------------------------------------------------------------- write
-def _module_folders(src: Path) -> list[str]:
-    """The module folders sentence-transformers' ``modules.json`` names (``1_Pooling``, ``2_Normalize``...)."""
-    path = src / "modules.json"
-    if not path.is_file():
-        return []
-    modules = read_json(path)
-    folders = [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
-    return [f for f in folders if isinstance(f, str) and f and "/" not in f and not f.startswith(".")]
-
-
-def _copy_extras(src: Path, dst: Path) -> None:
-    """Copy only the known usage files (sentence-transformers' pipeline description), never weights,
-    code or other tools' records (e.g. a fixture builder's FIXTURE.json)."""
-    for name in USAGE_FILES:
-        if (src / name).is_file() and not (dst / name).exists():
-            shutil.copy2(src / name, dst / name)
-    for name in dict.fromkeys([*USAGE_FOLDERS, *_module_folders(src)]):
-        if (src / name).is_dir() and not (dst / name).exists():
-            shutil.copytree(src / name, dst / name, ignore=shutil.ignore_patterns("*.py", ".*"))
-
-
 def vocab_reduce(
     model_dir: str | Path,
     sentences: Sequence[str] | Iterable[str] | None = None,
@@ -287,7 +263,7 @@ def vocab_reduce(
             new_tokenizer = save_tokenizer(planning.tokenizer, planning.reduced_backend, tmp)
             require(len(new_tokenizer) == plan.new_size,
                     f"Reduced tokenizer has {len(new_tokenizer)} tokens, expected {plan.new_size}.")
-            _copy_extras(model_dir, tmp)
+            copy_usage_files(model_dir, tmp)
             strip_remote_code(tmp)
             record["seconds"] = round(time.time() - start, 2)
             provenance = provenance.with_step("vocab_reduction", record)

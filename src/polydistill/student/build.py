@@ -8,6 +8,7 @@ Hugging Face model directory plus ``polydistill.json`` and a README model card, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -253,6 +254,12 @@ def build_student(
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             write_provenance(tmp, provenance)
+            if isinstance(teacher, str | os.PathLike):  # sentence-transformers' pipeline, at the student's width
+                from polydistill.modeling import resolve_model_dir
+                from polydistill.student.usage import copy_usage_files
+
+                copy_usage_files(resolve_model_dir(teacher), tmp,
+                                 hidden=None if plan.hidden_size == t_config.hidden_size else plan.hidden_size)
             write_card(tmp, "student", provenance)
             strip_remote_code(tmp)  # a teacher's auto_map / custom code is never handed on
         path = Path(out)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,68 @@ def test_small_encoder_is_a_loadable_model_with_a_sample_vocabulary(tmp_path):
     assert model.config.num_hidden_layers == 4
     pieces = tokenizer.tokenize("wake me up at seven")
     assert "[UNK]" not in pieces and len(tokenizer) <= 2000
+
+
+def test_wordpiece_vocab_breaks_count_ties_by_token():
+    from tokenizers import normalizers, pre_tokenizers
+
+    from polydistill.demo.pipeline import wordpiece_vocab
+
+    norm, pre = normalizers.BertNormalizer(lowercase=True, strip_accents=False), pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]"]
+    # "ab" and "cd" both occur twice, "abx" once: (a, ##b) wins the tie with (c, ##d) on the token
+    texts = ["CD ab", "cd AB abx"]
+    for order in (texts, texts[::-1]):
+        vocab = wordpiece_vocab(order, norm, pre, vocab_size=100, specials=specials)
+        assert list(vocab) == ["[PAD]", "[UNK]", "a", "c", "##b", "##d", "##x", "ab", "cd", "abx"]
+        assert list(vocab.values()) == list(range(len(vocab)))
+    assert len(wordpiece_vocab(texts, norm, pre, vocab_size=8, specials=specials)) == 8  # capped
+
+
+def _in_subprocess(code: str, out: Path, hash_seed: int) -> None:
+    """Run ``code`` (with ``out`` as ``OUT``) in a fresh interpreter with its own hash seed."""
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", f"from pathlib import Path\nOUT = Path({str(out)!r})\n{code}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_small_encoder_is_byte_identical_across_processes(tmp_path):
+    """The tokenizers trainer broke count ties in hash order: tokenizer.json changed from run to run."""
+    build_small_encoder(tmp_path / "enc1")  # here, and in a fresh process with another hash seed
+    _in_subprocess("from polydistill.demo.pipeline import build_small_encoder\nbuild_small_encoder(OUT)",
+                   tmp_path / "enc2", 12345)
+    files = ["tokenizer.json", "tokenizer_config.json", "config.json", "model.safetensors"]
+    for name in files:
+        assert (tmp_path / "enc1" / name).read_bytes() == (tmp_path / "enc2" / name).read_bytes(), name
+    vocab = json.loads((tmp_path / "enc1" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert 1000 < len(vocab) <= 2000 and vocab["[PAD]"] == 0
+
+
+def test_quick_demo_teacher_stage_is_reproducible(tmp_path):
+    """The quick demo's teacher stage (small encoder + its fine-tune on the sample), run twice in fresh
+    processes into different folders: the same weights and the same test scores."""
+    teacher = """
+import json
+from polydistill.demo.pipeline import build_small_encoder, demo_config
+from polydistill.experiments.runner import run_grid
+from polydistill.experiments.store import open_store
+encoder = build_small_encoder(OUT / "small-encoder")
+run_grid(demo_config(str(encoder), "small-encoder", pretrained=False, quick=True), OUT / "grid", only=["teacher-"])
+(record,) = open_store(OUT / "grid").records()
+(OUT / "teacher.json").write_text(json.dumps({"model_dir": record["model_dir"], "metrics": record["metrics"]}))
+"""
+    runs = []
+    for seed in (1, 2):
+        _in_subprocess(teacher, tmp_path / f"demo{seed}", seed)
+        runs.append(json.loads((tmp_path / f"demo{seed}" / "teacher.json").read_text()))
+    first, second = (Path(r["model_dir"]) for r in runs)
+    assert first != second
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert runs[0]["metrics"] == runs[1]["metrics"]
+    vocab = [(tmp_path / f"demo{seed}" / "small-encoder" / "tokenizer.json").read_bytes() for seed in (1, 2)]
+    assert vocab[0] == vocab[1]
 
 
 def test_unreachable_teacher_is_one_clear_error(tmp_path):

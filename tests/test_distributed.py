@@ -63,15 +63,26 @@ def setup(tmp_path_factory):
     return root, _dataset_dir(root), make_model_dir(root, "bert", "base")
 
 
-def test_finetune_under_torchrun_distributes_and_writes_once(setup):
+@pytest.fixture(scope="module")
+def finetuned(setup):
+    """The same fine-tune run by two processes (8 examples each) and by one (16): the same global batch.
+    Returns (two-process out, its CompletedProcess, one-process out)."""
     root, data, model = setup
     # a random head starts at ln 3 on three classes: the scale the losses are compared against
     common = ["finetune", str(model), "--dataset", str(data), "--max-steps", "4", "--eval-steps", "2",
               "--logging-steps", "1", "--lr", "1e-3", "--threads", "1", "--head-init", "random"]
     two = root / "ft2"
-    # two processes with 8 examples each = one process with 16: the same global batch
     result = _run([*common, "--batch-size", "8", "--out", str(two)], 2, root)
     assert result.returncode == 0, result.stderr[-3000:]
+    one = root / "ft1"
+    single = _run([*common, "--batch-size", "16", "--out", str(one)], 1, root)
+    assert single.returncode == 0, single.stderr[-3000:]
+    return two, result, one
+
+
+def test_finetune_under_torchrun_distributes_and_writes_once(setup, finetuned):
+    root = setup[0]
+    two, result, one = finetuned
     assert (two / "model.safetensors").is_file() and (two / "config.json").is_file()
     assert not (root / "ft2.work").exists()
     assert result.stdout.count("model saved") == 1  # only the main process prints
@@ -79,13 +90,22 @@ def test_finetune_under_torchrun_distributes_and_writes_once(setup):
     assert train_steps == sorted(set(train_steps)) == [1, 2, 3, 4]  # one line per step, no duplicates
     run = json.loads((two / "run.json").read_text())
     assert run["result"]["global_step"] == 4
-    one = root / "ft1"
-    single = _run([*common, "--batch-size", "16", "--out", str(one)], 1, root)
-    assert single.returncode == 0, single.stderr[-3000:]
     first_two = [e["loss"] for e in _log(two) if "loss" in e][0]
     first_one = [e["loss"] for e in _log(one) if "loss" in e][0]
     assert first_two == pytest.approx(first_one, rel=0.15)  # same scale (ln 3 ≈ 1.1), not doubled
     assert first_one == pytest.approx(math.log(3), rel=0.2)
+
+
+def test_eval_loss_under_torchrun_is_the_mean_over_ranks(finetuned):
+    """Each rank evaluates half of the 16 dev rows; eval_loss is their mean, not their sum (it was
+    2.197 = 2 × ln 3 under two processes, the Trainer scaling the loss by the world size)."""
+    two, _, one = finetuned
+    evals = {name: {e["step"]: e["eval_loss"] for e in _log(out) if "eval_loss" in e}
+             for name, out in (("two", two), ("one", one))}
+    assert sorted(evals["two"]) == sorted(evals["one"]) == [2, 4]
+    for step in (2, 4):
+        assert evals["two"][step] == pytest.approx(evals["one"][step], rel=1e-3, abs=1e-4)
+    assert evals["one"][2] == pytest.approx(math.log(3), rel=0.05)  # a 3-class model that has barely trained
 
 
 def test_half_width_distill_under_torchrun_keeps_projection_in_sync(setup):

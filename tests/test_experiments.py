@@ -451,3 +451,23 @@ def test_ner_predictions_round_trip():
     assert task == "token"
     (lp,) = groups["all"]
     assert [g.tolist() for g in lp.gold] == gold and [p.tolist() for p in lp.pred] == pred and lp.n == 3
+
+
+def test_builtin_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    """The grid configs ship inside the package (``polydistill/configs``; the repository's ``configs/`` is a
+    link to it): ``grid run cpu/table1_all_languages`` works after a plain install, from any folder."""
+    from polydistill.cli import main
+    from polydistill.experiments.schema import builtin_configs
+
+    shipped = builtin_configs()
+    assert "cpu/table1_all_languages" in shipped and "paper/table1_all_languages" in shipped
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["grid", "run", "cpu/table1_all_languages", "--dry-run", "--work-dir", str(tmp_path / "w")])
+    assert exit_.value.code in (0, None) and "todo  teacher-" in capsys.readouterr().out
+    for name, needle in [("table1_all_languages", "cpu/table1_all_languages, paper/table1_all_languages"),
+                         ("nosuch", "does not exist")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["grid", "run", name, "--dry-run"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and needle in err and "Traceback" not in err

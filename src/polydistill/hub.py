@@ -19,7 +19,7 @@ from polydistill.io import CARD_FILE
 IGNORE_PATTERNS = [".*", "**/.*", "*.lock", "*.tmp"]
 
 
-def _check_repo_id(repo_id: str) -> None:
+def check_repo_id(repo_id: str) -> None:
     parts = repo_id.split("/")
     if not repo_id or len(parts) > 2 or not all(parts) or any(" " in p for p in parts):
         raise PolydistillError(f"{repo_id!r} is not a Hub repository id; use NAME or OWNER/NAME.")
@@ -49,7 +49,7 @@ def push_model_dir(model_dir: str | os.PathLike, repo_id: str, token: str | None
     for name in ("config.json", CARD_FILE):
         if not (folder / name).is_file():
             raise PolydistillError(f"{model_dir} has no {name}; push a directory that polydistill wrote.")
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 

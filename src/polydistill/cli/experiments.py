@@ -12,7 +12,8 @@ grid_app = typer.Typer(help="Experiment grids: run a YAML grid (resumable) and r
 
 @grid_app.command("run")
 def run(
-    config: Path = typer.Argument(..., help="grid YAML, e.g. configs/cpu/table1.yaml"),
+    config: Path = typer.Argument(..., help="grid YAML, or a built-in config by name (cpu/table1_all_languages, "
+                                  "paper/table1_all_languages)"),
     work_dir: Path | None = typer.Option(None, "--work-dir", "-w",
                                          help="results store (default: the config's work_dir or "
                                               "./polydistill-runs/<name>)"),

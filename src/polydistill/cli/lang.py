@@ -143,6 +143,7 @@ def vocab_reduce_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (as `vocab plan`) and write nothing "
                                  "but --report."),
     overwrite: bool = opt.OVERWRITE,
+    push_to_hub: str | None = opt.PUSH_TO_HUB,
     *, selection: dict,  # filled in by opt.with_settings
 ) -> None:
     """Keep only the sub-words the target languages need: smaller embedding, same outputs on their text.
@@ -158,6 +159,10 @@ def vocab_reduce_cmd(
     from polydistill.lang.vocab_coverage import render_report
 
     model = opt.one_model(model, model_option)
+    if push_to_hub:
+        from polydistill.hub import check_repo_id
+
+        check_repo_id(push_to_hub)  # before the slow work
     arguments = _plan_arguments(dataset, languages, data_root, selection)
     if dry_run:
         from polydistill.io import atomic_write_json, check_output_path
@@ -178,6 +183,10 @@ def vocab_reduce_cmd(
         f"vocabulary {rec['vocab_before']:,} -> {rec['vocab_after']:,}; parameters {rec['params_before']:,} -> "
         f"{rec['params_after']:,} ({rec['params_reduction']:.1%} fewer); saved to {out}"
     )
+    if push_to_hub:
+        from polydistill.hub import push_model_dir
+
+        typer.echo(f"pushed to the Hub: {push_model_dir(out, push_to_hub)}")
 
 
 def _lm_options():

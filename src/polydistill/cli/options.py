@@ -47,6 +47,8 @@ MAX_DEV = typer.Option(500, "--max-dev-per-language", min=0,
                        "sample; 0 = all): a full UNER dev pass costs minutes on a CPU.")
 THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output.")
+PUSH_TO_HUB = typer.Option(None, "--push-to-hub", help="Upload the finished output to this Hub repository "
+                           "(OWNER/NAME; token from HF_TOKEN or `hf auth login`).")
 PRECISION_AUTO = typer.Option("auto", "--precision",
                               help="auto (bf16 where the CPU or GPU supports it) | fp32 | bf16 | fp16.")
 

@@ -188,9 +188,9 @@ def _check_upfront(s: CompressSettings, config) -> None:
     too_long = [n for n in s.bench_lengths if limit and n > limit]
     require(not too_long, f"--bench-lengths {too_long} exceed the teacher's {limit} positions; pass shorter lengths.")
     if s.push_to_hub:
-        from polydistill.hub import _check_repo_id
+        from polydistill.hub import check_repo_id
 
-        _check_repo_id(s.push_to_hub)
+        check_repo_id(s.push_to_hub)
     require(s.unlabelled_max is None or s.unlabelled_data,
             "--unlabelled-max caps --unlabelled-data; give the unlabelled data too, or drop --unlabelled-max.")
     if s.unlabelled_data:  # the source's form and dataset name, before any data is read
@@ -371,11 +371,13 @@ def _card(ctx: Context, outputs: dict[str, Path], report: dict[str, Any]) -> Non
     """The final models' cards get the report card's targets and quality sections appended."""
     from polydistill.compress.report import render_markdown
     from polydistill.io import CARD_FILE, atomic_write_text
+    from polydistill.student.card import public_report, record_test_results
 
-    text = render_markdown(report)
+    text = render_markdown(public_report(report))  # no machine paths in a card
     summary = text.split("## Speed and size", 1)[0].replace("# polydistill compress", "## polydistill compress", 1)
-    for path in outputs.values():
+    for key, path in outputs.items():
         card = path / CARD_FILE
         if card.is_file():
             body = card.read_text(encoding="utf-8").split("\n## polydistill compress", 1)[0].rstrip()
             atomic_write_text(card, f"{body}\n\n{summary.rstrip()}\n")
+            record_test_results(path, report, "kd" if key == "model" else key)  # the report's test F1

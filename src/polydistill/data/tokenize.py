@@ -57,6 +57,38 @@ def cache_key(data: TaskData, tokenizer, max_length: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def fit_max_length(max_length: int, *models, note: bool = True) -> int:
+    """``max_length`` capped at the fewest positions any of ``models`` (loaded models or configs) allows,
+    with a one-line note on stderr when it is capped: longer inputs would overflow the position
+    embeddings (a shape error deep in the forward pass). Training, KD and lm-distill pick their
+    tokenisation length here; evaluation caps the same way and reports it in its warnings."""
+    import sys
+
+    from polydistill.architectures import get_adapter
+    from polydistill.ranks import is_main_process
+
+    limits = []
+    for model in models:
+        if model is None:
+            continue
+        config = getattr(model, "config", model)
+        try:
+            limit = get_adapter(config).position_limit(config)
+        except PolydistillError:  # an architecture without an adapter: nothing to go by
+            continue
+        if limit:
+            limits.append(limit)
+    limit = min(limits, default=None)
+    if limit is None or max_length <= limit:
+        return max_length
+    if limit < 8:
+        raise PolydistillError(f"The model allows only {limit} positions; polydistill needs at least 8.")
+    if note and is_main_process():
+        print(f"note: max_length {max_length} exceeds the model's {limit} positions; using {limit}.",
+              file=sys.stderr, flush=True)
+    return limit
+
+
 def align_first_subword(word_ids: list[int | None], tags: list[int]) -> list[int]:
     """Label of each position: the word's tag on its first sub-word, -100 on the rest and on specials."""
     labels, previous = [], None

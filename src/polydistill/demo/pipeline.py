@@ -50,11 +50,70 @@ def sample_texts(split: str = "train") -> list[str]:
     return texts
 
 
+def wordpiece_vocab(texts: list[str], normalizer, pre_tokenizer, vocab_size: int, specials: list[str]) -> dict[str, int]:
+    """The WordPiece vocabulary ``tokenizers``' ``WordPieceTrainer`` learns (BPE merges over the
+    normalised, pre-tokenised words, ``##`` marking a word's continuation), but deterministic: the
+    trainer breaks count ties by ids assigned in hash order, so its vocabulary changed from run to run;
+    here ties go to the lexicographically smallest pair. Ids: specials, then the characters (word-initial,
+    then ``##``), then the merged tokens in merge order, up to ``vocab_size``."""
+    import heapq
+    from collections import Counter, defaultdict
+    from itertools import pairwise
+
+    counts = Counter(word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    words = [[w[0], *(f"##{c}" for c in w[1:])] for w in sorted(counts)]
+    freq = [counts[w] for w in sorted(counts)]
+    vocab: dict[str, int] = {}
+    alphabet = sorted({piece for word in words for piece in word}, key=lambda t: (t.startswith("##"), t))
+    for token in [*specials, *alphabet]:
+        vocab.setdefault(token, len(vocab))
+    pairs: Counter[tuple[str, str]] = Counter()
+    where: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, word in enumerate(words):
+        for pair in pairwise(word):
+            pairs[pair] += freq[i]
+            where[pair].add(i)
+    heap = [(-n, pair) for pair, n in pairs.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        negative, pair = heapq.heappop(heap)
+        if pairs.get(pair, 0) != -negative or not -negative:
+            continue  # a stale entry: this pair's count changed since it was pushed
+        a, b = pair
+        merged = a + b[2:]  # b is a continuation: "##x"
+        vocab.setdefault(merged, len(vocab))
+        changed: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair)):
+            word, n = words[i], freq[i]
+            for old in pairwise(word):
+                pairs[old] -= n
+                changed.add(old)
+            out, j = [], 0
+            while j < len(word):  # left to right, non-overlapping
+                if j + 1 < len(word) and word[j] == a and word[j + 1] == b:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(word[j])
+                    j += 1
+            words[i] = out
+            for new in pairwise(out):
+                pairs[new] += n
+                where[new].add(i)
+                changed.add(new)
+        for p in changed:
+            if pairs[p] > 0:
+                heapq.heappush(heap, (-pairs[p], p))
+            else:
+                pairs.pop(p, None)
+    return vocab
+
+
 def build_small_encoder(out: Path, seed: int = 0) -> Path:
     """A 4-layer BERT (hidden 128) with random weights and a WordPiece vocabulary trained on the
     sample's seen-locale training utterances; written atomically as a HF model directory."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizer
 
     from polydistill.io import atomic_output_dir
@@ -62,11 +121,13 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
     if (out / "config.json").is_file():
         return out
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    vocab = wordpiece_vocab(sample_texts(), normalizer, pre_tokenizer, vocab_size=2000, specials=specials)
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(sample_texts(), trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]

@@ -453,6 +453,7 @@ def run_training(job: TrainingJob) -> RunResult:
     fingerprint = fingerprint_of(job.stage, settings, job.identity)
     done = finished_result(out, fingerprint)
     if done is not None:
+        _push(settings)
         return done
     check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings), inputs=(job.source,))
     precision = resolve_precision(settings.precision)
@@ -501,7 +502,19 @@ def run_training(job: TrainingJob) -> RunResult:
         _barrier(args)
         if main and not settings.keep_checkpoints:
             shutil.rmtree(work, ignore_errors=True)
+    _push(settings)
     return result
+
+
+def _push(settings: TrainSettings) -> None:
+    """``--push-to-hub``: the finished model directory to the Hub, from the main process (one code path:
+    ``hub.push_model_dir``)."""
+    from polydistill.ranks import is_main_process
+
+    if settings.push_to_hub and is_main_process():
+        from polydistill.hub import push_model_dir
+
+        push_model_dir(settings.output_dir, settings.push_to_hub)
 
 
 def _train(trainer, checkpoint: str | None, work: Path) -> None:

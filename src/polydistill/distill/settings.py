@@ -25,7 +25,7 @@ HeadInit = Literal["probe", "random"]
 # Fields that say where a run writes or how it shows progress, not what it computes: they do not
 # enter the run's fingerprint, so changing them never blocks a resume.
 RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
-                             "cache_dir", "logging_steps", "allow_weak_teacher", "report_to"})
+                             "cache_dir", "logging_steps", "allow_weak_teacher", "report_to", "push_to_hub"})
 # Experiment trackers a run can log to: transformers' own integrations, each with the package it needs.
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
 M = TypeVar("M", bound=BaseModel)
@@ -114,6 +114,22 @@ class TrainSettings(Training):
     report_to: str = Field("none", description="Experiment trackers: none | tensorboard | wandb | mlflow | trackio, "
                            "or a comma list (transformers' integrations; tensorboard writes into the run's "
                            "tensorboard/ folder; each needs its package). Every term is in log.jsonl anyway.")
+
+    push_to_hub: str | None = Field(None, description="Upload the finished model directory to this Hub repository "
+                                    "(OWNER/NAME; token from HF_TOKEN or `hf auth login`).")
+
+    @field_validator("push_to_hub")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        from polydistill.errors import PolydistillError
+        from polydistill.hub import check_repo_id
+
+        try:
+            if value is not None:
+                check_repo_id(value)
+        except PolydistillError as err:
+            raise ValueError(str(err).rstrip(".")) from None
+        return value
 
     @field_validator("report_to")
     @classmethod

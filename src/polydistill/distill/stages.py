@@ -31,8 +31,9 @@ def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettin
                       width_select: str = "importance", unlabelled=None, callbacks=()) -> RunResult:
     """depth (weight copy + KD at full width) → width (importance on the depth student, or ``uniform``) → KD.
     ``unlabelled`` (teacher-labelled augmentation, see data/unlabelled.py) joins both stages' KD."""
+    from polydistill.data.tokenize import fit_max_length
     from polydistill.distill.kd import distill
-    from polydistill.modeling import load_tokenizer
+    from polydistill.modeling import load_config, load_tokenizer
     from polydistill.student.build import build_student
     from polydistill.student.calibration import calibration_from_task_data
     from polydistill.student.importance import importance_plan
@@ -49,8 +50,10 @@ def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettin
     # width on the depth student: its importance scores (calibrated on the task's train inputs)
     tokenizer = load_tokenizer(depth.output_dir)
     if width_select == "importance":
+        # the depth stage noted a cap at the models' positions already
+        max_length = fit_max_length(settings.max_length, load_config(depth.output_dir), note=False)
         calibration = calibration_from_task_data(data, tokenizer, size=calibration_size, seed=settings.seed,
-                                                 max_length=settings.max_length)
+                                                 max_length=max_length)
         plan = importance_plan(str(depth.output_dir), hidden=hidden, intermediate=intermediate, heads=heads,
                                seed=settings.seed, calibration=calibration)
         narrow = build_student(str(depth.output_dir), width_plan=plan, width_select="importance",

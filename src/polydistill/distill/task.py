@@ -100,12 +100,16 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
     function of the tokenised training split giving the trainer's teacher-cache settings (KD).
     ``unlabelled``: extra training inputs whose labels are IGNORE_INDEX (KD augmentation: they count
     in the teacher-matching terms only; see data/unlabelled.py)."""
-    from polydistill.data.tokenize import data_collator, tokenize_task_data
+    from polydistill.data.tokenize import data_collator, fit_max_length, tokenize_task_data
     from polydistill.evaluate.metrics import make_compute_metrics
 
     for split in ("train", "validation"):
         if split not in data.splits or len(data.splits[split]) == 0:
             raise PolydistillError(f"{data.name} has no {split} examples; training needs train and validation splits.")
+    # no longer than the student's (and the KD teacher's) position embeddings allow, recorded as used
+    max_length = fit_max_length(settings.max_length, resolved.model, (trainer_kwargs or {}).get("teacher"))
+    if max_length != settings.max_length:
+        settings = settings.model_copy(update={"max_length": max_length})
     trained_languages = _trained_languages(data)  # labelled languages only: the model's "seen" ones
     if unlabelled is not None and len(unlabelled):
         from datasets import concatenate_datasets

@@ -225,7 +225,10 @@ class PolydistillTrainer(Trainer):
         positions = inputs.pop(KD_POSITIONS, None)  # before the eval path: the model does not take it
         indices = inputs.pop(EXAMPLE_INDEX, None)
         if not model.training and not self.eval_objective:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # the model's own per-batch mean, as in training: with a token count (global under DDP,
+            # ``average_tokens_across_devices``) the Trainer multiplies the loss by the number of processes
+            # for a gradient all-reduce that evaluation never does, and eval_loss came out world_size × too big
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch=None)
         labels = inputs["labels"]
         features = {k: v for k, v in inputs.items() if k != "labels"}
         token_mask = features["attention_mask"]

@@ -220,13 +220,39 @@ def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
         raise PolydistillError(_one_sentence(err, source)) from None
 
 
+def builtin_configs() -> dict[str, Path]:
+    """The grid configs shipped in the package (``polydistill/configs/{cpu,paper}/*.yaml``; the repository's
+    ``configs/`` folder is the same files), by ``cpu/<name>`` / ``paper/<name>``."""
+    from importlib import resources
+
+    root = Path(str(resources.files("polydistill") / "configs"))
+    return {f"{p.parent.name}/{p.stem}": p for p in sorted(root.glob("*/*.yaml"))}
+
+
+def resolve_config(name: str | os.PathLike) -> Path:
+    """A YAML file as given, else a built-in config by name: ``cpu/table1_all_languages`` or, where only one
+    folder has it, ``table1_all_languages``; an ambiguous or unknown name is one sentence."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = builtin_configs()
+    key = str(name).removesuffix(".yaml").removeprefix("configs/")
+    matches = [k for k in shipped if k == key or k.split("/", 1)[1] == key]
+    if len(matches) == 1:
+        return shipped[matches[0]]
+    if matches:
+        raise PolydistillError(f"config {name} is built in for several setups ({', '.join(matches)}); name one of "
+                               "them.")
+    raise PolydistillError(f"config {name} does not exist; pass a YAML file or a built-in config "
+                           f"({', '.join(sorted(shipped))}).")
+
+
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
-    """Read and validate a grid YAML; any problem is one sentence naming the key."""
+    """Read and validate a grid YAML (a file, or a built-in config by name); any problem is one sentence
+    naming the key."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise PolydistillError(f"config {path} does not exist; pass a YAML file such as configs/cpu/table1.yaml.")
+    path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

@@ -85,7 +85,7 @@ def load_mlm_teacher(source: str | Path):
     """(teacher as *ForMaskedLM, has_pretrained_head). The head is absent when its weights are missing."""
     from transformers import AutoModelForMaskedLM
 
-    from polydistill.modeling import load_config, quiet_loading
+    from polydistill.modeling import check_finite_weights, load_config, quiet_loading
 
     config = load_config(source)
     try:
@@ -99,6 +99,7 @@ def load_mlm_teacher(source: str | Path):
     head_missing = [k for k in info["missing_keys"] if not k.startswith(prefix)]
     body_missing = [k for k in info["missing_keys"] if k.startswith(prefix) and "position_ids" not in k]
     require(not body_missing, f"The teacher {source} lacks encoder weights ({body_missing[:3]}); is it corrupt?")
+    check_finite_weights(model, source)
     model.eval()
     return model, not head_missing
 
@@ -205,9 +206,17 @@ def load_corpus(files: Sequence[str], tokenizer, max_length: int, validation_fra
     def tokenize(batch):
         return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
 
-    return DatasetDict(train=split["train"], validation=split["test"]).map(
+    data = DatasetDict(train=split["train"], validation=split["test"]).map(
         tokenize, batched=True, remove_columns=["text"], desc="tokenising"
     )
+    # lines of invisible characters (zero-width spaces, BOMs, control codes) pass the strip() above but
+    # tokenise to special tokens alone: a student trained on them learns nothing (no token to mask)
+    specials = set(tokenizer.all_special_ids)
+    require(any(any(i not in specials for i in ids) for batch in data["train"].iter(batch_size=1000)
+                for ids in batch["input_ids"]),
+            f"The corpus ({', '.join(map(str, files))}) has no text: its training lines tokenise to special tokens "
+            "only (whitespace or invisible characters); pass text, one sentence per line.")
+    return data
 
 
 # ------------------------------------------------------------------------------------------- the run
@@ -255,6 +264,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
                callbacks: Sequence[Any] = ()) -> LMDistillResult:
     """Distil ``teacher_source`` into a ``settings.layers``-layer MLM student on the corpus files."""
     from polydistill.data.load import content_fingerprint
+    from polydistill.data.tokenize import fit_max_length
     from polydistill.distill.run import (
         TrainingJob,
         claimed_run,
@@ -273,7 +283,8 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
     tokenizer = load_tokenizer(teacher_source)
     torch.manual_seed(settings.seed)  # a missing MLM head is initialised reproducibly
     teacher, has_head = load_mlm_teacher(teacher_source)
-    data = load_corpus([str(f) for f in files], tokenizer, settings.max_length, settings.validation_fraction,
+    max_length = fit_max_length(settings.max_length, teacher)  # the student has the teacher's positions
+    data = load_corpus([str(f) for f in files], tokenizer, max_length, settings.validation_fraction,
                        settings.seed, settings.max_lines)
     identity = {"teacher": {"source": str(teacher_source), "weights": model_digest(teacher)},
                 "corpus": content_fingerprint(data, *map(str, files))}

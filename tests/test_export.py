@@ -264,7 +264,7 @@ def test_clear_errors(tmp_path):
     with pytest.raises(PolydistillError, match="already exists"):
         export_model(source, tmp_path / "taken")
     export_model(source, tmp_path / "onnx", quantize="none")
-    with pytest.raises(PolydistillError, match="already an exported ONNX model"):
+    with pytest.raises(PolydistillError, match="already an exported model"):
         export_model(tmp_path / "onnx", tmp_path / "again")
     export_model(source, tmp_path / "onnx", quantize="none", overwrite=True)  # --overwrite replaces
 

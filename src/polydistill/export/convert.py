@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.errors import PolydistillError, require
-from polydistill.export.runtime import onnx_files, require_runtime
+from polydistill.export.runtime import OPENVINO_FILE, onnx_files, require_runtime
 
 QUANTIZATIONS = ("int8", "none")
 EXPORTERS = ("torchscript", "dynamo")
@@ -289,11 +289,53 @@ def _check(model, session, tokenizer, names: list[str], output: str, quantized: 
     return result
 
 
-def _source_checks(source: str | os.PathLike) -> None:
+@dataclass
+class SourceModel:
+    """The fp32 PyTorch model a runtime candidate is made from, with what the exporters need."""
+
+    source: str
+    path: Path
+    model: Any  # eager attention (the traced graph), fp32, eval
+    tokenizer: Any
+    task: str
+    names: list[str]  # ONNX input names
+    output: str  # logits | last_hidden_state
+    limit: int  # position limit
+    weights_bytes: int | None
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def source_checks(source: str | os.PathLike) -> None:
+    """A model to export must be a PyTorch model directory (or hub id), not an export."""
     path = Path(str(source)).expanduser()
-    if path.is_dir() and onnx_files(path) and not any(path.glob("*.safetensors")):
-        raise PolydistillError(f"{source} is already an exported ONNX model; export the PyTorch model directory "
-                               "it was made from.")
+    exported = (onnx_files(path) or (path / OPENVINO_FILE).is_file()) if path.is_dir() else False
+    if exported and not any(path.glob("*.safetensors")):
+        raise PolydistillError(f"{source} is already an exported model (ONNX or OpenVINO); export the PyTorch model "
+                               "directory it was made from.")
+
+
+def load_source(source: str | os.PathLike) -> SourceModel:
+    """The fp32 model of ``source`` (a model directory or hub id of a supported architecture)."""
+    from polydistill.architectures import get_adapter, task_of
+    from polydistill.io import WEIGHT_SUFFIXES
+    from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
+
+    source_checks(source)
+    config = load_config(source)
+    adapter = get_adapter(config)  # an unsupported architecture is refused by name
+    task = task_of(config)
+    tokenizer = load_tokenizer(source)
+    with quiet_loading():
+        model = load_model(source, task, config=config, attn_implementation="eager").float().eval()
+    path = Path(str(source)).expanduser()
+    weights = sum(p.stat().st_size for p in path.glob("*") if p.name.endswith(WEIGHT_SUFFIXES)) \
+        if path.is_dir() else None
+    return SourceModel(str(source), path, model, tokenizer, task, _input_names(model, tokenizer),
+                       "last_hidden_state" if task == "base" else "logits",
+                       adapter.position_limit(model.config) or 512, weights)
 
 
 def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize: str = "int8",
@@ -303,20 +345,18 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     """Export ``source`` (a model directory or hub id: sequence / token classifier or bare encoder of a
     supported architecture) to ``out`` as ONNX; ``quantize="int8"`` (default) quantises it, dynamically
     or, with ``calibration_data`` (a ``TaskData``), statically. ``push_to_hub``: a repo id to upload to."""
-    from polydistill.architectures import count_parameters, get_adapter, task_of
+    from polydistill.architectures import count_parameters
     from polydistill.export import ONNX_FILE
     from polydistill.export.machine import machine_profile
     from polydistill.export.runtime import session_options
     from polydistill.io import (
         RUN_FILE,
-        WEIGHT_SUFFIXES,
         atomic_output_dir,
         check_output_dir,
         output_lock,
         package_versions,
         strip_remote_code,
     )
-    from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
     from polydistill.student.card import write_card
     from polydistill.student.provenance import Provenance, read_provenance, write_provenance
 
@@ -326,24 +366,15 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
             "Calibration data is for int8 quantization; drop --calibration-data or use --quantize int8.")
     require(14 <= opset <= 20, f"ONNX opset {opset} is not supported here; use 14 to 20 (default {DEFAULT_OPSET}).")
     require_runtime()
-    _source_checks(source)
+    source_checks(source)
     check_output_dir(out, overwrite)  # before any slow loading
-    config = load_config(source)
-    adapter = get_adapter(config)  # an unsupported architecture is refused by name
-    task = task_of(config)
-    tokenizer = load_tokenizer(source)
-    with quiet_loading():
-        model = load_model(source, task, config=config, attn_implementation="eager").float().eval()
-    output = "last_hidden_state" if task == "base" else "logits"
-    names = _input_names(model, tokenizer)
-    limit = adapter.position_limit(model.config) or 512
+    src = load_source(source)
+    model, tokenizer, task, names, output, limit = src.model, src.tokenizer, src.task, src.names, src.output, src.limit
     max_length = min(calibration_max_length, limit)
     calibration = None
     if calibration_data is not None:
         calibration = prepare_calibration(calibration_data, tokenizer, names, calibration_examples, max_length, seed)
-    source_dir = Path(str(source)).expanduser()
-    weights_bytes = sum(p.stat().st_size for p in source_dir.glob("*") if p.name.endswith(WEIGHT_SUFFIXES)) \
-        if source_dir.is_dir() else None
+    source_dir, weights_bytes = src.path, src.weights_bytes
     import onnxruntime as ort
 
     with output_lock(Path(out)), atomic_output_dir(out, overwrite, expected_bytes=2 * (weights_bytes or 0)) as tmp:

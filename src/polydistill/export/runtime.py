@@ -18,6 +18,7 @@ from typing import Any
 from polydistill.errors import PolydistillError
 
 INSTALL_HINT = "pip install polydistill[export]"
+OPENVINO_FILE = "openvino_model.xml"  # the IR of an OpenVINO runtime directory (optimum-intel's name)
 # Instruction-set flags that decide int8 speed on x86 (VNNI: 8-bit dot products without saturation).
 ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
 

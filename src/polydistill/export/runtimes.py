@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.errors import PolydistillError, require
+from polydistill.export.convert import SourceModel, load_source
 from polydistill.export.machine import MachineProfile
+from polydistill.export.runtime import OPENVINO_FILE
 
 AUTO = "auto"
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-unfused", "onnx-int8-static", "openvino",
             "openvino-int8")
-OPENVINO_FILE = "openvino_model.xml"
 OPENVINO_HINT = "pip install polydistill[openvino]"
 
 
@@ -111,57 +112,6 @@ def plan_candidates(profile: MachineProfile, *, calibration: bool, requested: Se
 
 
 # ------------------------------------------------------------------------------------- the source
-
-
-@dataclass
-class SourceModel:
-    """The fp32 PyTorch model a runtime candidate is made from, with what the exporters need."""
-
-    source: str
-    path: Path
-    model: Any  # eager attention (the traced graph), fp32, eval
-    tokenizer: Any
-    task: str
-    names: list[str]  # ONNX input names
-    output: str  # logits | last_hidden_state
-    limit: int  # position limit
-    weights_bytes: int | None
-
-    @property
-    def config(self):
-        return self.model.config
-
-
-def source_checks(source: str | os.PathLike) -> None:
-    from polydistill.export.runtime import onnx_files
-
-    path = Path(str(source)).expanduser()
-    exported = (onnx_files(path) or (path / OPENVINO_FILE).is_file()) if path.is_dir() else False
-    if exported and not any(path.glob("*.safetensors")):
-        raise PolydistillError(f"{source} is already an exported model; export the PyTorch model directory it was "
-                               "made from.")
-
-
-def load_source(source: str | os.PathLike) -> SourceModel:
-    """The fp32 model of ``source`` (a model directory or hub id of a supported architecture)."""
-    from polydistill.architectures import get_adapter, task_of
-    from polydistill.export.convert import _input_names
-    from polydistill.io import WEIGHT_SUFFIXES
-    from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
-
-    source_checks(source)
-    config = load_config(source)
-    adapter = get_adapter(config)  # an unsupported architecture is refused by name
-    task = task_of(config)
-    tokenizer = load_tokenizer(source)
-    with quiet_loading():
-        model = load_model(source, task, config=config, attn_implementation="eager").float().eval()
-    path = Path(str(source)).expanduser()
-    weights = sum(p.stat().st_size for p in path.glob("*") if p.name.endswith(WEIGHT_SUFFIXES)) \
-        if path.is_dir() else None
-    return SourceModel(str(source), path, model, tokenizer, task, _input_names(model, tokenizer),
-                       "last_hidden_state" if task == "base" else "logits",
-                       adapter.position_limit(model.config) or 512, weights)
 
 
 # ------------------------------------------------------------------------------------ the builders

@@ -839,6 +839,20 @@ for _flag in ("-1", "99999999999"):
         [*_finetune_argv(w.base, w.data, tmp_path / "ft"), "--seed", _f], tmp_path / "ft", needles=("--seed",)))
 
 
+@case("12-compress-language-without-test-rows")
+def _(w, tmp_path):
+    data = shutil.copytree(w.data, tmp_path / "data")
+    with (data / "test.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    languages = sorted({row[2] for row in rows[1:]})
+    with (data / "test.csv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([rows[0], *[row for row in rows[1:] if row[2] != languages[-1]]])
+    out = tmp_path / "cz"
+    return Setup(["compress", w.finished, "--dataset", data, "-l", ",".join(languages), *_TINY_COMPRESS[:-1],
+                  "--out", out], out,
+                 needles=(languages[-1], "no test examples", "retention"))
+
+
 def test_build_student_refuses_a_fractional_depth(world, tmp_path):
     from polydistill.errors import PolydistillError
     from polydistill.student.build import build_student

@@ -115,6 +115,11 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     evaluation = load_task_data(s.dataset, languages=[*kd, *unseen], data_root=s.data_root, purpose="evaluate")
     require(len(evaluation.splits["test"]) > 0, f"{evaluation.name} has no test examples for "
                                                 f"{' '.join([*kd, *unseen])}; compress evaluates on the test split.")
+    tested = set(evaluation.splits["test"]["language"])
+    untested = [la for la in [*kd, *unseen] if la not in tested]
+    require(not untested, f"{' '.join(untested)} {'has' if len(untested) == 1 else 'have'} no test examples in "
+                          f"{evaluation.name}, so {'its' if len(untested) == 1 else 'their'} retention could not be "
+                          "reported; drop it from --languages / --unseen-languages, or add test data.")
     if s.max_test_per_language:
         evaluation.splits["test"] = cap_per_language(evaluation.splits["test"], s.max_test_per_language, seed=0)
     held = set(evaluation.splits["validation"]["language"]) if "validation" in evaluation.splits else set()

@@ -250,3 +250,26 @@ def test_layers_chosen_elsewhere_keep_their_name_and_the_package_exports_build_s
     built = polydistill.build_student(teacher, tokenizer=tokenizer, teacher_layers=[0, 3], layer_map="importance")
     assert built.provenance["teacher_layers"] == [0, 3] and built.provenance["layer_map"] == "importance"
     assert built.provenance["num_layers"] == 2 and built.provenance["labels"] == []
+
+
+def test_written_tokenizer_configs_name_a_class_transformers_4_and_5_load(tmp_path):
+    """A tokenizer loaded as transformers 5's generic ``TokenizersBackend`` (e.g. multilingual-e5's, saved as
+    ``PreTrainedTokenizerFast``) is written back under the name both 4.x (optimum) and 5.x load."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from factories import make_model_dir
+    from polydistill.student.build import build_student
+
+    teacher = make_model_dir(tmp_path, "bert", "base", name="teacher")
+    config_path = teacher / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config))
+    build_student(str(teacher), tmp_path / "student", layers=1)
+    written = json.loads((tmp_path / "student" / "tokenizer_config.json").read_text())
+    assert written["tokenizer_class"] == "PreTrainedTokenizerFast"
+    text = "hello world"
+    assert AutoTokenizer.from_pretrained(tmp_path / "student")(text)["input_ids"] == \
+        AutoTokenizer.from_pretrained(teacher)(text)["input_ids"]

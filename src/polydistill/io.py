@@ -356,16 +356,27 @@ def output_lock(out: Path) -> Iterator[None]:
             _HELD.discard(key)
 
 
-def strip_remote_code(model_dir: Path) -> None:
-    """Remove the custom-code hooks (``auto_map`` and the ``*.py`` files it points to) from a model
-    directory we write: polydistill never runs remote code and never hands such a hook on."""
+# tokenizer_config.json class names that only transformers 5 knows -> the name transformers 4.x and 5.x both load
+# (the generic fast tokenizer, read from tokenizer.json; optimum-onnx still runs on transformers 4.x)
+PORTABLE_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+
+
+def make_portable(model_dir: Path) -> None:
+    """What a model directory we write hands on: no custom-code hooks (``auto_map`` and the ``*.py`` files it
+    points to: polydistill never runs remote code and never hands such a hook on), and a tokenizer class name
+    that transformers 4.x (optimum's ``ORTModel…`` / ``OVModel…``) and 5.x both load."""
     for name in ("config.json", "tokenizer_config.json"):
         path = model_dir / name
         if not path.is_file():
             continue
         data = read_json(path)
-        if isinstance(data, dict) and "auto_map" in data:
-            data.pop("auto_map")
+        if not isinstance(data, dict):
+            continue
+        changed = data.pop("auto_map", None) is not None
+        if name == "tokenizer_config.json" and data.get("tokenizer_class") in PORTABLE_TOKENIZER_CLASSES:
+            data["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES[data["tokenizer_class"]]
+            changed = True
+        if changed:
             atomic_write_json(path, data)
     for code in model_dir.glob("*.py"):
         code.unlink()

@@ -43,11 +43,11 @@ from polydistill.io import (
     atomic_output_dir,
     atomic_write_json,
     check_output_dir,
+    make_portable,
     output_lock,
     package_versions,
     read_json,
     read_record,
-    strip_remote_code,
     weight_digests,
 )
 from polydistill.logs import interactive
@@ -591,4 +591,4 @@ def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[s
             job.extra_files(tmp)
         atomic_write_json(tmp / RUN_FILE, run)
         write_card(tmp, job.stage, job.provenance, run, source=job.source)
-        strip_remote_code(tmp)
+        make_portable(tmp)

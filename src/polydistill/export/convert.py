@@ -353,9 +353,9 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
         RUN_FILE,
         atomic_output_dir,
         check_output_dir,
+        make_portable,
         output_lock,
         package_versions,
-        strip_remote_code,
     )
     from polydistill.student.card import write_card
     from polydistill.student.provenance import Provenance, read_provenance, write_provenance
@@ -434,7 +434,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
             shutil.copy2(source_dir / RUN_FILE, tmp / RUN_FILE)
         write_provenance(tmp, provenance)
         write_card(tmp, "export", provenance, run=None, source=str(source))
-        strip_remote_code(tmp)
+        make_portable(tmp)
     if push_to_hub:
         from polydistill.hub import push_model_dir
 

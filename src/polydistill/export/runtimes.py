@@ -518,7 +518,7 @@ def _opset(path: Path) -> int | None:
 def write_runtime_dir(tmp: Path, src: SourceModel, built: Built, record: dict[str, Any]) -> None:
     """Fill the (empty) output ``tmp`` with ``built``'s files plus provenance (the ``export`` record), the
     model card and the source's ``run.json``. The records are written before the model files land."""
-    from polydistill.io import RUN_FILE, strip_remote_code
+    from polydistill.io import RUN_FILE, make_portable
     from polydistill.student.card import write_card
     from polydistill.student.provenance import Provenance, read_provenance, write_provenance
 
@@ -532,7 +532,7 @@ def write_runtime_dir(tmp: Path, src: SourceModel, built: Built, record: dict[st
     for p in sorted(built.path.iterdir()):
         if p.name != "README.md":
             shutil.move(str(p), str(tmp / p.name))
-    strip_remote_code(tmp)
+    make_portable(tmp)
 
 
 def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: str, *, calibration_data=None,

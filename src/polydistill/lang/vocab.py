@@ -31,9 +31,9 @@ from polydistill.io import (
     atomic_write_json,
     check_output_dir,
     check_output_path,
+    make_portable,
     package_versions,
     read_json,
-    strip_remote_code,
 )
 from polydistill.lang.vocab_coverage import encode_heldout, measure_reduced, summary_rows
 from polydistill.lang.vocab_model import model_class, parameter_counts, reduce_model
@@ -264,7 +264,7 @@ def vocab_reduce(
             require(len(new_tokenizer) == plan.new_size,
                     f"Reduced tokenizer has {len(new_tokenizer)} tokens, expected {plan.new_size}.")
             copy_usage_files(model_dir, tmp)
-            strip_remote_code(tmp)
+            make_portable(tmp)
             record["seconds"] = round(time.time() - start, 2)
             provenance = provenance.with_step("vocab_reduction", record)
             write_provenance(tmp, provenance)

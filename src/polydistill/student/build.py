@@ -146,9 +146,9 @@ def build_student(
     from polydistill.io import (
         atomic_output_dir,
         check_output_dir,
+        make_portable,
         output_lock,
         package_versions,
-        strip_remote_code,
     )
     from polydistill.modeling import auto_class, load_model, load_tokenizer
     from polydistill.student.card import write_card
@@ -261,6 +261,6 @@ def build_student(
                 copy_usage_files(resolve_model_dir(teacher), tmp,
                                  hidden=None if plan.hidden_size == t_config.hidden_size else plan.hidden_size)
             write_card(tmp, "student", provenance)
-            strip_remote_code(tmp)  # a teacher's auto_map / custom code is never handed on
+            make_portable(tmp)  # a teacher's auto_map / custom code is never handed on
         path = Path(out)
     return BuiltStudent(model=student, tokenizer=tokenizer, provenance=provenance, path=path)

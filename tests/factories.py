@@ -142,3 +142,13 @@ def make_model_dir(root: Path, arch: str = "bert", task: str = "sequence", name:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def make_labelled_dir(out: Path, labels: list[str], arch: str = "bert") -> Path:
+    """A tiny sequence classifier saved to ``out`` whose head names ``labels`` (e.g. a dataset's)."""
+    model, tokenizer = make_model(arch, "sequence", num_labels=len(labels))
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {name: i for i, name in enumerate(labels)}
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

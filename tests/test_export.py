@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from factories import ARCHS, CORPUS, make_model, make_model_dir
+from factories import ARCHS, CORPUS, make_labelled_dir, make_model, make_model_dir
 from polydistill.cli import main
 from polydistill.errors import PolydistillError
 from polydistill.export import ONNX_FILE, export_model, is_exported_dir, load_exported
@@ -368,11 +368,7 @@ def test_evaluate_and_bench_cli_take_exported_dirs(tmp_path, capsys):
     from polydistill.data import load_task_data
 
     labels = load_task_data("tsm", "english", data_root=FIX).label_names
-    model, tokenizer = make_model("bert", "sequence", num_labels=len(labels))
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {name: i for i, name in enumerate(labels)}
-    model.save_pretrained(tmp_path / "pt")
-    tokenizer.save_pretrained(tmp_path / "pt")
+    make_labelled_dir(tmp_path / "pt", labels)
     export_model(tmp_path / "pt", tmp_path / "onnx", quantize="none")
     reports = {}
     for name in ("pt", "onnx"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from factories import CORPUS, make_model, make_model_dir
+from factories import CORPUS, make_labelled_dir, make_model, make_model_dir
 from polydistill.cli import main
 from polydistill.errors import PolydistillError
 from polydistill.export.runtimes import OPENVINO_FILE, export_runtime, installed
@@ -235,11 +235,7 @@ def test_cli_export_auto_gates_on_labelled_data(tmp_path, capsys):
     from polydistill.data import load_task_data
 
     labels = load_task_data("tsm", "english", data_root=FIX).label_names
-    model, tokenizer = make_model("bert", "sequence", num_labels=len(labels))
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {name: i for i, name in enumerate(labels)}
-    model.save_pretrained(tmp_path / "pt")
-    tokenizer.save_pretrained(tmp_path / "pt")
+    make_labelled_dir(tmp_path / "pt", labels)
     code, out, err = run(["export", str(tmp_path / "pt"), "--out", str(tmp_path / "auto"), "--runtime", "auto",
                           "--dataset", "tsm", "--languages", "english,spanish", "--data-root", str(FIX),
                           "--serve", "2x16", "--repeats", "1", "--threads", "1", "--calibration-examples", "8",

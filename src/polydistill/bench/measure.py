@@ -371,7 +371,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def _runtime_entries(paths: Sequence[str | os.PathLike], names: Sequence[str], runtimes: Sequence[str],
-                     scratch: Path, on_load: Callable[[str], None] | None) -> list[tuple[str, str, str | None, Path, Any]]:
+                     scratch: Path, on_load: Callable[[str], None] | None, baseline_runtimes: Sequence[str] | None = None,
+                     ) -> list[tuple[str, str, str | None, Path, Any]]:
     """(entry name, model name, runtime, directory, loaded model) for every model in every runtime; the
     first model's torch-fp32 comes first (the baseline). An exported directory is measured as it is."""
     from polydistill.export.runtime import is_exported_dir
@@ -396,7 +397,8 @@ def _runtime_entries(paths: Sequence[str | os.PathLike], names: Sequence[str], r
                 on_load(name)
             entries.append((f"{name}:{runtime}", name, runtime, folder, load_runtime_dir(folder)))
             continue
-        wanted = list(dict.fromkeys(["torch-fp32", *runtimes])) if index == 0 else list(runtimes)
+        first = runtimes if baseline_runtimes is None else baseline_runtimes
+        wanted = list(dict.fromkeys(["torch-fp32", *first])) if index == 0 else list(runtimes)
         builder = None
         for runtime in wanted:
             if on_load:
@@ -433,13 +435,15 @@ def bench_models(
     on_load: Callable[[str], None] | None = None,
     runtimes: Sequence[str] | None = None,
     work_dir: str | os.PathLike | None = None,
+    baseline_runtimes: Sequence[str] | None = None,
 ) -> BenchReport:
     """Load every model, measure sizes, time all of them interleaved; ratios are against ``paths[0]``.
 
     ``runtimes`` (``torch-fp32``, ``torch-bf16``, ``onnx-int8``, ...): measure every PyTorch model in each of
     them (built under ``work_dir``, default a temporary folder), the first model's torch-fp32 first; ratios
     are then against the first model in fp32 PyTorch (``speedup``) and in its fastest runtime per case
-    (``speedup_vs_baseline_best``). CPU only."""
+    (``speedup_vs_baseline_best``). CPU only. ``baseline_runtimes``: the first model's runtimes when they
+    differ (``["torch-fp32"]`` where only the fp32 ratio is read: no export of the teacher)."""
     import tempfile
 
     import torch
@@ -474,7 +478,7 @@ def bench_models(
     with tempfile.TemporaryDirectory(prefix="polydistill-bench-", dir=work_dir) as scratch:
         entries: list[tuple[str, str, str | None, Path, Any]]
         if runtimes:
-            entries = _runtime_entries(paths, names, runtimes, Path(scratch), on_load)
+            entries = _runtime_entries(paths, names, runtimes, Path(scratch), on_load, baseline_runtimes)
         else:
             entries = []
             for name, path in zip(names, paths, strict=True):

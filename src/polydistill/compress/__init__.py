@@ -208,12 +208,12 @@ def _check_upfront(s: CompressSettings, config) -> None:
             dataset_adapter(name)
 
 
-def _claim(root: Path, fp: dict[str, Any], overwrite: bool, inputs: tuple[object, ...]) -> bool:
-    """Make ``root`` this command's: True when it already holds this command's run (resume). With
-    ``overwrite``, an earlier run is set aside (renamed, not deleted) until the new one finishes."""
-    from polydistill.io import check_output_path, is_polydistill_output, read_json
+def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
+    """Make ``root`` (already through the output preflight) this command's: True when it already holds this
+    command's run (resume). With ``overwrite``, an earlier run is set aside (renamed, not deleted) until the new
+    one finishes."""
+    from polydistill.io import is_polydistill_output, read_json
 
-    check_output_path(root, inputs=inputs)
     _restore_previous(root)  # an --overwrite run that was killed: the earlier result comes back first
     record_path = root / FINGERPRINT_FILE
     if record_path.is_file():
@@ -253,10 +253,10 @@ def _restore_previous(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _claimed(root: Path, fp: dict[str, Any], overwrite: bool, inputs: tuple[object, ...]) -> Iterator[bool]:
+def _claimed(root: Path, fp: dict[str, Any], overwrite: bool) -> Iterator[bool]:
     """:func:`_claim` for the duration of a run: a run that replaces an earlier one and fails (an error,
     Ctrl-C) gives the earlier result back byte for byte; one that finishes drops it."""
-    resumed = _claim(root, fp, overwrite, inputs)
+    resumed = _claim(root, fp, overwrite)
     try:
         yield resumed
     except BaseException:
@@ -315,7 +315,7 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
     fp = fingerprint(s, teacher_identity(s.teacher), data)
     inputs = (s.teacher, s.data_root, s.dataset, train.source, s.unlabelled_data)
     check_output_path(root, inputs=inputs)  # before the lock file is made beside it
-    with output_lock(root), _claimed(root, fp, s.overwrite, inputs) as resumed_run:
+    with output_lock(root), _claimed(root, fp, s.overwrite) as resumed_run:
         ctx = Context(settings=s, root=root, teacher_config=config, train=train, evaluation=evaluation,
                       kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note, unlabelled=unlabelled,
                       on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))

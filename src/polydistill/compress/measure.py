@@ -113,7 +113,8 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
         report = bench_models([settings.teacher, *paths], names=["teacher", *[a.name for a in candidates]],
                               lengths=settings.bench_lengths, batch_size=settings.bench_batch_size,
                               repeats=settings.speedup_repeats, warmup=1, threads=settings.bench_threads,
-                              device="cpu", runtimes=runtimes, work_dir=work / "runtimes" if runtimes else None)
+                              device="cpu", runtimes=runtimes, work_dir=work / "runtimes" if runtimes else None,
+                              baseline_runtimes=["torch-fp32"])  # only the fp32 teacher's time is read
     ratios = report.ratios
     batch = max(1, settings.bench_batch_size)
     for row, arch in zip(rows, candidates, strict=True):

@@ -55,6 +55,110 @@ def test_imports_only_go_down():
     assert upward == []
 
 
+def _module_name(path: Path, package: Path) -> str:
+    parts = (package.name, *path.relative_to(package).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement a module can execute, at the top or inside a function or class; imports
+    under ``if TYPE_CHECKING:`` never run and are left out."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def module_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """module → the modules of the same package it imports (``from pkg import sub`` names the submodule;
+    the parent packages Python imports on the way are not counted)."""
+    modules = {_module_name(path, package): path for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                base = node.module or ""
+                if node.level:  # relative: from the module's package upwards
+                    anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                           for alias in node.names]
+            for target in targets:
+                while target and target not in modules:  # import a.b.c of a package a.b: the module a.b
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return sorted(cycles)
+
+
+def test_no_import_cycle_between_modules():
+    """No circle of imports between modules, inside a package too, counting the imports inside functions
+    (a function-level import hides a circle from Python's start-up, not from the design)."""
+    assert import_cycles(module_graph()) == []
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from pkg.sub import a\n")
+    (package / "sub" / "a.py").write_text("def f():\n    from pkg.sub.b import g\n")
+    (package / "sub" / "b.py").write_text("from . import a\n")
+    (package / "sub" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.sub import a\n")
+    (package / "sub" / "d.py").write_text("import pkg.sub.c\n")
+    graph = module_graph(package)
+    assert graph["pkg.sub.c"] == set() and graph["pkg.sub.d"] == {"pkg.sub.c"}
+    assert import_cycles(graph) == [["pkg.sub.a", "pkg.sub.b"]]
+
+
 def test_an_adapter_added_from_outside_builds_and_distils(tmp_path, monkeypatch):
     """The recipe: one ArchitectureAdapter (here a BERT-layout family under another model_type)."""
     from transformers import (

@@ -883,6 +883,135 @@ for _name, _edit in [("a-list", lambda record: [record]), ("fingerprint-a-string
     case(f"13-run-json-{_name}")(_edited)
 
 
+# records of another shape (issue #35 item 4): every record read back names its file and field
+def _edit_json(path: Path, edit) -> None:
+    path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+
+
+def _finished_compress(w) -> Path:
+    """A finished tiny compress run of the catalogue's teacher (built once per module; cases copy it)."""
+    run = w.root / "compressed"
+    if not (run / "report.json").is_file():
+        assert _run_quietly([str(a) for a in ["compress", w.finished, "--dataset", w.data, *_TINY_COMPRESS[:-1],
+                                              "--out", run]]) == 0
+    return run
+
+
+def _compress_rerun(w, run: Path) -> list:
+    return ["compress", w.finished, "--dataset", w.data, *_TINY_COMPRESS[:-1], "--out", run]
+
+
+def _student_of(w, out: Path) -> Path:
+    assert _run_quietly(["student", str(w.base), "--layers", "2", "--out", str(out)]) == 0
+    return out
+
+
+for _name, _edit, _needle in [("a-list", lambda r: [r], "the top level"),
+                              ("teacher-layers-a-string", lambda r: {**r, "teacher_layers": "0,3"}, "teacher_layers")]:
+    def _provenance(w, tmp_path, _edit=_edit, _needle=_needle):
+        student = _student_of(w, tmp_path / "student")
+        _edit_json(student / "polydistill.json", _edit)
+        out = tmp_path / "kd"
+        return Setup(["distill", "--teacher", w.finished, "--student", student, "--dataset", w.data, "--out", out,
+                      *FAST, "--allow-weak-teacher"], tmp_path,
+                     needles=("polydistill.json", _needle, "edited by hand"))
+
+    case(f"13-polydistill-json-{_name}")(_provenance)
+
+
+@case("13-run-json-data-a-list-evaluate")
+def _(w, tmp_path):
+    model = _copy_model(w.finished, tmp_path / "model")
+    _edit_json(model / "run.json", lambda r: {**r, "data": ["en"]})
+    return Setup(["evaluate", model, "--dataset", w.data, "--out", tmp_path / "report.json"], tmp_path,
+                 needles=("run.json", "data", "edited by hand"))
+
+
+@case("13-run-json-best-dev-f1-a-string-distill")
+def _(w, tmp_path):
+    teacher = _copy_model(w.finished, tmp_path / "teacher")
+    _edit_json(teacher / "run.json", lambda r: {**r, "result": {**r["result"], "best_dev_f1": "high"}})
+    return Setup(["distill", "--teacher", teacher, "--dataset", w.data, "--layers", "2", "--out", tmp_path / "kd",
+                  *FAST], tmp_path, needles=("run.json", "result.best_dev_f1", "edited by hand"))
+
+
+for _name, _file, _edit, _needle in [
+    ("compress-json-a-list", "compress.json", lambda r: [r], "the top level"),
+    ("compress-json-no-fingerprint", "compress.json", lambda r: {"command": r["command"]}, "fingerprint"),
+    ("done-marker-seconds-a-string", "stages/4-kd/done.json", lambda r: {**r, "seconds": "fast"}, "seconds"),
+    ("evaluation-examples-a-string", "stages/6-evaluate/kd.json", lambda r: {**r, "examples": "x"}, "examples"),
+    ("bench-models-a-dict", "stages/7-bench/bench.json", lambda r: {**r, "models": {}}, "models"),
+]:
+    def _compress_record(w, tmp_path, _file=_file, _edit=_edit, _needle=_needle):
+        run = shutil.copytree(_finished_compress(w), tmp_path / "cz")
+        _edit_json(run / _file, _edit)
+        return Setup(_compress_rerun(w, run), run, needles=(_file.rsplit("/", 1)[-1], _needle, "edited by hand"))
+
+    case(f"13-{_name}")(_compress_record)
+
+
+@case("13-compress-seeds-report-json-without-settings")
+def _(w, tmp_path):
+    runs = [shutil.copytree(_finished_compress(w), tmp_path / f"cz{i}") for i in (1, 2)]
+    _edit_json(runs[1] / "report.json", lambda r: {k: v for k, v in r.items() if k != "settings"})
+    return Setup(["compress-seeds", *runs], tmp_path, needles=("report.json", "settings", "edited by hand"))
+
+
+@case("13-compress-stage-model-deleted")
+def _(w, tmp_path):
+    run = shutil.copytree(_finished_compress(w), tmp_path / "cz")
+    shutil.rmtree(run / "stages" / "4-kd" / "model")
+    return Setup(_compress_rerun(w, run), run, needles=("kd stage", "4-kd/model", "deleted", "--overwrite"))
+
+
+@case("13-compress-evaluation-deleted-is-re-made")
+def _(w, tmp_path):
+    run = shutil.copytree(_finished_compress(w), tmp_path / "cz")
+    evaluation = run / "stages" / "6-evaluate" / "kd.json"
+    evaluation.unlink()
+
+    def post():
+        assert evaluation.is_file() and (run / "report.json").is_file()
+
+    return Setup(_compress_rerun(w, run), None, code=0, needles=("compress finished",), post=post)
+
+
+# flags compress checked only when their stage came (issue #35 item 2): refused before the first stage
+for _name, _flags, _needles in [("kd-term-unknown", ["--kd-term", "bogus=1"], ("--kd-term", "unknown KD term 'bogus'")),
+                                ("kd-term-negative", ["--kd-term", "att=-1"], ("--kd-term", "att weight")),
+                                ("layer-map-unknown", ["--layer-map", "bogus"], ("Unknown layer map 'bogus'",))]:
+    case(f"12-compress-{_name}")(lambda w, tmp_path, _f=_flags, _n=_needles: Setup(
+        ["compress", w.finished, "--dataset", w.data, *_TINY_COMPRESS[:-1], *_f, "--out", tmp_path / "cz"],
+        tmp_path / "cz", needles=_n, forbidden=("pydantic.dev",)))
+
+
+def test_library_entry_points_refuse_wrong_types_in_one_sentence(world, tmp_path):
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.kd import distill
+    from polydistill.distill.settings import TrainSettings
+    from polydistill.errors import PolydistillError
+    from polydistill.evaluate import evaluate_model
+    from polydistill.student.build import build_student
+
+    settings = TrainSettings(output_dir=tmp_path / "out", max_steps=1)
+    data = tiny_task("sequence", n_train=8, n_dev=8)
+    for call, message in [
+        (lambda: distill(str(world.finished), None, "tsm", settings), "data must be a TaskData"),
+        (lambda: distill(str(world.finished), None, data, {"output_dir": "x"}), "settings must be a TrainSettings"),
+        (lambda: distill(str(world.finished), None, data, settings, kd={"att": 1}), "kd must be a KDSettings"),
+        (lambda: finetune(str(world.base), "tsm", settings), "data must be a TaskData"),
+        (lambda: evaluate_model(str(world.finished), None, "tsm"), "data must be a TaskData"),
+        (lambda: evaluate_model(str(world.finished), None, data, batch_size="8"), "batch_size must be a whole number"),
+        (lambda: build_student(str(world.base), None, layers=2, seed="x"), "seed must be a whole number"),
+        (lambda: build_student(str(world.base), None, layers=2, layer_map=5), "layer_map must be"),
+        (lambda: build_student(str(world.base), 5, layers=2), "out must be a folder path"),
+    ]:
+        with pytest.raises(PolydistillError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
 # 14. weights and inputs the model cannot take (issue #35 item 5) ---------------------------------------
 def _poisoned(src: Path, dst: Path, pick: str, value: float = float("nan")) -> Path:
     """A copy of the model ``src`` whose first tensor with ``pick`` in its name holds one ``value``."""
@@ -980,6 +1109,19 @@ def _(w, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(str(model))  # a bigger vocabulary than the 300 embedding rows
     tokenizer.add_tokens([f"foreign{i}" for i in range(1000)])
     tokenizer.save_pretrained(model)
+    out = tmp_path / "report.json"
+    return Setup(["evaluate", model, "--dataset", w.data, "--out", out], out,
+                 needles=(str(model), "word-embedding rows", "another model's tokenizer"))
+
+
+@case("14-foreign-tokenizer-smaller-evaluate")
+def _(w, tmp_path):
+    from factories import make_wordpiece_tokenizer
+
+    model = _copy_model(w.finished, tmp_path / "foreign")
+    for path in model.glob("tokenizer*"):
+        path.unlink()
+    make_wordpiece_tokenizer(vocab_size=60).save_pretrained(model)  # ~60 ids for the model's ~220 rows
     out = tmp_path / "report.json"
     return Setup(["evaluate", model, "--dataset", w.data, "--out", out], out,
                  needles=(str(model), "word-embedding rows", "another model's tokenizer"))

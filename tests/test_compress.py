@@ -490,3 +490,36 @@ def test_runtime_auto_ships_the_fastest_gated_runtime_and_records_the_choice(wor
     assert record["export"]["runtime"] == chosen and record["export"]["selection"]["chosen"] == chosen
     assert set(selection["serve"]) == {"b32/L16", "b1/L16"}  # --bench-lengths at the bench batch, and batch 1
     assert "int8" in json.dumps(result.report["quality"])  # the shipped model was evaluated like the others
+
+
+def test_compress_runs_on_a_token_task_end_to_end(tmp_path):
+    """massive-slots (fixture locales): vocabulary, depth, width, KD with token-level terms, int8, per-language
+    seqeval F1 of every stage, bench; the student is an ordinary token-classification directory."""
+    from transformers import AutoModelForTokenClassification
+
+    from polydistill.compress import compress
+    from polydistill.compress.stages import STAGES
+    from polydistill.data.load import load_task_data
+    from polydistill.data.massive_slots import LABELS
+    from polydistill.distill.finetune import finetune
+    from polydistill.distill.settings import TrainSettings
+
+    fixtures = Path(__file__).parent / "fixtures" / "data"
+    data = load_task_data("massive-slots", languages="de,en,sw", data_root=fixtures)
+    model, tokenizer = tiny_model(data)
+    finetune(model, data, TrainSettings(output_dir=tmp_path / "teacher", max_steps=8, eval_steps=8, learning_rate=3e-3,
+                                        batch_size=16, logging_steps=8, progress=False), tokenizer=tokenizer)
+    result = compress(teacher=str(tmp_path / "teacher"), dataset="massive-slots", data_root=str(fixtures),
+                      out=str(tmp_path / "out"), **{**FAST, "languages": "de,en,sw", "unseen_languages": ["cy"]})
+    report = result.report
+    assert report["task"] == "token" and report["languages"]["unseen"] == ["cy-GB"]
+    assert [stage["stage"] for stage in report["stages"]] == list(STAGES)
+    kd = next(stage for stage in report["stages"] if stage["stage"] == "kd")["summary"]
+    assert kd["weights"]["pred"] > 0 and kd["global_step"] == 4  # token-level logits distilled
+    for name in ("teacher", "kd", "int8"):
+        assert set(report["quality"]["models"][name]["per_language"]) == {"cy-GB", "de-DE", "en-US", "sw-KE"}
+    check = next(stage for stage in report["stages"] if stage["stage"] == "int8")["summary"]["check"]
+    assert check["argmax_agreement"] >= 0.9  # int8 tags agree with the fp32 student's, position by position
+    student = AutoModelForTokenClassification.from_pretrained(result.model_dir)
+    assert list(student.config.id2label.values()) == list(LABELS)
+    assert student.config.num_hidden_layers < 4

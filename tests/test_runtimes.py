@@ -142,7 +142,7 @@ def test_openvino_ir_loads_with_core_read_model(tiny, runtime):
 @needs_openvino
 def test_evaluate_and_bench_load_openvino_dirs(tiny):
     from polydistill.bench.measure import bench_models
-    from polydistill.export.runtime import load_for_inference
+    from polydistill.export.runtimes import load_for_inference
 
     out = _export(tiny, "openvino")
     model = load_for_inference(out)
@@ -177,7 +177,7 @@ def test_runtime_errors(tiny, tmp_path):
 def test_export_auto_records_every_candidate_and_the_machine(tiny, tmp_path):
     from polydistill.bench.select import export_auto
     from polydistill.export.machine import machine_profile
-    from polydistill.export.runtime import load_for_inference
+    from polydistill.export.runtimes import load_for_inference
 
     candidates = ["torch-fp32", "torch-bf16", "onnx-int8", *(["openvino"] if installed("openvino") else [])]
     result = export_auto(tiny["source"], tmp_path / "auto", serve="4x16,1x8", candidates=candidates, repeats=1,

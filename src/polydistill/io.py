@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from polydistill.errors import PolydistillError
 
@@ -178,15 +178,27 @@ def _check_safe(path: Path, kind: str, inputs: tuple[object, ...], into_models: 
                                    "would corrupt; write the output elsewhere.")
 
 
-def read_record(path: str | os.PathLike, schema: type[BaseModelT]) -> BaseModelT:
-    """A record polydistill wrote (run.json, polydistill.json, a done marker, report.json), read back
-    through its pydantic ``schema``: a hand-edited file of another shape is one sentence naming the file
-    and the field, never a traceback further on."""
-    from pydantic import ValidationError
+@overload
+def read_record(path: str | os.PathLike, schema: type[BaseModelT]) -> BaseModelT: ...
+
+
+@overload
+def read_record(path: str | os.PathLike, schema: Any) -> Any: ...
+
+
+def read_record(path: str | os.PathLike, schema: Any) -> Any:
+    """A record polydistill wrote (run.json, polydistill.json, compress.json, a done marker, report.json, a
+    stage's evaluation), read back through its pydantic ``schema``: a hand-edited file of another shape is one
+    sentence naming the file and the field, never a traceback further on. ``schema``: a pydantic model (its
+    instance is returned) or any type pydantic validates, e.g. a ``TypedDict`` (the validated dict is
+    returned, for readers that use the record as a dict)."""
+    from pydantic import BaseModel, TypeAdapter, ValidationError
 
     data = read_json(path)
     try:
-        return schema.model_validate(data)
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return schema.model_validate(data)
+        return TypeAdapter(schema).validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "the top level"

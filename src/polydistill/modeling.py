@@ -289,9 +289,17 @@ def load_tokenizer(source: str | os.PathLike, trust_remote_code: bool = False):
 
 
 def _check_tokenizer_fits(tokenizer, directory: Path, source: str) -> None:
-    """Refuse a tokenizer with more ids than the model has word-embedding rows (config.json's
-    vocab_size, which the weights' shape must match): it is another model's tokenizer, whose ids would
-    index past the embedding table (an index error) or score garbage."""
+    """Refuse a tokenizer that is certainly another model's, by comparing it with the model's word-embedding
+    rows (config.json's vocab_size, which the weights' shape must match):
+
+    - more ids than rows, or a special token (pad, cls, mask ...) whose id is past the last row: its ids
+      would index past the embedding table (an index error) or score garbage;
+    - fewer than half as many ids as rows: models pad their embedding table by a few rows at most (DeBERTa-v3
+      128,001 ids / 128,100 rows), and polydistill's vocabulary reduction shrinks the rows with the tokenizer;
+      a 300-id tokenizer on a 250k-row model maps its ids onto unrelated rows and is scored as garbage.
+
+    Not detectable here: a foreign tokenizer of about the model's size (another 30k WordPiece vocabulary on a
+    30k-row BERT): its ids are in range and merely mean other strings."""
     try:
         rows = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("vocab_size")
     except (OSError, ValueError, AttributeError):
@@ -299,11 +307,25 @@ def _check_tokenizer_fits(tokenizer, directory: Path, source: str) -> None:
     if not isinstance(rows, int) or isinstance(rows, bool) or rows <= 0:
         return
     size = len(tokenizer)
+    fix = "it is another model's tokenizer; save the model's own tokenizer into the directory."
     if size > rows:
         raise PolydistillError(
             f"The tokenizer in {source} has {size} ids but the model has only {rows} word-embedding rows "
-            "(config.json vocab_size): it is another model's tokenizer; save the model's own tokenizer into "
-            "the directory."
+            f"(config.json vocab_size): {fix}"
+        )
+    special = {name: getattr(tokenizer, f"{name}_token_id", None)
+               for name in ("pad", "unk", "cls", "sep", "mask", "bos", "eos")}
+    past = {name: i for name, i in special.items() if isinstance(i, int) and not 0 <= i < rows}
+    if past:
+        name, index = next(iter(past.items()))
+        raise PolydistillError(
+            f"The tokenizer in {source} gives its {name} token the id {index}, past the model's {rows} "
+            f"word-embedding rows (config.json vocab_size): {fix}"
+        )
+    if 2 * size < rows:
+        raise PolydistillError(
+            f"The tokenizer in {source} has only {size} ids for the model's {rows} word-embedding rows "
+            f"(config.json vocab_size; a model pads its table by a few rows at most): {fix}"
         )
 
 

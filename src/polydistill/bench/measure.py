@@ -415,7 +415,7 @@ def _runtime_entries(paths: Sequence[str | os.PathLike], names: Sequence[str], r
 
 
 def load_for_inference_cpu(path: str | os.PathLike):
-    from polydistill.export.runtime import load_for_inference
+    from polydistill.export.runtimes import load_for_inference
 
     return load_for_inference(path).eval()
 
@@ -448,7 +448,7 @@ def bench_models(
 
     import torch
 
-    from polydistill.export.runtime import load_for_inference
+    from polydistill.export.runtimes import load_for_inference
     from polydistill.io import package_versions
 
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")

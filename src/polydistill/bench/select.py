@@ -277,7 +277,8 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
         plan_candidates,
         write_runtime_dir,
     )
-    from polydistill.io import atomic_output_dir, check_output_dir, output_lock
+    from polydistill.io import check_output_dir
+    from polydistill.student.model_dir import save_model_dir
 
     workloads = parse_serve(serve) if isinstance(serve, str) else list(serve)
     require(bool(workloads), "--serve needs at least one batch×length pair.")
@@ -301,8 +302,9 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
         calibration = prepare_calibration(data, src.tokenizer, src.names, calibration_examples,
                                           min(calibration_max_length, src.limit), seed)
     step = on_step or (lambda _: None)
-    with output_lock(Path(out)), atomic_output_dir(out, overwrite, expected_bytes=4 * (src.weights_bytes or 0)) as tmp:
-        scratch = tmp / ".candidates"
+    with save_model_dir(out, "export", overwrite=overwrite, lock=True,
+                        expected_bytes=4 * (src.weights_bytes or 0)) as target:
+        scratch = target.path / ".candidates"
         builder = CandidateBuilder(src, scratch, calibration=calibration, opset=opset, exporter=exporter,
                                    per_channel=per_channel)
         built: dict[str, Built] = {}
@@ -348,7 +350,7 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
             "timings": raw,
         }
         record = {**base_record(src, chosen), "check": check, "machine": profile.to_dict(), "selection": selection}
-        write_runtime_dir(tmp, src, chosen, record)
+        write_runtime_dir(target, src, chosen, record)
         shutil.rmtree(scratch)
     if push_to_hub:
         from polydistill.hub import push_model_dir

@@ -11,7 +11,7 @@ data_app = typer.Typer(help="Inspect datasets, language partitions and subsets."
 
 @data_app.command(name="show")
 def show(
-    dataset: str = typer.Argument(..., help="massive | tsm | universal-ner (uner) | a folder of your own data."),
+    dataset: str = typer.Argument(..., help="massive | massive-slots | tsm | universal-ner (uner) | a folder of your own data."),
     languages: str = typer.Option("all", "--languages", "-l", help="all | seen | unseen | english | codes."),
     data_root: str | None = opt.DATA_ROOT,
     fraction: float | None = opt.FRACTION,
@@ -48,7 +48,7 @@ def show(
 
 @data_app.command(name="languages")
 def languages_command(
-    dataset: str = typer.Argument(..., help="massive | tsm | universal-ner (uner)."),
+    dataset: str = typer.Argument(..., help="massive | massive-slots | tsm | universal-ner (uner)."),
 ) -> None:
     """The language codes a dataset accepts, its ISO code, and the paper's partitions (Wibowo et al. 2024, ACL Table 11)."""
     from rich.console import Console

@@ -42,7 +42,7 @@ def export(
     repeats: int = typer.Option(5, "--repeats", min=1, help="--runtime auto: timed runs per candidate and workload."),
     calibration_data: str | None = typer.Option(
         None, "--calibration-data", "--dataset", "-d", "--data",
-        help="Dataset whose train examples calibrate static int8 (massive | tsm | universal-ner | a directory); "
+        help="Dataset whose train examples calibrate static int8 (massive | massive-slots | tsm | universal-ner | a directory); "
         "without it int8 is dynamic. With --runtime auto its test examples are the fidelity gate."),
     languages: str = opt.LANGUAGES,
     data_root: str | None = opt.DATA_ROOT,

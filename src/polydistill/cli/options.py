@@ -32,9 +32,9 @@ from polydistill.errors import PolydistillError
 MODEL_ARGUMENT = typer.Argument(None, help="Model directory or hub id.", show_default=False)
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="The model, as an option (same as the MODEL argument).")
 DATASET = typer.Option(..., "--dataset", "-d", "--data",
-                       help="massive | tsm | universal-ner (uner) | a directory of your own data.")
+                       help="massive | massive-slots | tsm | universal-ner (uner) | a directory of your own data.")
 DATASET_OPTIONAL = typer.Option(None, "--dataset", "-d", "--data",
-                                help="massive | tsm | universal-ner (uner) | a directory of your own data.")
+                                help="massive | massive-slots | tsm | universal-ner (uner) | a directory of your own data.")
 LANGUAGES = typer.Option("all", "--languages", "-l",
                          help="all | seen | unseen | english | comma list of codes (see: polydistill data languages).")
 DATA_ROOT = typer.Option(None, "--data-root",

@@ -33,7 +33,7 @@ def student(
         "hidden dims, FFN units, heads / head dims).",
     ),
     calibration_data: str | None = typer.Option(
-        None, "--calibration-data", help="Dataset for importance selection (massive, tsm, universal-ner or a folder)."
+        None, "--calibration-data", help="Dataset for importance selection (massive, massive-slots, tsm, universal-ner or a folder)."
     ),
     calibration_languages: str = typer.Option("all", "--calibration-languages", help="Languages of the calibration data."),
     calibration_size: int = typer.Option(256, "--calibration-size", help="Calibration examples (drawn with --seed)."),

@@ -182,11 +182,18 @@ def _check_upfront(s: CompressSettings, config) -> None:
                                       "above 1, e.g. 15.")
     teacher = teacher_architecture(config)
     if s.target_speedup is None:
-        requested_architecture(s, teacher)  # refuses impossible sizes
+        student_layers: int | None = requested_architecture(s, teacher).layers  # refuses impossible sizes
     else:
         from polydistill.compress.plan import candidate_architectures
 
         candidate_architectures(s, teacher)
+        student_layers = None
+    from polydistill.compress.stages import check_kd_weights
+    from polydistill.student.layer_maps import resolve_layer_map
+
+    check_kd_weights(s.kd_weights)  # --kd-term: the KD stage (the 5th) would refuse it only after four stages
+    if s.layer_map.strip().lower() != "importance" and (student_layers or "," not in s.layer_map):
+        resolve_layer_map(s.layer_map, teacher.layers, student_layers or 1)  # --layer-map, before the depth stage
     from polydistill.architectures import get_adapter
 
     limit = get_adapter(config).position_limit(config)
@@ -212,12 +219,13 @@ def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
     """Make ``root`` (already through the output preflight) this command's: True when it already holds this
     command's run (resume). With ``overwrite``, an earlier run is set aside (renamed, not deleted) until the new
     one finishes."""
-    from polydistill.io import is_polydistill_output, read_json
+    from polydistill.compress.records import CompressRecord
+    from polydistill.io import is_polydistill_output, read_record
 
     _restore_previous(root)  # an --overwrite run that was killed: the earlier result comes back first
     record_path = root / FINGERPRINT_FILE
     if record_path.is_file():
-        old = (read_json(record_path) or {}).get("fingerprint") or {}
+        old = read_record(record_path, CompressRecord)["fingerprint"]
         if old == fp and not overwrite:
             return True
         if not overwrite:
@@ -322,6 +330,14 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
         resumed: list[str] = []
         for name in STAGES:
             marker = stage_functions.read_marker(ctx, name) if resumed_run else None
+            gone = stage_functions.missing_output(ctx, name, marker) if marker is not None else None
+            if gone is not None and name not in ("evaluate", "bench"):  # later stages were built from it
+                raise PolydistillError(f"{root} is a finished compress run up to its {name} stage, but that stage's "
+                                       f"output {gone} was deleted since; pass --overwrite to run compress afresh "
+                                       "(the earlier result is kept until the new one is done), or use another --out.")
+            if gone is not None:  # nothing is built from these: the stage re-makes what is missing
+                note(f"the {name} stage's output {gone} was deleted since it finished; re-running that stage")
+                marker = None
             if marker is not None:
                 ctx.records[name] = marker
                 resumed.append(name)

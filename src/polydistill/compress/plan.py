@@ -68,7 +68,7 @@ class CompressSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     teacher: str = Field(description="Fine-tuned teacher directory (or hub id).", json_schema_extra=used_by("run"))
-    dataset: str = Field(description="massive | tsm | universal-ner (uner) | a directory of your own data (the "
+    dataset: str = Field(description="massive | massive-slots | tsm | universal-ner (uner) | a directory of your own data (the "
                          "teacher's dataset).", json_schema_extra=used_by("run", cli=("--dataset", "-d", "--data")))
     languages: str | list[str] = Field("all", description="The KD languages (seen): all (the teacher's training "
                                        "languages) | seen | unseen | english | comma list of codes (see: "

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from polydistill.compress.records import Bench, Evaluation
 from polydistill.compress.stages import MODEL_TITLES, STAGES, Context, evaluation_file
 from polydistill.experiments.stats import CONFIDENCE
-from polydistill.io import atomic_write_json, atomic_write_text, read_json
+from polydistill.io import atomic_write_json, atomic_write_text, read_record
 
 FINAL = "int8"  # the deployable: targets are judged on it
 RETENTION_TARGETS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}  # group → setting
@@ -96,7 +97,7 @@ def retention_interval(teacher, students, resamples: int, seed: int = 0) -> dict
 
 
 def quality(ctx: Context) -> dict[str, Any]:
-    evaluations = {name: read_json(evaluation_file(ctx, name)) for name, _ in ctx.models()}
+    evaluations = {name: read_record(evaluation_file(ctx, name), Evaluation) for name, _ in ctx.models()}
     reports = {name: ev["report"] for name, ev in evaluations.items()}
     languages = reports["teacher"]["languages"]
     groups = _groups(ctx, languages)
@@ -128,7 +129,7 @@ def quality(ctx: Context) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- speed
 def speed(ctx: Context) -> dict[str, Any]:
-    bench = read_json(ctx.stage_dir("bench") / "bench.json")
+    bench = read_record(ctx.stage_dir("bench") / "bench.json", Bench)
     s = ctx.settings
     batch = s.bench_batch_size
     out: dict[str, Any] = {"lengths": s.bench_lengths, "batch_size": batch, "threads": s.bench_threads,

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.compress.plan import settings_identity
+from polydistill.compress.records import Evaluation, Report
 from polydistill.compress.report import RETENTION_TARGETS, group_examples, retention_interval
 from polydistill.compress.stages import MODEL_TITLES
 from polydistill.errors import PolydistillError, require
-from polydistill.io import read_json
+from polydistill.io import read_record
 
 MODELS = tuple(name for name in MODEL_TITLES if name != "teacher")  # every student a report card scores
 
@@ -26,12 +27,12 @@ def _evaluation(run: Path, name: str) -> dict[str, Any]:
     found = sorted(run.glob(f"stages/*-evaluate/{name}.json"))
     require(found, f"{run} has no evaluation of the {name} model (stages/*-evaluate/{name}.json); finish the "
                    "compress run first (re-run its command: it resumes).")
-    return read_json(found[0])
+    return read_record(found[0], Evaluation)
 
 
 def _load(run: Path, model: str) -> dict[str, Any]:
     require(run.is_dir(), f"{run} is not a directory; pass the --out directories of finished compress runs.")
-    report = read_json(run / "report.json") if (run / "report.json").is_file() else None
+    report = read_record(run / "report.json", Report) if (run / "report.json").is_file() else None
     require(report is not None, f"{run} has no report.json: it is not a finished compress run (re-run its "
                                 "command: it resumes).")
     return {"path": run, "report": report, "teacher": _evaluation(run, "teacher"),

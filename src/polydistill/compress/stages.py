@@ -50,7 +50,7 @@ from polydistill.compress.plan import (
 from polydistill.data.types import TaskData
 from polydistill.distill.run import step_report_callback
 from polydistill.errors import PolydistillError
-from polydistill.io import atomic_write_json, read_json
+from polydistill.io import WEIGHT_SUFFIXES, atomic_write_json
 
 MARKER = "done.json"
 MODEL = "model"  # the model directory inside a stage folder
@@ -116,8 +116,38 @@ class Context:
 
 # ------------------------------------------------------------------------------------------ markers
 def read_marker(ctx: Context, name: str) -> dict[str, Any] | None:
+    from polydistill.compress.records import StageMarker
+    from polydistill.io import read_record
+
     path = ctx.stage_dir(name) / MARKER
-    return read_json(path) if path.is_file() else None
+    return read_record(path, StageMarker) if path.is_file() else None
+
+
+def missing_output(ctx: Context, name: str, marker: dict[str, Any]) -> Path | None:
+    """The first output of the done stage ``name`` that is gone since it finished (deleted by hand), or None:
+    such a stage is not done, whatever its marker says. An evaluation or bench record hand-edited into another
+    shape is refused here, in one sentence (:func:`polydistill.io.read_record`)."""
+    if name in ("vocab", "depth", "width", "kd", "int8"):
+        if name == "width" and "skipped" in marker["summary"]:
+            return None
+        model = ctx.model_dir(name)
+        weights = [f for f in model.iterdir() if f.suffix in (*WEIGHT_SUFFIXES, ".onnx")] if model.is_dir() else []
+        return None if (model / "config.json").is_file() and weights else model
+    from polydistill.compress.records import Bench, Evaluation
+    from polydistill.io import read_record
+
+    # the records the report reads are read through their schemas now, before DIR/model is re-composed
+    if name == "evaluate":
+        for title, _ in ctx.models():
+            if not evaluation_file(ctx, title).is_file():
+                return evaluation_file(ctx, title)
+            read_record(evaluation_file(ctx, title), Evaluation)
+    if name == "bench":
+        bench = ctx.stage_dir("bench") / "bench.json"
+        if not bench.is_file():
+            return bench
+        read_record(bench, Bench)
+    return None
 
 
 def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
@@ -399,16 +429,25 @@ def run_width(ctx: Context) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- kd
-def kd_settings(ctx: Context, schedule: Schedule):
+def check_kd_weights(kd_weights: dict[str, float], width_changes: bool = True):
+    """The KD settings of ``--kd-term`` weights (unknown terms and bad weights are one sentence); compress
+    checks them before its first stage."""
+    from pydantic import ValidationError
+
     from polydistill.distill.settings import TINYBERT_WEIGHTS, KDSettings
 
-    s = ctx.settings
-    weights = {**TINYBERT_WEIGHTS, "rel": 1.0 if ctx.width_changes else 0.0, **s.kd_weights}
     try:
-        return KDSettings(weights=weights, allow_untrained_teacher=s.allow_untrained_teacher,
-                          allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache)
-    except ValueError as err:
-        raise PolydistillError(f"Invalid KD weights: {str(err).splitlines()[-1]}.") from None
+        return KDSettings(weights={**TINYBERT_WEIGHTS, "rel": 1.0 if width_changes else 0.0, **kd_weights})
+    except ValidationError as err:
+        message = err.errors()[0]["msg"].removeprefix("Value error, ").rstrip(".")
+        raise PolydistillError(f"Invalid KD weights (--kd-term): {message}.") from None
+
+
+def kd_settings(ctx: Context, schedule: Schedule):
+    s = ctx.settings
+    kd = check_kd_weights(s.kd_weights, ctx.width_changes)
+    return type(kd)(weights=kd.weights, allow_untrained_teacher=s.allow_untrained_teacher,
+                    allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache)
 
 
 def run_kd(ctx: Context) -> dict[str, Any]:
@@ -512,6 +551,6 @@ def run_bench(ctx: Context) -> dict[str, Any]:
     return {"file": str(path), "models": list(names)}
 
 
-__all__ = ["Context", "MARKER", "MODELS", "MODEL_TITLES", "STAGES", "read_marker", "run_bench", "run_depth",
+__all__ = ["Context", "MARKER", "MODELS", "MODEL_TITLES", "STAGES", "check_kd_weights", "missing_output", "read_marker", "run_bench", "run_depth",
            "run_evaluate", "run_int8", "run_kd", "run_plan", "run_vocab", "run_width", "vocab_sources",
            "write_marker"]

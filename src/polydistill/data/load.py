@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from polydistill.data import generic, massive, tsm, uner
+from polydistill.data import generic, massive, massive_slots, tsm, uner
 from polydistill.data.base import DatasetAdapter, LoadOptions
 from polydistill.data.languages import resolve_languages
 from polydistill.data.subsets import check_fraction, stratified_subset
@@ -15,12 +15,15 @@ from polydistill.data.types import LABEL, LANGUAGE, SPLITS, TAGS, TEXT, TOKENS, 
 from polydistill.errors import PolydistillError
 
 DATA_ROOT_ENV = "POLYDISTILL_DATA_ROOT"
-ADAPTERS: dict[str, DatasetAdapter] = {a.name: a for a in (massive.ADAPTER, tsm.ADAPTER, uner.ADAPTER)}
+ADAPTERS: dict[str, DatasetAdapter] = {
+    a.name: a for a in (massive.ADAPTER, massive_slots.ADAPTER, tsm.ADAPTER, uner.ADAPTER)}
 ALIASES = {
     "uner": "universal-ner", "universal_ner": "universal-ner",
-    "tweet_sentiment_multilingual": "tsm", "tweet-sentiment-multilingual": "tsm",
+    "tweet_sentiment_multilingual": "tsm", "tweet-sentiment-multilingual": "tsm", "massive_slots": "massive-slots",
 }
-ALIASES.update({a.hub_id.lower(): a.name for a in ADAPTERS.values() if a.hub_id})
+for _adapter in ADAPTERS.values():  # a hub id names its first adapter (AmazonScience/massive: the intents)
+    if _adapter.hub_id:
+        ALIASES.setdefault(_adapter.hub_id.lower(), _adapter.name)
 _PURPOSES = {"train": "train", "evaluate": "evaluate", "eval": "evaluate", "evaluation": "evaluate", "test": "evaluate"}
 
 
@@ -107,7 +110,7 @@ def load_task_data(
 ) -> TaskData:
     """Load a dataset in the common schema with splits train / validation / test.
 
-    ``name``: massive, tsm, universal-ner (alias uner), a hub id of those, or a directory of your
+    ``name``: massive, massive-slots, tsm, universal-ner (alias uner), a hub id of those, or a directory of your
     own data (see ``generic``). ``data_root`` (or $POLYDISTILL_DATA_ROOT) is the folder holding
     massive/, tsm/, universal-ner/ or one dataset folder itself; without it the hub is used.
     ``languages``: all | seen | unseen | english | codes (list or comma string).

@@ -52,11 +52,11 @@ def local_languages(folder: Path) -> list[str]:
     return [loc for loc in MASSIVE_LOCALES if loc in present]
 
 
-def read_local(folder: Path, locale: str, options: LoadOptions) -> SplitColumns:
+def read_records(folder: Path, locale: str, fields: tuple[str, ...]) -> dict[str, list[tuple]]:
+    """One locale's records as ``fields`` tuples, per canonical split (shared with ``massive_slots``)."""
     path = _locale_files(folder)[locale]
     opener = gzip.open if path.name.endswith(".gz") else open
-    texts: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
-    intents: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    rows: dict[str, list[tuple]] = {"train": [], "validation": [], "test": []}
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
             for lineno, line in enumerate(handle, 1):
@@ -64,9 +64,7 @@ def read_local(folder: Path, locale: str, options: LoadOptions) -> SplitColumns:
                     continue
                 try:
                     record = json.loads(line)
-                    split = _PARTITION[record["partition"]]
-                    texts[split].append(record["utt"])
-                    intents[split].append(record["intent"])
+                    rows[_PARTITION[record["partition"]]].append(tuple(record[name] for name in fields))
                 except (json.JSONDecodeError, KeyError, TypeError) as err:
                     raise PolydistillError(
                         f"{path} line {lineno} is not a MASSIVE record ({type(err).__name__}: {err}); "
@@ -74,10 +72,15 @@ def read_local(folder: Path, locale: str, options: LoadOptions) -> SplitColumns:
                     ) from None
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise PolydistillError(f"Cannot read {path} ({err}); the file is corrupt: re-download it.") from None
-    return {
-        split: {"text": texts[split], "label": label_ids(intents[split], INTENTS, str(path))}
-        for split in texts
-    }
+    return rows
+
+
+def read_local(folder: Path, locale: str, options: LoadOptions) -> SplitColumns:
+    where = str(_locale_files(folder)[locale])
+    out: SplitColumns = {}
+    for split, rows in read_records(folder, locale, ("utt", "intent")).items():
+        out[split] = {"text": [utt for utt, _ in rows], "label": label_ids([i for _, i in rows], INTENTS, where)}
+    return out
 
 
 def from_hub_split(dataset, where: str) -> dict[str, list]:

@@ -9,6 +9,7 @@ from polydistill.distill.settings import TrainSettings
 from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
 from polydistill.distill.terms import get_term
 from polydistill.distill.trainer import ActiveTerm
+from polydistill.errors import require_types
 
 
 def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None, callbacks=()) -> RunResult:
@@ -20,6 +21,8 @@ def finetune(model, data: TaskData, settings: TrainSettings, tokenizer=None, cal
     ``settings.output_dir``. ``callbacks``: extra ``transformers.TrainerCallback`` objects (progress, ...)."""
     from transformers import set_seed
 
+    require_types(data=(data, TaskData, "a TaskData (polydistill.data.load_task_data)"),
+                  settings=(settings, TrainSettings, "a TrainSettings (polydistill.distill.settings)"))
     set_seed(settings.seed)  # a new classification head must not depend on what ran before
     resolved = resolve_model(model, data, tokenizer)
     if settings.freeze_word_embeddings:

@@ -29,7 +29,7 @@ from polydistill.distill.run import RunResult, model_digest
 from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
 from polydistill.distill.trainer import attach_projection, objective_of
-from polydistill.errors import PolydistillError
+from polydistill.errors import PolydistillError, require_types
 from polydistill.modeling import load_model, load_tokenizer, resolve_model_dir
 from polydistill.student.provenance import Provenance
 
@@ -71,12 +71,13 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
 
 def check_teacher_learned(source: str | Path | None, data: TaskData, kd: KDSettings) -> None:
     """The teacher gate (evaluate/gate.py) for a teacher (directory or hub id) with a fine-tuning record."""
+    from polydistill.evaluate.evaluate import RunFileSummary
     from polydistill.evaluate.gate import weak_teacher_reason
-    from polydistill.io import RUN_FILE, read_json
+    from polydistill.io import RUN_FILE, read_record
 
     if kd.allow_weak_teacher or source is None or not (resolve_model_dir(source) / RUN_FILE).is_file():
         return
-    record = read_json(resolve_model_dir(source) / RUN_FILE)
+    record = read_record(resolve_model_dir(source) / RUN_FILE, RunFileSummary)
     if (record.get("data") or {}).get("name") != data.name:
         return  # fine-tuned on other data: its dev F1 says nothing about this dataset
     reason = weak_teacher_reason((record.get("result") or {}).get("best_dev_f1"), data, kd.teacher_margin)
@@ -159,6 +160,9 @@ def distill(
     student (by dev F1) is saved at ``settings.output_dir`` without the projection W."""
     from transformers import set_seed
 
+    require_types(data=(data, TaskData, "a TaskData (polydistill.data.load_task_data)"),
+                  settings=(settings, TrainSettings, "a TrainSettings (polydistill.distill.settings)"),
+                  kd=(kd, (KDSettings, type(None)), "a KDSettings (polydistill.distill.settings) or None"))
     set_seed(settings.seed)  # a new head or projection must not depend on what ran before
     kd = kd or KDSettings()
     check_teacher_learned(teacher if isinstance(teacher, str | Path) else None, data, kd)  # before loading

@@ -35,15 +35,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polydistill.distill.checkpoints import last_complete_checkpoint
 from polydistill.distill.settings import TrainSettings
 from polydistill.errors import PolydistillError, TrainingDiverged
 from polydistill.io import (
     LOG_FILE,
     RUN_FILE,
-    atomic_output_dir,
     atomic_write_json,
     check_output_dir,
-    make_portable,
     output_lock,
     package_versions,
     read_json,
@@ -51,7 +50,8 @@ from polydistill.io import (
     weight_digests,
 )
 from polydistill.logs import interactive
-from polydistill.student.provenance import Provenance, write_provenance
+from polydistill.student.model_dir import save_model_dir
+from polydistill.student.provenance import Provenance
 
 FINGERPRINT_FILE = "fingerprint.json"
 DIVERGED_FILE = "diverged.json"  # in a work dir: its run stopped on a non-finite loss or weights
@@ -310,36 +310,6 @@ def _plain_progress():
     return PlainProgress
 
 
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def _prune_incomplete_checkpoints(folder: Path) -> None:
-    """Delete checkpoints a kill left half written, so training resumes from the last complete one.
-
-    The Trainer writes trainer_state.json last, and ``get_last_checkpoint`` picks the newest folder
-    whether or not it is complete (the resume then fails with "Can't find a valid checkpoint")."""
-    for ckpt in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            shutil.rmtree(ckpt, ignore_errors=True)
-
-
-def last_complete_checkpoint(folder: str | Path, prune: bool = True) -> str | None:
-    """The newest resumable checkpoint in ``folder`` (half-written ones removed first), or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    if prune:
-        _prune_incomplete_checkpoints(folder)
-    complete = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
-    if not complete:
-        return None
-    return get_last_checkpoint(str(folder)) if prune else str(max(complete, key=lambda c: int(c.name.split("-")[1])))
-
-
 # ---------------------------------------------------------------------------- the run
 
 
@@ -561,7 +531,7 @@ def _barrier(args) -> None:
 
 
 def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[str, Any], precision: str) -> None:
-    from polydistill.student.card import command_line, write_card
+    from polydistill.student.card import command_line
 
     settings, work = job.settings, job.settings.work_dir
     run = {
@@ -577,18 +547,13 @@ def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[s
         "versions": package_versions(),
         **{k: v for k, v in result.extra.items() if k not in job.record},
     }
-    with atomic_output_dir(settings.output_dir, settings.overwrite) as tmp:
-        trainer.model.save_pretrained(tmp)  # safetensors (the only format in transformers 5)
+    with save_model_dir(settings.output_dir, job.stage, model=trainer.model, tokenizer=job.tokenizer,
+                        provenance=job.provenance, run=run, source=job.source, overwrite=settings.overwrite) as target:
+        tmp = target.path
         run["weight_files"] = weight_digests(tmp)
-        job.tokenizer.save_pretrained(tmp)
-        if job.provenance is not None:
-            write_provenance(tmp, job.provenance)
         if (work / LOG_FILE).is_file():
             shutil.copy2(work / LOG_FILE, tmp / LOG_FILE)
         if (work / "tensorboard").is_dir():
             shutil.copytree(work / "tensorboard", tmp / "tensorboard")
         if job.extra_files is not None:
             job.extra_files(tmp)
-        atomic_write_json(tmp / RUN_FILE, run)
-        write_card(tmp, job.stage, job.provenance, run, source=job.source)
-        make_portable(tmp)

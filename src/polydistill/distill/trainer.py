@@ -36,6 +36,7 @@ from transformers import Trainer
 from polydistill.data.tokenize import KD_POSITIONS
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
+from polydistill.distill.checkpoints import last_complete_checkpoint
 from polydistill.distill.settings import KDSettings
 from polydistill.distill.teacher_cache import EXAMPLE_INDEX, TeacherCache
 from polydistill.distill.terms import KDTerm, TermInputs, get_term
@@ -324,8 +325,6 @@ class PolydistillTrainer(Trainer):
         self._term_counts[phase] += 1
 
     def _nan_message(self, name: str, value: float) -> str:
-        from polydistill.distill.run import last_complete_checkpoint
-
         run_dir = self.args.output_dir
         last = last_complete_checkpoint(run_dir, prune=False) if run_dir and os.path.isdir(run_dir) else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"

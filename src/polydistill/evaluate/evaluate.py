@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
 from polydistill.data.types import LANGUAGE, TEXT, TOKENS, TaskData
-from polydistill.errors import PolydistillError
+from polydistill.errors import PolydistillError, require_types
 from polydistill.evaluate.baselines import majority_label, majority_scores, random_ner_scores
 from polydistill.evaluate.metrics import classification_scores, ner_scores
 from polydistill.logs import interactive
@@ -169,15 +172,35 @@ def _scores(task: str, trues, preds, label_names) -> dict[str, float]:
     return result
 
 
+@with_config(ConfigDict(extra="allow"))
+class RunData(TypedDict, total=False):
+    name: str | None
+    languages: list[str] | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class RunOutcome(TypedDict, total=False):
+    best_dev_f1: float | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class RunFileSummary(TypedDict, total=False):
+    """The fields of a model's ``run.json`` that evaluation and the teacher gate read back (through
+    :func:`polydistill.io.read_record`: a hand-edited file of another shape is one sentence)."""
+
+    data: RunData | None
+    result: RunOutcome | None
+
+
 def training_languages(model_dir: str | Path, dataset: str) -> list[str] | None:
     """The languages a model directory (or hub id) was trained on for ``dataset`` (its run.json), or None."""
-    from polydistill.io import RUN_FILE, read_json
+    from polydistill.io import RUN_FILE, read_record
     from polydistill.modeling import is_hub_id, resolve_model_dir
 
     path = (resolve_model_dir(model_dir) if is_hub_id(model_dir) else Path(model_dir)) / RUN_FILE
     if not path.is_file():
         return None
-    data = read_json(path).get("data") or {}
+    data = read_record(path, RunFileSummary).get("data") or {}
     return list(data.get("languages") or []) if data.get("name") == dataset else None
 
 
@@ -192,9 +215,12 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     the paper's seen/unseen partition when neither says.
     """
     from polydistill.architectures import get_adapter, task_of
-    from polydistill.export.runtime import load_for_inference
+    from polydistill.export.runtimes import load_for_inference
     from polydistill.modeling import load_tokenizer
 
+    require_types(data=(data, TaskData, "a TaskData (polydistill.data.load_task_data)"),
+                  split=(split, str, "a split name such as test"), batch_size=(batch_size, int, "a whole number"),
+                  max_length=(max_length, int, "a whole number"), random_runs=(random_runs, int, "a whole number"))
     started = time.perf_counter()
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name_or_path", type(model).__name__)
     if isinstance(model, (str, Path)):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments.report import flatten, run_examples
+from polydistill.experiments.tables import flatten, run_examples
 
 TABLE1 = "cpu-table1-all-languages"
 TABLE3 = "cpu-table3-from-base"

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from polydistill.experiments.report import model_label
+from polydistill.experiments.tables import build_table, model_label
 
 
 def _pyplot():
@@ -101,8 +101,6 @@ def _save(plt, fig, path: Path) -> Path:
 
 def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     """F1 per model (mean over seeds), one bar per eval group: e.g. seen vs unseen languages."""
-    from polydistill.experiments.report import build_table
-
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["teacher"], r["dataset"])].append(r)

@@ -23,13 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from polydistill.distill.run import step_report_callback
+from polydistill.distill.run import RunRecord, step_report_callback
 from polydistill.distill.settings import Training
 from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
 from polydistill.experiments.store import ResultStore, open_store
-from polydistill.io import atomic_write_json, package_versions, read_json, try_lock
+from polydistill.io import atomic_write_json, package_versions, read_record, try_lock
 
 EVAL_SEED = 0  # eval caps and dataset subsets are fixed across seeds: seeds vary training only
 
@@ -118,7 +118,7 @@ def _run_result_dict(result) -> dict[str, Any]:
 def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
     import json
 
-    saved = read_json(model_dir / "run.json").get("result", {})
+    saved = read_record(model_dir / "run.json", RunRecord).result
     log = model_dir / "log.jsonl"
     history = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()] \
         if log.is_file() else []
@@ -180,7 +180,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
     done = run_dir / "train_result.json"
     model_dir = run_dir / "model"
     if done.is_file() and (model_dir / "config.json").is_file():
-        return read_json(done)
+        return read_record(done, dict[str, Any])
     if (model_dir / "run.json").is_file():
         # killed after the best model was saved but before train_result.json: rebuild the record
         # from what the training run wrote next to the model

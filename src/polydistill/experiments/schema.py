@@ -69,7 +69,7 @@ class TeacherConfig(_Strict):
 
 
 class DatasetConfig(_Strict):
-    name: str = Field(..., description="massive | tsm | universal-ner | a generic file path")
+    name: str = Field(..., description="massive | massive-slots | tsm | universal-ner | a generic file path")
     train_fraction: float | None = Field(
         None, gt=0, le=1, description="stratified subset of the train split used by every run (CPU scale)"
     )

@@ -27,8 +27,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
 from polydistill.errors import PolydistillError
-from polydistill.io import atomic_write_json, read_json
+from polydistill.io import atomic_write_json, read_record
+
+
+@with_config(ConfigDict(extra="allow"))
+class GridRun(TypedDict):
+    run_id: str
+
+
+@with_config(ConfigDict(extra="allow"))
+class GridRecord(TypedDict):
+    """``grids/<name>.json``: the runs of one grid (read back through :func:`polydistill.io.read_record`)."""
+
+    runs: list[GridRun]
 
 
 class ResultStore:
@@ -46,7 +61,7 @@ class ResultStore:
         return self.result_path(run_id).is_file()
 
     def load(self, run_id: str) -> dict[str, Any]:
-        return read_json(self.result_path(run_id))
+        return read_record(self.result_path(run_id), dict[str, Any])
 
     def save(self, run_id: str, record: dict[str, Any]) -> Path:
         path = atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
@@ -63,7 +78,7 @@ class ResultStore:
         folder = self.root / "grids"
         if not folder.is_dir():
             return {}
-        return {p.stem: [r["run_id"] for r in read_json(p)["runs"]] for p in sorted(folder.glob("*.json"))
+        return {p.stem: [r["run_id"] for r in read_record(p, GridRecord)["runs"]] for p in sorted(folder.glob("*.json"))
                 if not p.name.startswith(".")}
 
     def records(self) -> list[dict[str, Any]]:

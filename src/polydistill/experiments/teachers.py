@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polydistill.experiments.report import languages_label
+from polydistill.experiments.tables import languages_label
 
 RISING_POINTS = 1.0
 

@@ -349,16 +349,9 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     from polydistill.export import ONNX_FILE
     from polydistill.export.machine import machine_profile
     from polydistill.export.runtime import session_options
-    from polydistill.io import (
-        RUN_FILE,
-        atomic_output_dir,
-        check_output_dir,
-        make_portable,
-        output_lock,
-        package_versions,
-    )
-    from polydistill.student.card import write_card
-    from polydistill.student.provenance import Provenance, read_provenance, write_provenance
+    from polydistill.io import RUN_FILE, check_output_dir, package_versions
+    from polydistill.student.model_dir import save_model_dir
+    from polydistill.student.provenance import Provenance, read_provenance
 
     require(quantize in QUANTIZATIONS, f"Unknown quantization {quantize!r}; choose int8 or none.")
     require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
@@ -377,7 +370,9 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     source_dir, weights_bytes = src.path, src.weights_bytes
     import onnxruntime as ort
 
-    with output_lock(Path(out)), atomic_output_dir(out, overwrite, expected_bytes=2 * (weights_bytes or 0)) as tmp:
+    with save_model_dir(out, "export", source=str(source), overwrite=overwrite, lock=True,
+                        expected_bytes=2 * (weights_bytes or 0)) as target:
+        tmp = target.path
         scratch = tmp / ".fp32"
         scratch.mkdir()
         fp32 = scratch / ONNX_FILE
@@ -424,17 +419,13 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
         }
         record = {key: value for key, value in record.items() if value is not None}
         previous = read_provenance(source_dir) if source_dir.is_dir() else None
-        provenance = (previous or Provenance()).with_step(
+        target.provenance = (previous or Provenance()).with_step(
             "export", record, **({} if previous is not None and previous.task else {"task": task}))
-        config = model.config
+        config = model.config  # the weights are the ONNX file: the directory holds the config alone
         config.architectures = [type(model).__name__]
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        target.save(config, tokenizer)
         if source_dir.is_dir() and (source_dir / RUN_FILE).is_file():
             shutil.copy2(source_dir / RUN_FILE, tmp / RUN_FILE)
-        write_provenance(tmp, provenance)
-        write_card(tmp, "export", provenance, run=None, source=str(source))
-        make_portable(tmp)
     if push_to_hub:
         from polydistill.hub import push_model_dir
 

@@ -249,19 +249,3 @@ def load_exported(path: str | os.PathLike, *, threads: int | None = None, file_n
                                "newer onnxruntime.") from None
     return ExportedModel(folder, file, session, config, task_of(config), options.intra_op_num_threads,
                          read_provenance(folder))
-
-
-def load_for_inference(source: str | os.PathLike, task: Any = None, threads: int | None = None):
-    """A model to run: an OpenVINO IR directory through OpenVINO, an exported directory (it holds an
-    ``.onnx`` file) through onnxruntime (:func:`polydistill.export.load_exported`, called like a
-    transformers model), else :func:`load_model` (bf16 safetensors load as bf16). Evaluation and
-    benchmarking load models through this."""
-    from polydistill.export.runtimes import is_openvino_dir, load_openvino
-    from polydistill.modeling import load_model
-
-    folder = Path(str(source)).expanduser()
-    if is_openvino_dir(folder):
-        return load_openvino(folder, threads=threads)
-    if is_exported_dir(folder):
-        return load_exported(source, threads=threads)
-    return load_model(source, task)

@@ -39,6 +39,7 @@ from polydistill.errors import PolydistillError, require
 from polydistill.export.convert import SourceModel, load_source
 from polydistill.export.machine import MachineProfile
 from polydistill.export.runtime import OPENVINO_FILE
+from polydistill.student.model_dir import ModelDir, save_model_dir
 
 AUTO = "auto"
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-unfused", "onnx-int8-static", "openvino",
@@ -410,6 +411,22 @@ def load_runtime_dir(path: str | os.PathLike, *, threads: int | None = None):
     return load_model(folder).eval()
 
 
+def load_for_inference(source: str | os.PathLike, task: Any = None, threads: int | None = None):
+    """A model to run: an OpenVINO IR directory through OpenVINO, an exported directory (it holds an
+    ``.onnx`` file) through onnxruntime (:func:`polydistill.export.load_exported`, called like a
+    transformers model), else :func:`load_model` (bf16 safetensors load as bf16). Evaluation and
+    benchmarking load models through this."""
+    from polydistill.export.runtime import is_exported_dir, load_exported
+    from polydistill.modeling import load_model
+
+    folder = Path(str(source)).expanduser()
+    if is_openvino_dir(folder):
+        return load_openvino(folder, threads=threads)
+    if is_exported_dir(folder):
+        return load_exported(source, threads=threads)
+    return load_model(source, task)
+
+
 # ------------------------------------------------------------------------------------ comparison
 
 
@@ -515,24 +532,22 @@ def _opset(path: Path) -> int | None:
                  if o.domain in ("", "ai.onnx")), None)
 
 
-def write_runtime_dir(tmp: Path, src: SourceModel, built: Built, record: dict[str, Any]) -> None:
-    """Fill the (empty) output ``tmp`` with ``built``'s files plus provenance (the ``export`` record), the
-    model card and the source's ``run.json``. The records are written before the model files land."""
-    from polydistill.io import RUN_FILE, make_portable
-    from polydistill.student.card import write_card
-    from polydistill.student.provenance import Provenance, read_provenance, write_provenance
+def write_runtime_dir(target: ModelDir, src: SourceModel, built: Built, record: dict[str, Any]) -> None:
+    """Fill the output being written (:func:`~polydistill.student.model_dir.save_model_dir`) with ``built``'s
+    files and the source's ``run.json``; its provenance (the ``export`` record) and card are written when the
+    writer's block ends."""
+    from polydistill.io import RUN_FILE
+    from polydistill.student.provenance import Provenance, read_provenance
 
     previous = read_provenance(src.path) if src.path.is_dir() else None
-    provenance = (previous or Provenance()).with_step(
+    target.provenance = (previous or Provenance()).with_step(
         "export", record, **({} if previous is not None and previous.task else {"task": src.task}))
-    write_provenance(tmp, provenance)
-    write_card(tmp, "export", provenance, run=None, source=src.source)
+    target.source = src.source
     if src.path.is_dir() and (src.path / RUN_FILE).is_file():
-        shutil.copy2(src.path / RUN_FILE, tmp / RUN_FILE)
+        shutil.copy2(src.path / RUN_FILE, target.path / RUN_FILE)
     for p in sorted(built.path.iterdir()):
         if p.name != "README.md":
-            shutil.move(str(p), str(tmp / p.name))
-    make_portable(tmp)
+            shutil.move(str(p), str(target.path / p.name))
 
 
 def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: str, *, calibration_data=None,
@@ -545,7 +560,7 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
     from polydistill.export.convert import CHECK_SENTENCES, EXPORTERS, ExportResult, prepare_calibration
     from polydistill.export.machine import machine_profile
     from polydistill.export.runtime import require_runtime
-    from polydistill.io import atomic_output_dir, check_output_dir, output_lock
+    from polydistill.io import check_output_dir
 
     require(runtime in RUNTIMES, f"Unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)} (or auto).")
     require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
@@ -563,8 +578,9 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
     if calibration_data is not None and spec.calibrated:
         calibration = prepare_calibration(calibration_data, src.tokenizer, src.names, calibration_examples,
                                           min(calibration_max_length, src.limit), seed)
-    with output_lock(Path(out)), atomic_output_dir(out, overwrite, expected_bytes=3 * (src.weights_bytes or 0)) as tmp:
-        scratch = tmp / ".build"
+    with save_model_dir(out, "export", overwrite=overwrite, lock=True,
+                        expected_bytes=3 * (src.weights_bytes or 0)) as target:
+        scratch = target.path / ".build"
         builder = CandidateBuilder(src, scratch, calibration=calibration, opset=opset, exporter=exporter,
                                    per_channel=per_channel)
         built = Built(runtime, scratch / runtime, {})
@@ -577,7 +593,7 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
             raise PolydistillError(f"The {runtime} export differs from the PyTorch model by {check['max_abs_diff']:.2g} "
                                    "(more than 1e-3); this architecture does not convert faithfully, please report it.")
         record = {**base_record(src, built), "check": check, "machine": machine_profile().to_dict()}
-        write_runtime_dir(tmp, src, built, record)
+        write_runtime_dir(target, src, built, record)
         shutil.rmtree(scratch)
     if push_to_hub:
         from polydistill.hub import push_model_dir

@@ -305,7 +305,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
         # Option B: the student starts from the teacher's freshly initialised (seeded) head.
         student, provenance = build_mlm_student(teacher, tokenizer, settings.layers, settings.layer_map, settings.seed)
         objective = [ActiveTerm(label, get_term(TERMS[label]), w) for label, w in weights.items() if w > 0]
-        from polydistill.distill.run import last_complete_checkpoint
+        from polydistill.distill.checkpoints import last_complete_checkpoint
 
         record = {
             "teacher": str(teacher_source), "corpus": [str(c) for c in corpus],

@@ -27,11 +27,9 @@ from typing import Any
 from polydistill.architectures import task_of
 from polydistill.errors import PolydistillError, require
 from polydistill.io import (
-    atomic_output_dir,
     atomic_write_json,
     check_output_dir,
     check_output_path,
-    make_portable,
     package_versions,
     read_json,
 )
@@ -65,8 +63,8 @@ from polydistill.lang.vocab_tokenizer import (
     reduce_tokenizer_json,
     save_tokenizer,
 )
-from polydistill.student.card import write_card
-from polydistill.student.provenance import Provenance, read_provenance, write_provenance
+from polydistill.student.model_dir import save_model_dir
+from polydistill.student.provenance import Provenance, read_provenance
 from polydistill.student.usage import copy_usage_files
 
 E5_PROMPTS = ("query: ", "passage: ")
@@ -101,7 +99,8 @@ def sentence_transformers_prompts(model_dir: Path) -> list[str]:
     path = Path(model_dir) / "config_sentence_transformers.json"
     if not path.is_file():
         return []
-    prompts = read_json(path).get("prompts") or {}
+    record = read_json(path)
+    prompts = (record.get("prompts") if isinstance(record, dict) else None) or {}
     return [p for p in prompts.values() if isinstance(p, str) and p] if isinstance(prompts, dict) else []
 
 
@@ -258,17 +257,15 @@ def vocab_reduce(
     provenance = previous.with_step("vocab_reduction", record, versions=package_versions(), **updates)
     path = None
     if out is not None:
-        with atomic_output_dir(out, overwrite) as tmp:
-            new_model.save_pretrained(tmp)
-            new_tokenizer = save_tokenizer(planning.tokenizer, planning.reduced_backend, tmp)
+        with save_model_dir(out, "vocab-reduce", model=new_model, source=name, overwrite=overwrite) as target:
+            # the tokenizer: its config files with the reduced tokenizer.json
+            new_tokenizer = save_tokenizer(planning.tokenizer, planning.reduced_backend, target.path)
             require(len(new_tokenizer) == plan.new_size,
                     f"Reduced tokenizer has {len(new_tokenizer)} tokens, expected {plan.new_size}.")
-            copy_usage_files(model_dir, tmp)
-            make_portable(tmp)
+            copy_usage_files(model_dir, target.path)
             record["seconds"] = round(time.time() - start, 2)
             provenance = provenance.with_step("vocab_reduction", record)
-            write_provenance(tmp, provenance)
-            write_card(tmp, "vocab-reduce", provenance, source=name)
+            target.provenance = provenance
         path = Path(out)
     else:
         new_tokenizer = build_reduced_tokenizer(planning.tokenizer, plan)

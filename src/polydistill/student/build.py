@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.architectures import ArchitectureAdapter, count_parameters, get_adapter, task_of
-from polydistill.errors import PolydistillError, require
+from polydistill.errors import PolydistillError, require, require_types
 from polydistill.student.layer_maps import LAYER_MAPS, explicit_length, resolve_layer_map
 from polydistill.student.provenance import STUDENT_RECORD_VERSION, Provenance
 from polydistill.student.selection import WidthPlan, uniform_plan
@@ -143,16 +143,9 @@ def build_student(
     """
     import torch
 
-    from polydistill.io import (
-        atomic_output_dir,
-        check_output_dir,
-        make_portable,
-        output_lock,
-        package_versions,
-    )
+    from polydistill.io import check_output_dir, package_versions
     from polydistill.modeling import auto_class, load_model, load_tokenizer
-    from polydistill.student.card import write_card
-    from polydistill.student.provenance import write_provenance
+    from polydistill.student.model_dir import save_model_dir
     from polydistill.student.weights import copy_weights
 
     require(init in INITS, f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
@@ -163,6 +156,10 @@ def build_student(
     for name, value in {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads}.items():
         require(value is None or (isinstance(value, int) and not isinstance(value, bool)),
                 f"{name} must be a whole number, got {value!r}.")
+    require_types(seed=(seed, int, "a whole number"), overwrite=(overwrite, bool, "True or False"),
+                  layer_map=(layer_map, (str, list, tuple), "a map name such as alternate-last, \"0,2,5\" or a list "
+                             "of teacher layers"),
+                  out=(out, (str, os.PathLike, type(None)), "a folder path or None"))
     if out is not None:
         check_output_dir(out, overwrite, inputs=(teacher, base))  # refuse before any slow loading
 
@@ -249,18 +246,13 @@ def build_student(
     path = None
     if out is not None:
         # one writer per output; taking the lock also removes the temporaries a killed build left
-        with output_lock(Path(out)), atomic_output_dir(out, overwrite) as tmp:
-            student.save_pretrained(tmp)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
-            write_provenance(tmp, provenance)
+        with save_model_dir(out, "student", model=student, tokenizer=tokenizer, provenance=provenance,
+                            overwrite=overwrite, lock=True) as target:
             if isinstance(teacher, str | os.PathLike):  # sentence-transformers' pipeline, at the student's width
                 from polydistill.modeling import resolve_model_dir
                 from polydistill.student.usage import copy_usage_files
 
-                copy_usage_files(resolve_model_dir(teacher), tmp,
+                copy_usage_files(resolve_model_dir(teacher), target.path,
                                  hidden=None if plan.hidden_size == t_config.hidden_size else plan.hidden_size)
-            write_card(tmp, "student", provenance)
-            make_portable(tmp)  # a teacher's auto_map / custom code is never handed on
         path = Path(out)
     return BuiltStudent(model=student, tokenizer=tokenizer, provenance=provenance, path=path)

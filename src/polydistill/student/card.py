@@ -20,7 +20,7 @@ from polydistill.student.provenance import Provenance
 
 PIPELINE_TAGS = {"sequence": "text-classification", "token": "token-classification", "mlm": "fill-mask",
                  "base": "feature-extraction"}
-_HUB_DATASETS = {"massive": "AmazonScience/massive", "tsm": "cardiffnlp/tweet_sentiment_multilingual",
+_HUB_DATASETS = {"massive": "AmazonScience/massive", "massive-slots": "AmazonScience/massive", "tsm": "cardiffnlp/tweet_sentiment_multilingual",
                  "universal-ner": "universalner/universal_ner"}
 _INIT_WORDS = {
     "from-teacher": "copied from the teacher: embeddings, the mapped encoder layers and the task head",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from polydistill.io import PROVENANCE_FILE, atomic_write_json, read_json
+from polydistill.io import PROVENANCE_FILE, atomic_write_json, read_record
 
 STUDENT_RECORD_VERSION = 1
 
@@ -76,7 +76,7 @@ def read_provenance(model_dir: str | Path | None) -> Provenance | None:
     if model_dir is None:
         return None
     path = Path(model_dir) / PROVENANCE_FILE
-    return Provenance.model_validate(read_json(path)) if path.is_file() else None
+    return read_record(path, Provenance) if path.is_file() else None
 
 
 def write_provenance(out: str | Path, provenance: Provenance) -> None:

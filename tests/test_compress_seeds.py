@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from polydistill.cli import main
-from polydistill.compress.seeds import seeds_retention
+from polydistill.compress.seeds import recipe_difference, seeds_retention
 from polydistill.errors import PolydistillError
 
 LABELS = ["a", "b", "c"]
@@ -101,6 +101,35 @@ def test_cli_prints_the_table_writes_json_and_refuses_bad_runs_in_one_sentence(t
         code, out, err = run(*args)
         assert code == 2, err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _recipe(run, **settings):
+    report = json.loads((run / "report.json").read_text())
+    report["settings"].update(settings)
+    (run / "report.json").write_text(json.dumps(report))
+    return run
+
+
+def test_recipe_difference_is_the_paired_difference_of_seed_means(tmp_path, capsys):
+    a = [_recipe(_fake_run(tmp_path / f"a{i}", i, s), unlabelled_data="toy:de") for i, s in enumerate(STUDENTS)]
+    b = [_fake_run(tmp_path / "b0", 0, TEACHER)]
+    result = recipe_difference(a, b, resamples=300)
+    assert result["differs"] == {"unlabelled_data": ["toy:de", None]}
+    for group, languages in GROUPS.items():
+        g = result["groups"][group]
+        mean_a = sum(_macro(languages, s) for s in STUDENTS) / 2
+        assert g["difference"] == pytest.approx(mean_a - _macro(languages, TEACHER))
+        assert g["low"] <= g["difference"] <= g["high"]
+    assert result["groups"]["all"]["verdict"] == "contradicted"  # the students are worse than B (the teacher)
+    same = recipe_difference(b, [_fake_run(tmp_path / "b1", 1, TEACHER)], resamples=50)["groups"]["seen"]
+    assert same["difference"] == 0 and same["low"] == 0 and same["high"] == 0 and same["verdict"] == "inconclusive"
+    with pytest.raises(PolydistillError, match="different teachers"):
+        recipe_difference(a, [_fake_run(tmp_path / "c", 0, STUDENTS[0], teacher={**TEACHER, "en": [1] * 8})])
+    with pytest.raises(SystemExit) as code:
+        main(["compress-seeds", *map(str, a), "--against", str(b[0]), "--resamples", "50"])
+    assert (code.value.code or 0) == 0
+    out = capsys.readouterr().out
+    assert "A and B differ in `unlabelled_data`" in out and "| all | 16 |" in out
 
 
 def test_the_docs_retention_tables_equal_the_committed_runs(monkeypatch):

@@ -92,6 +92,9 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/compress.md", 'polydistill finetune "$E5" --dataset massive'): SEEN_ELSEWHERE,
     ("docs/compress.md", "polydistill compress tsm-new-s0"): SLOW_COMPRESS,
     ("docs/compress.md", "polydistill compress flagship-massive-teacher"): SLOW_COMPRESS,
+    ("docs/compress.md", "polydistill compress slots-teacher"): Check("a 30-minute real run (its report is committed); "
+                                                                     "tests/test_compress.py runs compress on "
+                                                                     "massive-slots fixtures"),
     # docs/lang.md
     ("docs/lang.md", "polydistill vocab plan MODEL"): Check("a synopsis"),
     ("docs/lang.md", "polydistill vocab reduce MODEL"): Check("a synopsis"),
@@ -109,6 +112,9 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/lang.md", "polydistill finetune $E5"): SEEN_ELSEWHERE,
     ("docs/lang.md", "polydistill finetune e5-ende-wf"): CHAIN_NOT_RUN,
     ("docs/lang.md", "polydistill evaluate $m"): CHAIN_NOT_RUN,
+    ("docs/lang.md", "polydistill grid run configs/cpu/eliquare_"): Run(extra=("--dry-run",)),
+    ("docs/lang.md", "polydistill grid report runs/eliquare"): Check("a report of the eliquare store; its claims "
+                                                                     "are tested on a synthetic store"),
     ("docs/lang.md", "polydistill vocab reduce ft-e5-$LANG-full"): Check("$LANG / $WF are placeholders the reader sets"),
     # docs/performance.md
     ("docs/performance.md", "polydistill finetune ~/.cache/polydistill/e5-small $MAS"): SEEN_ELSEWHERE,
@@ -148,6 +154,13 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/scaling.md", "torchrun"): LAUNCHER,
     ("docs/scaling.md", "accelerate launch"): LAUNCHER,
     ("docs/scaling.md", "polydistill distill $DD"): CHAIN_NOT_RUN,
+    # the Ray backend: the flags parse and the grid expands; tests/test_grid_ray.py runs it on a tiny grid
+    ("docs/scaling.md", "polydistill grid run configs/cpu/table1_all_languages.yaml --backend ray --workers 2"):
+        Run(extra=("--dry-run",)),
+    ("docs/scaling.md", "polydistill grid run configs/cpu/table1_all_languages.yaml --threads 2"):
+        Run(extra=("--dry-run",)),
+    ("docs/scaling.md", "polydistill grid run configs/paper/table1_all_languages.yaml --backend ray --address"): Check(
+        "needs a running Ray cluster (and GPUs); tests/test_grid_ray.py runs --backend ray on a local 2-worker cluster"),
 }
 
 # How a RUN command is made tiny: options rewritten (flag -> value) or dropped (flag -> None) wherever they

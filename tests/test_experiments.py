@@ -41,7 +41,8 @@ def test_every_shipped_config_validates_and_expands():
 
 
 def test_paper_configs_use_paper_settings():
-    for path in sorted((REPO / "configs/paper").glob("*.yaml")):
+    # the eliquare_* configs are another paper's (Singh et al. 2023): tests/test_eliquare_grid.py checks them
+    for path in sorted(p for p in (REPO / "configs/paper").glob("*.yaml") if not p.name.startswith("eliquare_")):
         config = load_config(path)
         assert {t.model for t in config.teachers} <= {"xlm-roberta-base", "microsoft/mdeberta-v3-base"}
         assert config.student_training.epochs == 30 and config.teacher_training.epochs == 30

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from seqeval.metrics import f1_score as seqeval_f1
+from tests.factories import make_tokenizer
 
 from polydistill.data import load_task_data
 from polydistill.data.massive_slots import LABELS, SLOT_TYPES, parse_annotation
 from polydistill.data.tokenize import tokenize_task_data
 from polydistill.errors import PolydistillError
 from polydistill.evaluate.metrics import scores
-from tests.factories import make_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 

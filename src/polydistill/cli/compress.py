@@ -56,14 +56,22 @@ def compress_seeds_command(
                               "(the PyTorch student after KD) or an intermediate one (vocab, depth, width)."),
     resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the intervals."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
+    against: list[Path] | None = typer.Option(None, "--against", help="Compare recipes instead: the runs given "
+                                              "(recipe A) minus these runs of another recipe of the same teacher "
+                                              "(B; repeat the flag per run), paired over the test examples."),
 ) -> None:
     """Retention over seeds: the seed-averaged student F1 ÷ the teacher's F1 of several compress runs of one
-    teacher, with a 95 % paired-bootstrap interval per group (seen / unseen / all), against their targets."""
-    from polydistill.compress.seeds import render_markdown, seeds_retention
+    teacher, with a 95 % paired-bootstrap interval per group (seen / unseen / all), against their targets.
+    With --against: the F1 difference of two recipes (A − B) with its paired interval."""
+    from polydistill.compress.seeds import recipe_difference, render_difference, render_markdown, seeds_retention
     from polydistill.io import atomic_write_json
 
-    result = seeds_retention(runs, model=model, resamples=resamples)
-    typer.echo(render_markdown(result))
+    if against:
+        result = recipe_difference(runs, against, model=model, resamples=resamples)
+        typer.echo(render_difference(result))
+    else:
+        result = seeds_retention(runs, model=model, resamples=resamples)
+        typer.echo(render_markdown(result))
     if json_out is not None:
         atomic_write_json(json_out, result)
         typer.echo(f"numbers: {json_out}")

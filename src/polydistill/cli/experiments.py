@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from polydistill.errors import PolydistillError
+
 grid_app = typer.Typer(help="Experiment grids: run a YAML grid (resumable) and report its tables and plots.",
                        no_args_is_help=True)
 
@@ -24,6 +26,17 @@ def run(
                                          "(overrides the config's teacher_training / student_training)."),
     only: list[str] | None = typer.Option(None, "--only", help="run only cells whose id or label contains this "
                                           "(repeatable; their teachers are included)"),
+    backend: str = typer.Option("sequential", "--backend",
+                                help="sequential: one cell after the other in this process; ray: every cell a Ray "
+                                "task (pip install 'polydistill[ray]'; docs/scaling.md)"),
+    address: str | None = typer.Option(None, "--address", help="with --backend ray: a running Ray cluster (auto, "
+                                       "HOST:6379, ray://HOST:10001); default: a local cluster on this machine"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="with --backend ray and no --address: cells "
+                                       "at a time on the local cluster (default: cores / --cpus-per-cell)"),
+    cpus_per_cell: float = typer.Option(1.0, "--cpus-per-cell", min=0.01, help="with --backend ray: CPUs each "
+                                        "cell reserves (its torch threads, unless --threads)"),
+    gpus_per_cell: float = typer.Option(0.0, "--gpus-per-cell", min=0.0, help="with --backend ray: GPUs each cell "
+                                        "reserves (0.5: two cells share a GPU)"),
 ) -> None:
     """Run every unfinished cell of a grid; kill it any time, re-running continues."""
     from polydistill.experiments.grid import expand
@@ -48,10 +61,26 @@ def run(
             mark = "done" if store.has(spec.run_id) else "todo"
             typer.echo(f"{mark}  {spec.run_id}  {spec.label}")
         return
-    from polydistill.cli.progress import grid_progress
+    if backend not in ("sequential", "ray"):
+        raise PolydistillError(f"--backend {backend} is not a backend; use sequential or ray.")
+    ray_flags = {"--address": address, "--workers": workers, "--cpus-per-cell": cpus_per_cell != 1.0 or None,
+                 "--gpus-per-cell": gpus_per_cell or None}
+    if backend == "ray":
+        from polydistill.cli.progress import pool_progress
+        from polydistill.experiments.ray_backend import RaySettings, check, run_grid_ray
 
-    with grid_progress(cfg.name, Path(out) / "failed") as (_, on_event):
-        summary = run_grid(cfg, out, on_event=on_event, only=only or None)
+        settings = RaySettings(address=address, workers=workers, cpus_per_cell=cpus_per_cell,
+                               gpus_per_cell=gpus_per_cell)
+        check(settings)  # Ray missing, contradicting flags: one sentence before any display
+        with pool_progress(cfg.name, Path(out) / "failed") as on_event:
+            summary = run_grid_ray(cfg, out, on_event=on_event, only=only or None, settings=settings)
+    elif given := [flag for flag, value in ray_flags.items() if value is not None]:
+        raise PolydistillError(f"{', '.join(given)} only apply to --backend ray; add --backend ray or drop them.")
+    else:
+        from polydistill.cli.progress import grid_progress
+
+        with grid_progress(cfg.name, Path(out) / "failed") as (_, on_event):
+            summary = run_grid(cfg, out, on_event=on_event, only=only or None)
     typer.echo(f"grid {cfg.name}: {len(summary.finished)} run(s) finished now, {summary.skipped} already done, "
                f"{summary.total} total, {summary.seconds:.0f} s; results in {summary.work_dir}")
     if report:

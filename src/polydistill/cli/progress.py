@@ -62,6 +62,34 @@ def grid_progress(title: str, failed_dir: Path | None = None, announce_runs: boo
         yield progress, on_event
 
 
+@contextlib.contextmanager
+def pool_progress(title: str, failed_dir: Path | None = None) -> Iterator:
+    """Yields ``on_event`` for a grid whose cells run side by side (``grid run --backend ray``): one bar over
+    the cells with the time remaining, and how many are running and failed; a line per finished cell."""
+    with _bars("{task.fields[state]}") as progress:
+        cells = progress.add_task(title, total=None, kind="grid", state="")
+        running: set[str] = set()
+        counts = {"done": 0, "fail": 0, "skip": 0}
+
+        def on_event(kind, spec, index, total):
+            progress.update(cells, total=total)
+            if kind == "start":
+                running.add(spec.run_id)
+            elif kind in counts:
+                running.discard(spec.run_id)
+                counts[kind] += 1
+                progress.advance(cells)
+                finished = sum(counts.values())
+                if kind == "done":
+                    progress.console.print(f"[green]done[/] {finished}/{total} {spec.label}")
+                elif kind == "fail":
+                    progress.console.print(f"[red]failed[/] {spec.label}" + (f" (see {failed_dir})" if failed_dir else ""))
+            failed = f", [red]{counts['fail']} failed[/]" if counts["fail"] else ""
+            progress.update(cells, state=f"{len(running)} running{failed}")
+
+        yield on_event
+
+
 def compress_progress():
     """A rich progress display for compress' events: the stages (n of 8, elapsed; KD's budget estimate) and,
     while KD trains, its optimiser steps with the time remaining."""

@@ -110,4 +110,63 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MODELS", "render_markdown", "seeds_retention"]
+def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path], model: str = "int8",
+                      resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Recipe A − recipe B: the seed-averaged F1 of ``model`` over the runs ``a_dirs`` minus that over ``b_dirs``
+    (each side: seeds of one command), per group, with a paired-bootstrap 95 % interval over the test examples.
+    Both sides must come from one teacher scored on the same test examples (the comparison of methods)."""
+    from polydistill.experiments.stats import paired_bootstrap
+
+    require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "
+                             f"{', '.join(MODELS)}.")
+    sides = []
+    for dirs in (a_dirs, b_dirs):
+        require(len(dirs) >= 1, "Pass at least one compress run on each side of the comparison.")
+        runs = [_load(Path(p), model) for p in dirs]
+        if len(runs) > 1:
+            _check_seeds_of_one_recipe(runs)
+        sides.append(runs)
+    a, b = sides
+    first, other = a[0], b[0]
+    require(first["report"]["quality"]["groups"] == other["report"]["quality"]["groups"],
+            f"{first['path']} and {other['path']} group different languages as seen / unseen; compare recipes "
+            "on the same languages.")
+    require(other["teacher"]["examples"]["pred"] == first["teacher"]["examples"]["pred"]
+            and other["teacher"]["examples"]["checksums"] == first["teacher"]["examples"]["checksums"],
+            f"{first['path']} and {other['path']} were compressed from different teachers or scored on different "
+            "test examples; a paired comparison needs one teacher and one test split.")
+    mine = settings_identity(first["report"]["settings"])
+    theirs = settings_identity(other["report"]["settings"])
+    differs = {k: [mine.get(k), theirs.get(k)] for k in sorted(mine.keys() | theirs.keys())
+               if k != "seed" and mine.get(k) != theirs.get(k)}
+    groups = {}
+    for group, members in first["report"]["quality"]["groups"].items():
+        ga = [group_examples(r["student"], members, group) for r in a]
+        gb = [group_examples(r["student"], members, group) for r in b]
+        interval = paired_bootstrap(ga, gb, n_resamples=resamples, seed=seed)
+        groups[group] = {"languages": members, "examples": ga[0].n, "a": [g.full() for g in ga],
+                         "b": [g.full() for g in gb], "difference": interval.difference, "low": interval.low,
+                         "high": interval.high, "verdict": interval.verdict}
+    return {"model": model, "dataset": first["report"].get("dataset"), "differs": differs,
+            "a": [{"path": str(r["path"]), "seed": r["report"]["settings"].get("seed")} for r in a],
+            "b": [{"path": str(r["path"]), "seed": r["report"]["settings"].get("seed")} for r in b],
+            "groups": groups}
+
+
+def render_difference(result: dict[str, Any]) -> str:
+    differs = "; ".join(f"`{k}`: {v[0]!r} vs {v[1]!r}" for k, v in result["differs"].items()) or "nothing but seeds"
+    lines = [f"# Recipe A − recipe B: {result['model']} students ({result['dataset']})", "",
+             f"A and B differ in {differs}. Test F1 × 100, seed means; the interval is a 95 % paired bootstrap "
+             "over the test examples (every resample applied to every run of both sides).", "",
+             "| group | examples | A per seed | B per seed | A − B [95 % CI] | A better? |", "|---|---|---|---|---|---|"]
+    for group, g in result["groups"].items():
+        per_a = " / ".join(f"{100 * f:.2f}" for f in g["a"])
+        per_b = " / ".join(f"{100 * f:.2f}" for f in g["b"])
+        lines.append(f"| {group} | {g['examples']:,} | {per_a} | {per_b} | {100 * g['difference']:+.2f} "
+                     f"[{100 * g['low']:+.2f}, {100 * g['high']:+.2f}] | {g['verdict']} |")
+    lines += ["", "A: " + "; ".join(f"`{r['path']}` (seed {r['seed']})" for r in result["a"]),
+              "B: " + "; ".join(f"`{r['path']}` (seed {r['seed']})" for r in result["b"]), ""]
+    return "\n".join(lines)
+
+
+__all__ = ["MODELS", "recipe_difference", "render_difference", "render_markdown", "seeds_retention"]

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from polydistill.distill.settings import KDSettings, Training
+from polydistill.experiments.lang_grid import LMCell
 from polydistill.experiments.schema import ExperimentConfig, Languages
 
 Kind = Literal["teacher", "student", "copy"]
@@ -53,6 +54,7 @@ class RunSpec(BaseModel):
     unlabelled: str | None = None
     unlabelled_max: int | None = None
     stages: int = 1
+    lm: LMCell | None = None  # a language-specific student's lm-distilled init (experiments/lang_grid.py)
 
     @property
     def run_id(self) -> str:
@@ -65,20 +67,26 @@ class RunSpec(BaseModel):
 
     @property
     def label(self) -> str:
+        # a language-student cell (experiments/lang_grid.py) trains and is scored on one language: named with it
+        one = self.train_languages if isinstance(self.train_languages, list) and len(self.train_languages) == 1 \
+            else None
+        where = f"{self.teacher}/{self.dataset}" + (f"/{one[0]}" if one and self.eval_languages == [(one[0], one)]
+                                                    else "")
         if self.kind == "teacher":
-            return f"teacher {self.teacher}/{self.dataset} seed {self.seed}"
+            return f"teacher {where} seed {self.seed}"
         parts = [self.init or "", "+KD" if self.kd else "", self.objective or "", f"L{self.layers}" if self.layers else "",
                  f"H{self.hidden}" if self.hidden else "", f"F{self.intermediate}" if self.intermediate else "",
                  "importance" if self.width_select != "uniform" else "", "+aug" if self.unlabelled else "",
                  "2-stage" if self.stages == 2 else "", f"{self.fraction:g}" if self.fraction < 1 else "",
+                 self.lm.variant if self.lm else "",
                  "" if self.train_languages == self.teacher_train_languages
                  else f"on {','.join(self.train_languages) if isinstance(self.train_languages, list) else self.train_languages}"]
         head = "copy w/o fine-tuning" if self.kind == "copy" else " ".join(p for p in parts if p)
-        return f"{head} {self.teacher}/{self.dataset} seed {self.seed}"
+        return f"{head} {where} seed {self.seed}"
 
 
 _LATER_DIMS = {"intermediate": None, "width_select": "uniform", "objective": None, "unlabelled": None,
-               "unlabelled_max": None, "stages": 1}
+               "unlabelled_max": None, "stages": 1, "lm": None}
 
 
 def _lang_key(value: Languages) -> Languages:
@@ -118,8 +126,14 @@ def _kd_for(base: KDSettings, weights: dict[str, float]) -> KDSettings:
 def expand(config: ExperimentConfig) -> list[RunSpec]:
     """All runs of the grid, teachers first (students depend on them), in a stable order."""
     runs: list[RunSpec] = []
+    if config.language_students is not None:  # one block of cells per language (experiments/lang_grid.py)
+        from polydistill.experiments.lang_grid import language_cells
+
+        for teacher_fields, student_fields in language_cells(config):
+            teacher_spec = RunSpec(kind="teacher", **teacher_fields)
+            runs += [teacher_spec, *(RunSpec(teacher_run=teacher_spec.run_id, **s) for s in student_fields)]
     teacher_seed = config.teacher_seed if config.teacher_seed is not None else config.seeds[0]
-    for teacher in config.teachers:
+    for teacher in config.teachers if config.language_students is None else []:
         for dataset in config.datasets:
             teacher_langs = _lang_key(dataset.train_languages or teacher.train_languages)
             common = dict(

@@ -290,7 +290,29 @@ def write_report(work_dir: str | Path, out: str | Path | None = None, title: str
     paper = _paper_claims_block(selections, resamples, seed)
     if paper:
         written["paper_claims"] = atomic_write_text(out / "paper_claims.md", f"# The paper's claims\n\n{paper}")
+    eliquare = _eliquare_block(selections, resamples, seed)
+    if eliquare:
+        written["eliquare_claims"] = atomic_write_text(
+            out / "eliquare_claims.md", f"# Singh et al. 2023's claims (language-specific students)\n\n{eliquare}")
     return written
+
+
+def _eliquare_block(selections: list[tuple[str, list[dict[str, Any]], str | None]], resamples: int | None,
+                    seed: int | None) -> str | None:
+    """The claims of Singh et al. 2023 (:mod:`polydistill.experiments.eliquare_claims`) and the lm-distilled inits
+    when the store holds a language-student grid; None otherwise (or with ``resamples`` 0)."""
+    from polydistill.experiments.eliquare_claims import (
+        eliquare_claim_rows,
+        eliquare_claims_markdown,
+        lm_students_markdown,
+    )
+
+    grids = {name: records for name, records, _ in selections}
+    inits = lm_students_markdown([rec for records in grids.values() for rec in records])
+    if resamples == 0 or inits is None:
+        return None
+    claims = eliquare_claims_markdown(eliquare_claim_rows(grids, resamples, seed), resamples)
+    return f"{claims}\nThe lm-distilled inits:\n\n{inits}"
 
 
 def _paper_claims_block(selections: list[tuple[str, list[dict[str, Any]], str | None]], resamples: int | None,
@@ -333,6 +355,9 @@ def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int 
     paper = _paper_claims_block(selections, resamples, seed)
     if paper:
         blocks["paper-claims"] = paper
+    eliquare = _eliquare_block(selections, resamples, seed)
+    if eliquare:
+        blocks["eliquare-claims"] = eliquare
     return blocks
 
 

@@ -185,6 +185,10 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
         # killed after the best model was saved but before train_result.json: rebuild the record
         # from what the training run wrote next to the model
         record = _record_from_model_dir(model_dir)
+        if spec.lm is not None:  # its lm-distilled init is finished: this reads its record back
+            from polydistill.experiments.lang_cells import build_lm_student
+
+            record["lm_student"] = build_lm_student(spec, store)[1]
         atomic_write_json(done, record)
         return record
     data = train_data(spec)
@@ -225,10 +229,17 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
         else:
             from polydistill.distill.finetune import finetune
 
-            _build(spec, teacher_dir, init_dir)
+            if spec.lm is not None:  # a language-specific student: its init is lm-distilled, not weight-copied
+                from polydistill.experiments.lang_cells import build_lm_student
+
+                init_dir, lm_record = build_lm_student(spec, store, on_step)
+            else:
+                _build(spec, teacher_dir, init_dir)
             result = finetune(str(init_dir), data, settings, callbacks=step_report_callback(on_step))
         model_dir = Path(result.output_dir)
     record = _run_result_dict(result)
+    if spec.lm is not None:
+        record["lm_student"] = lm_record
     if is_main_process():
         atomic_write_json(done, record)
     return record
@@ -322,7 +333,8 @@ def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = No
         if spec.kind == "student":
             from polydistill.student.provenance import read_provenance
 
-            provenance = read_provenance(run_dir / "init")
+            lm_init = (train.get("lm_student") or {}).get("init_dir")
+            provenance = read_provenance(lm_init if spec.lm is not None else run_dir / "init")
     return {
         "spec": spec.model_dump(mode="json"),
         "label": spec.label,
@@ -346,21 +358,20 @@ def _cleanup(spec: RunSpec, store: ResultStore, keep_students: bool) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def run_grid(
-    config: ExperimentConfig,
-    work_dir: str | os.PathLike | None = None,
-    on_event: Callable[[str, RunSpec, int, int], None] | None = None,
-    only: list[str] | None = None,
-) -> GridSummary:
-    """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
-    with kind in start / skip / done / fail, and ``("step", spec, step, max_steps)`` during training. ``only``: run just the cells whose id or label contains one of
-    these strings (plus the teachers they need)."""
+def quiet_libraries() -> None:
+    """One progress display over the runs; per-step library bars would bury it."""
     import datasets
     from transformers.utils import logging as hf_logging
 
-    # one rich progress bar over the runs; per-step library bars would bury it
     datasets.disable_progress_bars()
     hf_logging.disable_progress_bar()
+
+
+def prepare_grid(config: ExperimentConfig, work_dir: str | os.PathLike | None, only: list[str] | None = None
+                 ) -> tuple[Path, ResultStore, list[RunSpec]]:
+    """(work dir, store, the cells to run) of a grid, its ``grids/<name>.json`` written: what every backend
+    (this sequential runner, :mod:`polydistill.experiments.ray_backend`) does first. ``only`` as in run_grid."""
+    quiet_libraries()
     work_dir = Path(work_dir) if work_dir else default_work_dir(config)
     store = open_store(work_dir)
     all_specs = expand(config)
@@ -376,6 +387,19 @@ def run_grid(
         "config": config.model_dump(mode="json"),
         "runs": [{"run_id": s.run_id, "label": s.label} for s in all_specs],
     })
+    return work_dir, store, specs
+
+
+def run_grid(
+    config: ExperimentConfig,
+    work_dir: str | os.PathLike | None = None,
+    on_event: Callable[[str, RunSpec, int, int], None] | None = None,
+    only: list[str] | None = None,
+) -> GridSummary:
+    """Run every unfinished cell of ``config``; ``on_event(kind, spec, index, total)`` reports progress
+    with kind in start / skip / done / fail, and ``("step", spec, step, max_steps)`` during training. ``only``: run just the cells whose id or label contains one of
+    these strings (plus the teachers they need)."""
+    work_dir, store, specs = prepare_grid(config, work_dir, only)
     if config.torch_threads:
         import torch
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from polydistill.distill.settings import KDSettings, Training, with_defaults
 from polydistill.errors import PolydistillError
+from polydistill.experiments.lang_grid import LanguageStudents
 
 SCHEMA_VERSION = 1
 
@@ -161,6 +162,9 @@ class ExperimentConfig(_Strict):
         0.05, ge=0, le=1, description="stop the grid when a teacher's dev F1 does not beat the majority / random "
         "baseline by this margin (0.05 = 5 points); null switches the gate off")
     torch_threads: int | None = Field(None, ge=1)
+    language_students: LanguageStudents | None = Field(
+        None, description="one block of cells per language: teacher, language-specific (lm-distilled) students and "
+        "baselines (Singh et al. 2023; see experiments/lang_grid.py); set students: null with it")
 
     @field_validator("schema_version")
     @classmethod
@@ -186,6 +190,14 @@ class ExperimentConfig(_Strict):
                 KDSettings(**{**self.kd.model_dump(exclude={"weights"}), "weights": {**self.kd.weights, **weights}})
             except ValidationError as err:
                 raise ValueError(f"objective {name!r}: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _one_kind_of_students(self) -> ExperimentConfig:
+        if self.language_students is not None and self.students is not None and "students" in self.model_fields_set:
+            raise ValueError("language_students makes its own students (variants and baselines); set students: null")
+        if self.language_students is not None and self.copy_without_finetune:
+            raise ValueError("copy_without_finetune is not a cell of a language_students grid")
         return self
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from typing import Any
 
 INIT_ORDER = {"from-scratch": 0, "from-base": 1, "from-teacher": 2}
 ROW_DIMS = ("model", "layers", "hidden", "intermediate", "width_select", "objective", "unlabelled", "stages",
-            "train_languages", "fraction")
+            "train_languages", "fraction", "lm")
 COL_DIMS = ("teacher", "dataset", "eval")
 
 
@@ -59,6 +59,7 @@ def flatten(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "train_languages": "as teacher" if spec["train_languages"] == spec.get("teacher_train_languages")
                 else languages_label(spec["train_languages"]),
                 "fraction": spec.get("fraction", 1.0),
+                "lm": (spec.get("lm") or {}).get("variant") or "",  # a language-specific student's recipe
                 "seed": spec["seed"],
                 "eval": group,
                 "f1": 100.0 * scores["f1"],

@@ -1,0 +1,268 @@
+"""``grid run --backend ray``: every cell of a grid a Ray task, on a local Ray cluster or a real one.
+
+The driver (the ``grid run`` process) owns the store, as in the sequential runner:
+
+- it decides which cells are ready (finished cells are skipped; a student waits until its teacher's result
+  is in the store) and submits them as tasks with their resource request (``num_cpus``/``num_gpus``);
+- it holds each submitted cell's lock (:func:`polydistill.io.try_lock`, the one the sequential runner takes),
+  so a second ``grid run`` sharing the work dir, sequential or Ray, never starts the same cell;
+- a task runs the cell with :func:`polydistill.experiments.runner.execute` (models and Trainer checkpoints go
+  to ``runs/<run_id>/`` of the work dir, which every node must see) and *returns* the record; the driver
+  writes it (``results/<run_id>.json``, atomically) or the failure (``failed/<run_id>.json``). A worker never
+  writes the store's results, so a worker killed at any moment cannot leave a half result: Ray re-runs the
+  task (``max_retries``) and the cell resumes from its last checkpoint like a re-run of the sequential grid;
+- Ctrl-C (or any error) cancels the tasks in flight (their workers are killed) and releases the locks; a
+  re-run skips the finished cells and resumes the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polydistill.errors import PolydistillError
+from polydistill.experiments.grid import RunSpec
+from polydistill.experiments.runner import GridSummary, TeacherGateError, _cleanup, prepare_grid
+from polydistill.experiments.schema import ExperimentConfig
+from polydistill.io import try_lock
+
+INSTALL = "--backend ray needs Ray, which is not installed: pip install 'polydistill[ray]'."
+# variables a cell reads that a cluster's workers do not inherit from the driver (a local cluster does)
+FORWARDED_ENV = ("POLYDISTILL_DATA_ROOT", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "TOKENIZERS_PARALLELISM")
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how the cells run. ``address`` None: a local cluster of ``workers`` cells at a time (default:
+    the machine's cores / ``cpus_per_cell``); else a running cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``)."""
+
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float = 0.0
+    max_retries: int = 3  # re-runs of a cell whose worker died (killed, out of memory, node lost)
+
+
+def require_ray():
+    """The ``ray`` module, or one sentence saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise PolydistillError(INSTALL) from None
+    return ray
+
+
+def check(settings: RaySettings):
+    """The ``ray`` module for ``settings``, or one sentence: Ray missing, flags that contradict each other."""
+    ray = require_ray()
+    from polydistill.ranks import world_size
+
+    if world_size() > 1:
+        raise PolydistillError("--backend ray starts its own worker processes: run it as one process, not under "
+                               "torchrun.")
+    if settings.address is not None and settings.workers is not None:
+        raise PolydistillError("--workers sizes a local Ray cluster; with --address the cluster's nodes decide how "
+                               "many cells run at a time (use --cpus-per-cell / --gpus-per-cell).")
+    return ray
+
+
+def cell_threads(config: ExperimentConfig, settings: RaySettings) -> int:
+    """torch threads of one cell: the grid's ``torch_threads`` (``--threads``), else its CPUs."""
+    return config.torch_threads or max(1, int(settings.cpus_per_cell))
+
+
+def run_cell(spec: RunSpec, teacher_spec: RunSpec | None, work_dir: str, grid: str, gate_margin: float | None,
+             threads: int, cwd: str) -> tuple[str, Any]:
+    """One cell on a worker: ``("done", record)``, ``("fail", why)`` (the cell has no result), ``("gate", why)``
+    (a weak teacher: the grid stops) or ``("abort", why)`` (this worker cannot run any cell)."""
+    import torch
+
+    from polydistill.experiments.runner import execute, quiet_libraries
+    from polydistill.experiments.store import open_store
+
+    if Path(cwd).is_dir():  # relative paths of the config (models, data, work dir) as the driver reads them
+        os.chdir(cwd)
+    if not (Path(work_dir) / "grids" / f"{grid}.json").is_file():
+        return "abort", (f"the Ray worker on {socket.gethostname()} does not see the work dir {work_dir}; put it "
+                         "(and the config's models and data) on a filesystem every node mounts, named by the same path.")
+    quiet_libraries()
+    torch.set_num_threads(threads)
+    try:
+        return "done", execute(spec, open_store(work_dir), teacher_spec, gate_margin)
+    except TeacherGateError as err:
+        return "gate", str(err)
+    except PolydistillError as err:  # a NaN, a refused input: this cell has no result
+        return "fail", str(err)
+
+
+def _connect(ray, settings: RaySettings) -> tuple[bool, float]:
+    """Start or join a cluster: (whether this call started the connection, cells that fit at a time)."""
+    if ray.is_initialized():  # a caller (a notebook, a test) connected already
+        started = False
+    else:
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        # the cells' own output stays in the Ray logs; the driver shows the grid's progress
+        common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        if settings.address is None:
+            workers = settings.workers or max(1, int((os.cpu_count() or 1) / settings.cpus_per_cell))
+            ray.init(num_cpus=max(1, math.ceil(workers * settings.cpus_per_cell)), **common)
+        else:
+            common.pop("include_dashboard")  # the cluster's own setting
+            try:
+                ray.init(address=settings.address, runtime_env={"env_vars": env} if env else None, **common)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise PolydistillError(f"Cannot join the Ray cluster at --address {settings.address} "
+                                       f"({' '.join(str(err).split())[:200]}); start it first (ray start --head, "
+                                       "docs/scaling.md) or check the address.") from None
+        started = True
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1.0) / settings.cpus_per_cell if settings.cpus_per_cell else float("inf")
+    if settings.gpus_per_cell:
+        gpus = resources.get("GPU", 0.0)
+        if gpus < settings.gpus_per_cell:
+            if started:
+                ray.shutdown()
+            raise PolydistillError(f"--gpus-per-cell {settings.gpus_per_cell:g} asks for more GPUs than the Ray cluster "
+                                   f"has ({gpus:g}); lower it or add GPU nodes.")
+        slots = min(slots, gpus / settings.gpus_per_cell)
+    if slots < 1:
+        if started:
+            ray.shutdown()
+        raise PolydistillError(f"--cpus-per-cell {settings.cpus_per_cell:g} asks for more CPUs than the Ray cluster has "
+                               f"({resources.get('CPU', 0.0):g}); lower it or add nodes.")
+    return started, slots
+
+
+def run_grid_ray(
+    config: ExperimentConfig,
+    work_dir: str | os.PathLike | None = None,
+    on_event: Callable[[str, RunSpec, int, int], None] | None = None,
+    only: list[str] | None = None,
+    settings: RaySettings | None = None,
+) -> GridSummary:
+    """:func:`polydistill.experiments.runner.run_grid` with the cells as Ray tasks (same store, same records,
+    same events: start / skip / done / fail; no per-step events)."""
+    settings = settings or RaySettings()
+    ray = check(settings)
+    work_dir, store, specs = prepare_grid(config, work_dir, only)
+    if all(store.has(s.run_id) for s in specs):  # nothing to run: no cluster to start
+        for i, spec in enumerate(specs):
+            if on_event:
+                on_event("skip", spec, i, len(specs))
+        return GridSummary(work_dir=work_dir, total=len(specs), skipped=len(specs))
+    started, slots = _connect(ray, settings)
+    try:
+        return _drive(ray, config, work_dir, store, specs, settings, slots, on_event)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _drive(ray, config, work_dir: Path, store, specs: list[RunSpec], settings: RaySettings, slots: float,
+           on_event) -> GridSummary:
+    remote = ray.remote(run_cell).options(
+        num_cpus=settings.cpus_per_cell, num_gpus=settings.gpus_per_cell, max_retries=settings.max_retries,
+        retry_exceptions=False, name="polydistill-cell")
+    threads = cell_threads(config, settings)
+    # as many cells in flight as fit at a time: every one is running (the progress says so truthfully), and
+    # the others stay unlocked for a second `grid run` on another cluster sharing the work dir
+    queue_limit = max(1, int(min(slots, 100_000)))
+    by_id = {s.run_id: s for s in specs}
+    index = {s.run_id: i for i, s in enumerate(specs)}
+    total = len(specs)
+    failed: dict[str, str] = {}
+    summary = GridSummary(work_dir=work_dir, total=total)
+    in_flight: dict[Any, tuple[RunSpec, contextlib.ExitStack]] = {}
+
+    def event(kind: str, spec: RunSpec) -> None:
+        if on_event:
+            on_event(kind, spec, index[spec.run_id], total)
+
+    def submit(spec: RunSpec) -> bool:
+        held = contextlib.ExitStack()
+        if not held.enter_context(try_lock(store.run_dir(spec.run_id))):
+            held.close()  # another `grid run` sharing this work dir is on it
+            return False
+        if store.has(spec.run_id):  # finished meanwhile: skipped next pass
+            held.close()
+            return False
+        ref = remote.remote(spec, by_id.get(spec.teacher_run or ""), str(work_dir), config.name,
+                            config.teacher_gate_margin, threads, os.getcwd())
+        in_flight[ref] = (spec, held)
+        event("start", spec)
+        return True
+
+    def finish(ref) -> None:
+        spec, held = in_flight.pop(ref)
+        with held:
+            try:
+                status, payload = ray.get(ref)
+            except ray.exceptions.RayTaskError:
+                raise  # a bug in polydistill (not a PolydistillError): its traceback, as the sequential runner
+            except ray.exceptions.RayError as err:  # the worker or its node died max_retries + 1 times
+                status, payload = "fail", (f"its Ray worker was lost {settings.max_retries + 1} times "
+                                           f"({type(err).__name__}); see the Ray logs (/tmp/ray/session_latest/logs).")
+            if status == "gate":
+                raise TeacherGateError(payload)
+            if status == "abort":
+                raise PolydistillError(payload)
+            if status == "fail":
+                failed[spec.run_id] = payload
+                store.fail(spec.run_id, spec.label, payload)
+                event("fail", spec)
+                return
+            store.save(spec.run_id, payload)
+            _cleanup(spec, store, config.keep_student_models)
+        summary.finished.append(spec.run_id)
+        event("done", spec)
+
+    start = time.time()
+    pending = list(specs)
+    try:
+        while pending or in_flight:
+            progressed, waiting = False, []
+            for spec in pending:
+                if store.has(spec.run_id):
+                    summary.skipped += 1
+                    progressed = True
+                    event("skip", spec)
+                elif spec.teacher_run in failed:  # its teacher failed: nothing to distil from
+                    failed[spec.run_id] = f"its teacher failed ({failed[spec.teacher_run]})"
+                    progressed = True
+                    event("fail", spec)
+                elif (spec.teacher_run and not store.has(spec.teacher_run)) or len(in_flight) >= queue_limit \
+                        or not submit(spec):
+                    waiting.append(spec)  # its teacher is not finished, the queue is full, or another process has it
+                else:
+                    progressed = True
+            pending = waiting
+            if in_flight:
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
+                for ref in done:
+                    finish(ref)
+            elif pending and not progressed:
+                time.sleep(5)  # waiting for another `grid run` sharing the work dir
+    finally:
+        # Ctrl-C, a weak teacher, an error: stop the cells in flight (their workers are killed, their
+        # checkpoints stay for the re-run) and release their locks
+        for ref, (_, held) in list(in_flight.items()):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+            held.close()
+    summary.seconds = time.time() - start
+    if failed:
+        first = next(iter(failed.items()))
+        raise PolydistillError(
+            f"{len(failed)} run(s) of grid {config.name} failed ({len(summary.finished)} finished, results kept); "
+            f"the first, {by_id[first[0]].label}: {first[1]} Details in {work_dir / 'failed'}; fix and re-run."
+        )
+    return summary

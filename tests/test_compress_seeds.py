@@ -150,3 +150,24 @@ def test_the_docs_retention_tables_equal_the_committed_runs(monkeypatch):
         assert len(runs) >= 2, f"{name}: fewer than two committed seeds"
         assert body.strip() == render_markdown(seeds_retention(runs)).strip(), \
             f"{name}: run polydistill compress-seeds {' '.join(runs)} and paste its table"
+
+
+def test_the_docs_recipe_comparisons_equal_the_committed_runs(monkeypatch):
+    """docs/reproduction.md's compress-against blocks (``A..B``) are `polydistill compress-seeds A --against B` of
+    the committed runs under results/token-tasks/<dataset>/."""
+    from pathlib import Path
+
+    from polydistill.compress.seeds import render_difference
+    from polydistill.experiments.report import docs_blocks
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    text = (repo / "docs" / "reproduction.md").read_text(encoding="utf-8")
+    blocks = docs_blocks(text, "docs/reproduction.md", kind="compress-against")
+    assert blocks, "docs/reproduction.md shows no compress-against block"
+    for name, body in blocks.items():
+        a, b = name.split("..")
+        runs = {p.name: str(p.relative_to(repo)) for p in (repo / "results" / "token-tasks").glob("*/*")}
+        assert a in runs and b in runs, f"{name}: the runs are not committed under results/token-tasks/"
+        assert body.strip() == render_difference(recipe_difference([runs[a]], [runs[b]])).strip(), \
+            f"{name}: run polydistill compress-seeds {runs[a]} --against {runs[b]} and paste its table"

@@ -35,7 +35,7 @@ NO_GPU, BF16_GPU, OLD_GPU = (False, False), (True, True), (True, False)
     ("fp16", BF16_GPU, OLD_CPU, "fp16"),
 ])
 def test_resolve_precision(requested, cuda, flags, expected):
-    assert resolve_precision(requested, cuda=cuda, flags=flags) == expected
+    assert resolve_precision(requested, cuda=cuda, flags=flags).name == expected
 
 
 @pytest.mark.parametrize("requested, cuda, flags, message", [

@@ -21,17 +21,15 @@ def _train_settings(values: dict) -> TrainSettings:
 
 
 def _load(dataset, languages, data_root, fraction, seed, max_dev: int):
-    from polydistill.data.load import load_task_data
-    from polydistill.data.subsets import cap_per_language
+    from polydistill.data.load import load_capped_task_data
 
-    data = load_task_data(dataset, languages=languages, data_root=data_root, fraction=fraction, seed=seed)
-    if max_dev and "validation" in data.splits:
-        before = len(data.splits["validation"])
-        data.splits["validation"] = cap_per_language(data.splits["validation"], max_dev, seed=0)
-        if len(data.splits["validation"]) < before and opt.in_main_process():
-            typer.echo(f"dev: {len(data.splits['validation'])} of {before} validation examples (at most {max_dev} "
+    def said(_split: str, before: int, after: int) -> None:
+        if opt.in_main_process():
+            typer.echo(f"dev: {after} of {before} validation examples (at most {max_dev} "
                        "per language; --max-dev-per-language 0 uses all)", err=True)
-    return data
+
+    return load_capped_task_data(dataset, languages=languages, data_root=data_root, fraction=fraction, seed=seed,
+                                 max_dev_per_language=max_dev, on_cap=said)
 
 
 def _report(result, what: str) -> None:

@@ -76,8 +76,7 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     and unseen languages (capped at ``--max-test-per-language``), with the refusals of impossible
     language choices."""
     from polydistill.data.languages import resolve_languages
-    from polydistill.data.load import get_adapter, load_task_data
-    from polydistill.data.subsets import cap_per_language
+    from polydistill.data.load import get_adapter, load_capped_task_data
     from polydistill.evaluate.evaluate import training_languages
 
     s = settings
@@ -88,8 +87,8 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     if languages == "all" and teacher_langs:  # the default: the teacher's own training languages
         languages = teacher_langs
         notes.append(f"--languages not given: the teacher's training languages {' '.join(teacher_langs)}")
-    train = load_task_data(s.dataset, languages=languages, data_root=s.data_root, fraction=s.fraction,
-                           seed=s.seed, purpose="train")
+    train = load_capped_task_data(s.dataset, languages=languages, data_root=s.data_root, fraction=s.fraction,
+                                  seed=s.seed, purpose="train", max_dev_per_language=s.max_dev_per_language)
     kd = list(train.languages)
     unseen = resolve_languages(s.unseen_languages, adapter.valid, adapter.named, adapter.name) \
         if s.unseen_languages else []
@@ -110,9 +109,8 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
                              f"{'it' if len(trained) == 1 else 'them'}, so {'it is' if len(trained) == 1 else 'they are'} "
                              "not unseen.")
         seen = list(teacher_langs)
-    if s.max_dev_per_language:
-        train.splits["validation"] = cap_per_language(train.splits["validation"], s.max_dev_per_language, seed=0)
-    evaluation = load_task_data(s.dataset, languages=[*kd, *unseen], data_root=s.data_root, purpose="evaluate")
+    evaluation = load_capped_task_data(s.dataset, languages=[*kd, *unseen], data_root=s.data_root, purpose="evaluate",
+                                       max_test_per_language=s.max_test_per_language)
     require(len(evaluation.splits["test"]) > 0, f"{evaluation.name} has no test examples for "
                                                 f"{' '.join([*kd, *unseen])}; compress evaluates on the test split.")
     tested = set(evaluation.splits["test"]["language"])
@@ -120,8 +118,6 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     require(not untested, f"{' '.join(untested)} {'has' if len(untested) == 1 else 'have'} no test examples in "
                           f"{evaluation.name}, so {'its' if len(untested) == 1 else 'their'} retention could not be "
                           "reported; drop it from --languages / --unseen-languages, or add test data.")
-    if s.max_test_per_language:
-        evaluation.splits["test"] = cap_per_language(evaluation.splits["test"], s.max_test_per_language, seed=0)
     held = set(evaluation.splits["validation"]["language"]) if "validation" in evaluation.splits else set()
     without = [la for la in [*kd, *unseen] if la not in held]
     require(s.vocab_coverage is None or not without,

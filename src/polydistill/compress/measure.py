@@ -166,13 +166,12 @@ def measure_step(settings: CompressSettings, teacher_config, arch: Architecture,
     """Median wall seconds of a teacher forward, a student training step and a student forward (see module)."""
     import torch
 
-    from polydistill.distill.precision import resolve_precision
+    from polydistill.distill.precision import autocast, resolve_precision
     from polydistill.modeling import load_model, load_tokenizer
 
     training = settings.training
-    precision = resolve_precision(training.precision)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    resolved = resolve_precision(training.precision)
+    precision, device = resolved.name, resolved.device
     tokenizer = load_tokenizer(settings.teacher)
     teacher = load_model(settings.teacher).eval().to(device)
     teacher.requires_grad_(False)
@@ -183,7 +182,6 @@ def measure_step(settings: CompressSettings, teacher_config, arch: Architecture,
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=training.learning_rate)
     batches = _batches(train, tokenizer, training.batch_size, training.max_length, settings.seed)
     pad = student.config.pad_token_id if student.config.pad_token_id is not None else 0
-    autocast = (lambda: torch.autocast(device, dtype=dtype)) if dtype is not None else contextlib.nullcontext
 
     def on_device(batch, for_student: bool):
         out = {k: v.to(device) for k, v in batch.items()}
@@ -197,13 +195,13 @@ def measure_step(settings: CompressSettings, teacher_config, arch: Architecture,
             torch.cuda.synchronize()
 
     def teacher_forward(batch):
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), autocast(resolved):
             teacher(**{k: v for k, v in on_device(batch, False).items() if k != "labels"})
         sync()
 
     def student_step(batch):
         student.train()
-        with autocast():
+        with autocast(resolved):
             loss = student(**on_device(batch, True)).loss
         loss.backward()
         optimizer.step()
@@ -212,7 +210,7 @@ def measure_step(settings: CompressSettings, teacher_config, arch: Architecture,
 
     def student_forward(batch):
         student.eval()
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), autocast(resolved):
             student(**{k: v for k, v in on_device(batch, True).items() if k != "labels"})
         sync()
 

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 from polydistill.errors import PolydistillError
 
-PARTITION_NAMES = ("all", "seen", "unseen", "english")
-
 MASSIVE_LOCALES = (
     "af-ZA am-ET ar-SA az-AZ bn-BD ca-ES cy-GB da-DK de-DE el-GR en-US es-ES fa-IR fi-FI fr-FR he-IL hi-IN "
     "hu-HU hy-AM id-ID is-IS it-IT ja-JP jv-ID ka-GE km-KH kn-IN ko-KR lv-LV ml-IN mn-MN ms-MY my-MM nb-NO "

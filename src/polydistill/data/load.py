@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from polydistill.data import generic, massive, massive_slots, tsm, uner
 from polydistill.data.base import DatasetAdapter, LoadOptions
 from polydistill.data.languages import resolve_languages
-from polydistill.data.subsets import check_fraction, stratified_subset
+from polydistill.data.subsets import cap_per_language, check_fraction, stratified_subset
 from polydistill.data.types import LABEL, LANGUAGE, SPLITS, TAGS, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError
 
@@ -190,6 +191,35 @@ def load_task_data(
         source=str(folder) if folder is not None else f"hf://{adapter.hub_id}",
         warnings=list(options.warnings),
     )
+
+
+def load_capped_task_data(
+    name: str | os.PathLike,
+    languages: str | list[str] | None = "all",
+    data_root: str | os.PathLike | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    purpose: str = "train",
+    *,
+    max_dev_per_language: int | None = None,
+    max_test_per_language: int | None = None,
+    cap_seed: int = 0,
+    on_cap: Callable[[str, int, int], None] | None = None,
+) -> TaskData:
+    """:func:`load_task_data`, then the validation / test splits capped at N examples per language
+    (:func:`~polydistill.data.subsets.cap_per_language`: a fixed shuffle with ``cap_seed``, so every run
+    evaluates on the same sample): the one place commands, grids and compress load task data and cap dev.
+    A cap of None or 0 keeps the split whole (and in its order). ``on_cap(split, before, after)`` hears of
+    each split a cap shrank. The fingerprint stays that of the loaded data (caps are the callers' to record)."""
+    data = load_task_data(name, languages=languages, data_root=data_root, fraction=fraction, seed=seed,
+                          purpose=purpose)
+    for split, cap in (("validation", max_dev_per_language), ("test", max_test_per_language)):
+        if cap and split in data.splits:
+            before = len(data.splits[split])
+            data.splits[split] = cap_per_language(data.splits[split], cap, seed=cap_seed)
+            if on_cap is not None and len(data.splits[split]) < before:
+                on_cap(split, before, len(data.splits[split]))
+    return data
 
 
 def _require_two_labels(train, adapter: DatasetAdapter, codes: list[str]) -> None:

@@ -63,7 +63,7 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
         needed = estimate_bytes((len(x) for x in ids), spec, kd.teacher_cache_dtype)
         if needed > kd.teacher_cache_gb * 1e9:
             return {"skipped": f"needs {needed / 1e9:.1f} GB > --teacher-cache-gb {kd.teacher_cache_gb}"}
-        key = cache_key(teacher_digest, ids, spec, kd.teacher_cache_dtype, resolve_precision(settings.precision))
+        key = cache_key(teacher_digest, ids, spec, kd.teacher_cache_dtype, resolve_precision(settings.precision).name)
         return {"path": default_cache_root() / key, "dtype": kd.teacher_cache_dtype, "bytes": needed}
 
     return plan

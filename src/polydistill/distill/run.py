@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import pickle
 import shutil
 import sys
@@ -426,7 +427,9 @@ def run_training(job: TrainingJob) -> RunResult:
         _push(settings)
         return done
     check_output_dir(out, settings.overwrite, _expected_bytes(job.model, settings), inputs=(job.source,))
-    precision = resolve_precision(settings.precision)
+    resolved = resolve_precision(settings.precision)
+    precision = resolved.name
+    logging.getLogger(__name__).info("precision %s", resolved.reason)  # shown with -v
     check_trackers(settings.trackers)
     args = training_arguments(settings, precision, job.best_metric, job.greater_is_better, **job.argument_overrides)
     main = args.process_index == 0

@@ -51,16 +51,11 @@ def default_work_dir(config: ExperimentConfig) -> Path:
 
 
 def _load(spec: RunSpec, languages, fraction: float | None, purpose: str = "train"):
-    from polydistill.data import load_task_data
-    from polydistill.data.subsets import cap_per_language
+    from polydistill.data import load_capped_task_data
 
-    data = load_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
-                          seed=EVAL_SEED, purpose=purpose)
-    caps = {"validation": spec.max_dev_per_language, "test": spec.max_eval_per_language}
-    for split, cap in caps.items():
-        if split in data.splits:
-            data.splits[split] = cap_per_language(data.splits[split], cap, EVAL_SEED)
-    return data
+    return load_capped_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
+                                 seed=EVAL_SEED, purpose=purpose, max_dev_per_language=spec.max_dev_per_language,
+                                 max_test_per_language=spec.max_eval_per_language, cap_seed=EVAL_SEED)
 
 
 def train_data(spec: RunSpec):

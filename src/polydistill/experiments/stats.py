@@ -40,11 +40,6 @@ _CHUNK = 100  # resamples per matrix product (memory: chunk × examples floats)
 # ---------------------------------------------------------------- metrics from counts
 
 
-def macro_f1(gold: np.ndarray, pred: np.ndarray, num_labels: int) -> float:
-    """sklearn's ``f1_score(average="macro", zero_division=0)``: over the labels present in gold or pred."""
-    return float(_macro_from_sums(*_class_sums(np.ones((1, len(gold))), gold, pred, num_labels))[0])
-
-
 def ner_counts(gold_rows: Sequence[Sequence[int]], pred_rows: Sequence[Sequence[int]],
                label_names: Sequence[str]) -> np.ndarray:
     """Per sentence (gold entities, predicted entities, correct entities) as seqeval extracts them: (n, 3)."""

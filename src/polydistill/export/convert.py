@@ -32,7 +32,6 @@ from polydistill.export.runtime import OPENVINO_FILE, onnx_files, require_runtim
 QUANTIZATIONS = ("int8", "none")
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Traced with padding (so the mask path is in the graph) and checked on other, longer sentences.
 TRACE_SENTENCES = ["Hello world, this is a test.", "Bonjour !"]
 CHECK_SENTENCES = [

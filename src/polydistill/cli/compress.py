@@ -63,7 +63,12 @@ def compress_seeds_command(
     """Retention over seeds: the seed-averaged student F1 ÷ the teacher's F1 of several compress runs of one
     teacher, with a 95 % paired-bootstrap interval per group (seen / unseen / all), against their targets.
     With --against: the F1 difference of two recipes (A − B) with its paired interval."""
-    from polydistill.compress.seeds import recipe_difference, render_difference, render_markdown, seeds_retention
+    from polydistill.compress.seeds import (
+        recipe_difference,
+        render_difference,
+        render_markdown,
+        seeds_retention,
+    )
     from polydistill.io import atomic_write_json
 
     if against:

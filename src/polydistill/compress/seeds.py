@@ -110,6 +110,17 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"training": {"learning_rate": 5e-4}}`` → ``{"training.learning_rate": 5e-4}``: the setting that differs."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path], model: str = "int8",
                       resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Recipe A − recipe B: the seed-averaged F1 of ``model`` over the runs ``a_dirs`` minus that over ``b_dirs``
@@ -135,8 +146,8 @@ def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path]
             and other["teacher"]["examples"]["checksums"] == first["teacher"]["examples"]["checksums"],
             f"{first['path']} and {other['path']} were compressed from different teachers or scored on different "
             "test examples; a paired comparison needs one teacher and one test split.")
-    mine = settings_identity(first["report"]["settings"])
-    theirs = settings_identity(other["report"]["settings"])
+    mine = _flat(settings_identity(first["report"]["settings"]))
+    theirs = _flat(settings_identity(other["report"]["settings"]))
     differs = {k: [mine.get(k), theirs.get(k)] for k in sorted(mine.keys() | theirs.keys())
                if k != "seed" and mine.get(k) != theirs.get(k)}
     groups = {}

@@ -30,7 +30,13 @@ from typing import Any
 
 from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec
-from polydistill.experiments.runner import GridSummary, TeacherGateError, _cleanup, prepare_grid
+from polydistill.experiments.runner import (
+    GridSummary,
+    TeacherGateError,
+    _cleanup,
+    prepare_grid,
+    raise_if_failed,
+)
 from polydistill.experiments.schema import ExperimentConfig
 from polydistill.io import try_lock
 
@@ -259,10 +265,5 @@ def _drive(ray, config, work_dir: Path, store, specs: list[RunSpec], settings: R
                 ray.cancel(ref, force=True)
             held.close()
     summary.seconds = time.time() - start
-    if failed:
-        first = next(iter(failed.items()))
-        raise PolydistillError(
-            f"{len(failed)} run(s) of grid {config.name} failed ({len(summary.finished)} finished, results kept); "
-            f"the first, {by_id[first[0]].label}: {first[1]} Details in {work_dir / 'failed'}; fix and re-run."
-        )
+    raise_if_failed(failed, summary, by_id, config.name, work_dir)
     return summary

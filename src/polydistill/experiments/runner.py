@@ -462,10 +462,15 @@ def run_grid(
         if pending and not progressed:
             time.sleep(5)
     summary.seconds = time.time() - start
+    raise_if_failed(failed, summary, by_id, config.name, work_dir)
+    return summary
+
+
+def raise_if_failed(failed: dict, summary, by_id: dict, grid: str, work_dir: Path) -> None:
+    """One sentence for the runs of a grid that failed (their results kept), after both backends' loops."""
     if failed:
         first = next(iter(failed.items()))
         raise PolydistillError(
-            f"{len(failed)} run(s) of grid {config.name} failed ({len(summary.finished)} finished, results kept); "
+            f"{len(failed)} run(s) of grid {grid} failed ({len(summary.finished)} finished, results kept); "
             f"the first, {by_id[first[0]].label}: {first[1]} Details in {work_dir / 'failed'}; fix and re-run."
         )
-    return summary

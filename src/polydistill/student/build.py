@@ -80,9 +80,14 @@ def _check_base_tokenizer(base, name, teacher_tokenizer) -> None:
 
     if not isinstance(base, (str, Path)) or teacher_tokenizer is None:
         return
+    has_tokenizer = Path(base).is_dir() and any(Path(base).glob("tokenizer*"))
     try:
         base_tokenizer = load_tokenizer(base)
     except PolydistillError:
+        if has_tokenizer:  # a tokenizer that does not fit the base's own rows: certainly not the teacher's
+            raise PolydistillError(f"The base model {name} uses another vocabulary than the teacher (its tokenizer "
+                                   "does not fit its embedding rows); the base must share the teacher's "
+                                   "tokenizer.") from None
         return  # a weights-only base: the vocabulary size check has to do
     require(vocabularies_match(base_tokenizer, teacher_tokenizer),
             f"The base model {name} uses another vocabulary than the teacher; the base must share the "

@@ -149,6 +149,10 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/reproduction.md", "polydistill compress flagship-massive-teacher"): RUN,
     ("docs/reproduction.md", "polydistill compress tsm-seen-teacher"): CHAIN_NOT_RUN,
     ("docs/reproduction.md", "polydistill compress-seeds massive-hw-aug-s0"): RUN,
+    ("docs/reproduction.md", "polydistill compress-seeds slots-cz"): Check("the committed runs live under "
+                                                                         "results/token-tasks/; "
+                                                                         "tests/test_compress_seeds.py renders "
+                                                                         "every --against block from them"),
     ("docs/reproduction.md", "polydistill compress-seeds tsm-hw-aug-s0"): CHAIN_NOT_RUN,
     # docs/scaling.md
     ("docs/scaling.md", "torchrun"): LAUNCHER,

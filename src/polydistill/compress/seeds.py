@@ -39,6 +39,12 @@ def _load(run: Path, model: str) -> dict[str, Any]:
             "student": _evaluation(run, model)}
 
 
+def _same_teacher(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two runs of one teacher scored on the same test examples (identical teacher predictions and checksums)."""
+    return (a["teacher"]["examples"]["pred"] == b["teacher"]["examples"]["pred"]
+            and a["teacher"]["examples"]["checksums"] == b["teacher"]["examples"]["checksums"])
+
+
 def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
     first = runs[0]
     seeds = [r["report"]["settings"].get("seed") for r in runs]
@@ -56,9 +62,7 @@ def _check_seeds_of_one_recipe(runs: list[dict[str, Any]]) -> None:
         if other["report"]["quality"]["groups"] != first["report"]["quality"]["groups"]:
             raise PolydistillError(f"{first['path']} and {other['path']} group different languages as seen / "
                                    "unseen; compare runs of one command that differ only in --seed.")
-        same_teacher = (other["teacher"]["examples"]["pred"] == first["teacher"]["examples"]["pred"]
-                        and other["teacher"]["examples"]["checksums"] == first["teacher"]["examples"]["checksums"])
-        if not same_teacher:
+        if not _same_teacher(first, other):
             raise PolydistillError(f"{first['path']} and {other['path']} were compressed from different teachers or "
                                    "scored on different test examples (their teacher predictions differ); retention "
                                    "over seeds needs one teacher and one test split.")
@@ -142,8 +146,7 @@ def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path]
     require(first["report"]["quality"]["groups"] == other["report"]["quality"]["groups"],
             f"{first['path']} and {other['path']} group different languages as seen / unseen; compare recipes "
             "on the same languages.")
-    require(other["teacher"]["examples"]["pred"] == first["teacher"]["examples"]["pred"]
-            and other["teacher"]["examples"]["checksums"] == first["teacher"]["examples"]["checksums"],
+    require(_same_teacher(first, other),
             f"{first['path']} and {other['path']} were compressed from different teachers or scored on different "
             "test examples; a paired comparison needs one teacher and one test split.")
     mine = _flat(settings_identity(first["report"]["settings"]))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from polydistill.experiments.paper_claims import Side, _Runs, _verdict
+from polydistill.experiments.tables import markdown_rows
 
 PREFIX = "cpu-eliquare-"
 TABLE4, TABLE5, TABLE6, TABLE7 = "table4", "table5", "table6", "table7"  # grid name = prefix + table
@@ -250,8 +251,7 @@ def eliquare_claims_markdown(rows: Sequence[EliquareRow], resamples: int | None 
     from polydistill.experiments import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    lines = markdown_rows(HEADER, rows)
     note = (f"\nDifference: the comparison's F1 points on the language's test split (seed means; runs per side in "
             f"*seeds*; the teacher is trained once); 95 % CI: paired bootstrap over the shared test examples "
             f"({resamples} resamples). better: reproduced when the interval lies above 0, not reproduced below; "

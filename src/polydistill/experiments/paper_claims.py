@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments.tables import flatten, run_examples
+from polydistill.experiments.tables import flatten, markdown_rows, run_examples
 
 TABLE1 = "cpu-table1-all-languages"
 TABLE3 = "cpu-table3-from-base"
@@ -230,8 +230,7 @@ def paper_claims_markdown(rows: list[ClaimRow], resamples: int | None = None) ->
     from polydistill.experiments import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    lines = markdown_rows(HEADER, rows)
     note = (f"\nDifference: the comparison's F1 points (seed means; seeds per side in *seeds*); 95 % CI: paired "
             f"bootstrap over the shared test examples, stratified by language ({resamples} resamples). "
             "reproduced: the interval lies on the claim's side of 0; not reproduced: on the other side; "

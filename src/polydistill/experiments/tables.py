@@ -245,3 +245,9 @@ def run_examples(rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], d
         out.append(stats.group_examples(task, names, groups[r["eval"]], label=by_id[r["run_id"]].get(
             "label", r["model"]), group=r["eval"]))
     return out
+
+
+def markdown_rows(header, rows) -> list[str]:
+    """A Markdown table's lines: ``header`` (cell texts) then one line per row's ``cells()``."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(row.cells()) + " |" for row in rows]

@@ -985,6 +985,70 @@ for _name, _flags, _needles in [("kd-term-unknown", ["--kd-term", "bogus=1"], ("
         tmp_path / "cz", needles=_n, forbidden=("pydantic.dev",)))
 
 
+def _compress_argv(w, out: Path, *flags: str) -> list:
+    """compress of the catalogue's teacher with its own size flags (no --size: the tiny preset would clash)."""
+    return ["compress", w.finished, "--dataset", w.data, "--bench-lengths", "16", "--allow-weak-teacher", *flags,
+            "--out", out]
+
+
+@case("12-compress-layer-map-list-with-target-speedup")
+def _(w, tmp_path):
+    out = tmp_path / "cz"  # refused before the plan measured a candidate (the depth stage refused it, after three)
+    return Setup(_compress_argv(w, out, "--target-speedup", "2", "--layer-map", "0,2"), out,
+                 needles=("--layer-map 0,2", "--target-speedup", "add --layers 2"))
+
+
+@case("12-compress-kd-terms-all-off-at-full-width")
+def _(w, tmp_path):
+    out = tmp_path / "cz"  # full width: rel is off by default, so every KD term is off (the KD stage refused it)
+    terms = [arg for term in ("att", "hid", "emb", "pred", "ce") for arg in ("--kd-term", f"{term}=0")]
+    return Setup(_compress_argv(w, out, "--size", "base", *terms), out,
+                 needles=("--kd-term", "every loss weight is 0"))
+
+
+@case("12-compress-runtime-package-missing")
+def _(w, tmp_path):
+    out = tmp_path / "cz"  # the int8 stage (the 6th) refused it, after KD
+    return Setup(_compress_argv(w, out, "--size", "tiny", "--runtime", "openvino"), out,
+                 needles=("openvino package",),
+                 hold=lambda: mock.patch("polydistill.export.runtimes.installed", return_value=False))
+
+
+# a grid's results store hand-edited (issue #35 item 4): grid report / grid run name the result file and its field
+def _grid_result(run_id: str) -> dict:
+    spec = {"kind": "teacher", "teacher": "tiny", "dataset": "data", "seed": 0, "train_languages": "all"}
+    return {"run_id": run_id, "spec": spec, "metrics": {"groups": {"all": {"f1": 0.5, "support": 10}}}}
+
+
+for _name, _edit, _needle in [("a-list", lambda r: [r], "the top level"),
+                              ("f1-a-string", lambda r: {**r, "metrics": {"groups": {"all": {"f1": "high"}}}},
+                               "metrics.groups.all.f1"),
+                              ("without-spec", lambda r: {k: v for k, v in r.items() if k != "spec"}, "spec")]:
+    def _edited_result(w, tmp_path, _edit=_edit, _needle=_needle):
+        store = tmp_path / "store"
+        (store / "results").mkdir(parents=True)
+        (store / "results" / "teacher-1.json").write_text(json.dumps(_edit(_grid_result("teacher-1"))),
+                                                          encoding="utf-8")
+        return Setup(["grid", "report", store, "--out", tmp_path / "report"], store,
+                     needles=("teacher-1.json", _needle, "edited by hand"))
+
+    case(f"13-grid-result-{_name}")(_edited_result)
+
+
+@case("13-grid-result-edited-grid-run")
+def _(w, tmp_path):
+    from polydistill.experiments.grid import expand
+    from polydistill.experiments.schema import load_config
+
+    (spec,) = expand(load_config(w.grid_yaml))  # the grid's one cell, found done: only the report reads it
+    results = tmp_path / "runs" / "results"
+    results.mkdir(parents=True)
+    (results / f"{spec.run_id}.json").write_text(json.dumps({**_grid_result(spec.run_id), "wall_seconds": "long"}),
+                                                 encoding="utf-8")
+    return Setup(["grid", "run", w.grid_yaml, "--work-dir", tmp_path / "runs"], results,
+                 needles=(f"{spec.run_id}.json", "wall_seconds", "edited by hand"))
+
+
 def test_library_entry_points_refuse_wrong_types_in_one_sentence(world, tmp_path):
     from polydistill.distill.finetune import finetune
     from polydistill.distill.kd import distill

@@ -82,3 +82,24 @@ def test_data_languages_lists_codes_and_partitions(capsys):
         main(["data", "languages", "universal-ner"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0 and "da_ddt" in out and "unseen" in out and "test-only" in out
+
+
+def test_help_keeps_bracketed_words(capsys, monkeypatch):
+    """Help is rendered as rich markup: an unescaped ``polydistill[ray]`` showed as ``polydistill`` (the
+    install hint lost its extra). Every ``word[extra]`` written in a help must reach the screen."""
+    import re
+
+    monkeypatch.setenv("COLUMNS", "400")
+    pattern = re.compile(r"[\w.-]+\\*\[[\w,.-]+\]")
+    checked = 0
+    for name, command in COMMANDS.items():
+        wanted = {m.replace("\\", "") for p in command.params for m in pattern.findall(getattr(p, "help", None) or "")}
+        if not wanted:
+            continue
+        with pytest.raises(SystemExit):
+            main([*name.split(), "--help"])
+        shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+        for word in wanted:
+            assert word in shown, f"{name} --help lost {word!r}"
+            checked += 1
+    assert checked >= 2  # grid run's polydistill[ray] and export's polydistill[openvino] at least

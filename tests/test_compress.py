@@ -152,6 +152,14 @@ def test_compress_end_to_end_resumes_after_kills_and_matches_evaluate_and_bench(
     again = _run(workspace, out)
     assert again.resumed == list(stages.STAGES) and calls["kd"] == 2
     assert json.loads((out / "report.json").read_text())["quality"] == quality
+    # a finished stage whose weights were truncated since is noticed (its marker records their SHA-256)
+    depth = json.loads((out / "stages" / "2-depth" / "done.json").read_text())
+    assert set(depth["weight_files"]) == {"model/model.safetensors"}
+    weights = out / "stages" / "2-depth" / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(PolydistillError, match=r"up to its depth stage, but .*model\.safetensors was changed since; "
+                                               "pass --overwrite"):
+        _run(workspace, out)
 
 
 def test_a_different_command_is_refused_naming_what_differs_unless_overwrite(workspace, tmp_path, monkeypatch,

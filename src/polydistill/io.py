@@ -206,14 +206,15 @@ def read_record(path: str | os.PathLike, schema: Any) -> Any:
                                f"{first['msg'].lower()}); was it edited by hand? Restore or delete it.") from None
 
 
-def weight_digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every weight file at the top of a model directory: a finished run records them, so a
-    file truncated or replaced afterwards is noticed instead of being reported as done."""
+def weight_digests(folder: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> dict[str, str]:
+    """SHA-256 of every weight file (by default of :data:`WEIGHT_SUFFIXES`) at the top of a model directory: a
+    finished run or step records them, so a file truncated or replaced afterwards is noticed instead of being
+    reported as done."""
     import hashlib
 
     digests = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
+        if path.is_file() and path.suffix in suffixes:
             digest = hashlib.sha256()
             with path.open("rb") as handle:
                 for block in iter(lambda: handle.read(2**22), b""):

@@ -28,7 +28,7 @@ def run(
                                           "(repeatable; their teachers are included)"),
     backend: str = typer.Option("sequential", "--backend",
                                 help="sequential: one cell after the other in this process; ray: every cell a Ray "
-                                "task (pip install 'polydistill[ray]'; docs/scaling.md)"),
+                                "task (pip install 'polydistill\\[ray]'; docs/scaling.md)"),
     address: str | None = typer.Option(None, "--address", help="with --backend ray: a running Ray cluster (auto, "
                                        "HOST:6379, ray://HOST:10001); default: a local cluster on this machine"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="with --backend ray and no --address: cells "

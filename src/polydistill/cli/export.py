@@ -28,7 +28,7 @@ def export(
         help="auto: time the candidates on this machine for --serve and keep the fastest that passes the "
         "fidelity gate | torch-fp32 | torch-bf16 | onnx-fp32 | onnx-int8 | onnx-int8-unfused | onnx-int8-static | "
         "openvino | openvino-int8 (ONNX after onnxruntime's transformer fusion unless -unfused; openvino needs "
-        "polydistill[openvino])."),
+        "polydistill\\[openvino])."),
     serve: str = typer.Option("32x128,1x32", "--serve",
                               help="--runtime auto: the workloads to time, batch×length pairs."),
     candidates: str | None = typer.Option(

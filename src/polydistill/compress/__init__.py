@@ -32,9 +32,9 @@ from typing import Any
 
 from polydistill.compress.plan import CompressSettings, fingerprint, teacher_identity
 from polydistill.compress.stages import STAGES, Context
-from polydistill.distill.run import differences
 from polydistill.errors import PolydistillError, require
 from polydistill.io import COMPRESS_FILE
+from polydistill.steps import StepOutputGone, differs_in
 
 FINGERPRINT_FILE = COMPRESS_FILE
 
@@ -178,18 +178,35 @@ def _check_upfront(s: CompressSettings, config) -> None:
                                       "above 1, e.g. 15.")
     teacher = teacher_architecture(config)
     if s.target_speedup is None:
-        student_layers: int | None = requested_architecture(s, teacher).layers  # refuses impossible sizes
+        students = [requested_architecture(s, teacher)]  # refuses impossible sizes
     else:
         from polydistill.compress.plan import candidate_architectures
 
-        candidate_architectures(s, teacher)
-        student_layers = None
+        students = candidate_architectures(s, teacher)  # the plan stage picks one of these by measured speed
     from polydistill.compress.stages import check_kd_weights
-    from polydistill.student.layer_maps import resolve_layer_map
+    from polydistill.student.layer_maps import explicit_length, resolve_layer_map
 
-    check_kd_weights(s.kd_weights)  # --kd-term: the KD stage (the 5th) would refuse it only after four stages
-    if s.layer_map.strip().lower() != "importance" and (student_layers or "," not in s.layer_map):
-        resolve_layer_map(s.layer_map, teacher.layers, student_layers or 1)  # --layer-map, before the depth stage
+    # --kd-term, as the KD stage (the 5th) will resolve it: rel's default weight depends on the width the plan picks
+    for width_changes in sorted({arch.changes_width(teacher) for arch in students}, reverse=True):
+        check_kd_weights(s.kd_weights, width_changes)
+    # --layer-map, as the depth stage will resolve it for the student's depth (known here unless the plan picks it)
+    depths = sorted({arch.layers for arch in students})
+    listed = explicit_length(s.layer_map)
+    require(listed is None or len(depths) == 1,
+            f"--layer-map {s.layer_map} lists {listed} teacher layers, a fixed depth, but --target-speedup picks the "
+            f"student's depth by measured speed; add --layers {listed} (the speed-up search then keeps that depth) "
+            "or give a named map such as alternate-last.")
+    if s.layer_map.strip().lower() != "importance":
+        resolve_layer_map(s.layer_map, teacher.layers, depths[0] if len(depths) == 1 else 1)
+    # --runtime: the int8 stage (the 6th) needs its packages
+    if s.runtime == "onnx-int8-unfused":
+        from polydistill.export.runtime import require_runtime
+
+        require_runtime()
+    elif s.runtime != "auto":  # auto times the runtimes this machine has
+        from polydistill.export.runtimes import require_packages
+
+        require_packages(s.runtime)
     from polydistill.architectures import get_adapter
 
     limit = get_adapter(config).position_limit(config)
@@ -225,8 +242,7 @@ def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
         if old == fp and not overwrite:
             return True
         if not overwrite:
-            changed = differences(old, fp)
-            shown = ", ".join(name.removeprefix("settings.") for name in changed[:6]) + (" …" if len(changed) > 6 else "")
+            shown = differs_in(old, fp, strip="settings.")
             raise PolydistillError(f"{root} holds a compress run of another command (it differs in {shown}); pass "
                                    "--overwrite to start afresh, or use another --out.")
         _previous(root).parent.mkdir(parents=True, exist_ok=True)
@@ -325,14 +341,17 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
                       on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))
         resumed: list[str] = []
         for name in STAGES:
-            marker = stage_functions.read_marker(ctx, name) if resumed_run else None
-            gone = stage_functions.missing_output(ctx, name, marker) if marker is not None else None
-            if gone is not None and name not in ("evaluate", "bench"):  # later stages were built from it
-                raise PolydistillError(f"{root} is a finished compress run up to its {name} stage, but that stage's "
-                                       f"output {gone} was deleted since; pass --overwrite to run compress afresh "
-                                       "(the earlier result is kept until the new one is done), or use another --out.")
-            if gone is not None:  # nothing is built from these: the stage re-makes what is missing
-                note(f"the {name} stage's output {gone} was deleted since it finished; re-running that stage")
+            step = stage_functions.stage_step(ctx, name)
+            try:
+                marker = step.done() if resumed_run else None
+            except StepOutputGone as gone:
+                if name not in ("evaluate", "bench"):  # later stages were built from it
+                    raise PolydistillError(
+                        f"{root} is a finished compress run up to its {name} stage, but that stage's output "
+                        f"{gone.path} was {gone.how} since; pass --overwrite to run compress afresh (the earlier "
+                        "result is kept until the new one is done), or use another --out.") from None
+                # nothing is built from these: the stage re-makes what is missing
+                note(f"the {name} stage's output {gone.path} was {gone.how} since it finished; re-running that stage")
                 marker = None
             if marker is not None:
                 ctx.records[name] = marker
@@ -352,7 +371,7 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
                     "fingerprint": fp, "command": command_line(),
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
                 resumed_run = True
-            ctx.records[name] = stage_functions.write_marker(ctx, name, summary, time.perf_counter() - start)
+            ctx.records[name] = step.finish(summary, time.perf_counter() - start)
             emit("done", name, seconds=ctx.records[name]["seconds"])
         for record in ctx.records.values():
             ctx.notes.extend(record["summary"].get("notes") or [])

@@ -274,6 +274,11 @@ class Architecture:
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(int(data["layers"]), int(data["hidden"]), int(data["intermediate"]), int(data["heads"]))
 
+    def changes_width(self, teacher: Architecture) -> bool:
+        """True when this student is narrower than ``teacher`` (hidden or FFN): the width stage then runs and the
+        relation term (``rel``) is on by default."""
+        return (self.hidden, self.intermediate) != (teacher.hidden, teacher.intermediate)
+
     def encoder_parameters(self) -> int:
         """Weights of the encoder layers (attention 4·H² + FFN 2·H·I, biases and LayerNorms): for ordering."""
         h, i = self.hidden, self.intermediate

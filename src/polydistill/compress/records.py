@@ -1,8 +1,9 @@
 """The shapes of the files a compress run reads back (through :func:`polydistill.io.read_record`): the
-fingerprint ``compress.json``, each stage's ``done.json`` marker, the evaluate stage's per-model files, the
-bench stage's ``bench.json`` and the finished run's ``report.json`` (``compress-seeds``). A file hand-edited
-into another shape (a list, a string where a number is, a missing key) is one sentence naming the file and
-the field, never a traceback further on. Only the fields that are read back are typed; the rest is kept."""
+fingerprint ``compress.json``, the evaluate stage's per-model files, the bench stage's ``bench.json`` and the
+finished run's ``report.json`` (``compress-seeds``); each stage's ``done.json`` is a step marker
+(:class:`polydistill.steps.StepMarker`). A file hand-edited into another shape (a list, a string where a
+number is, a missing key) is one sentence naming the file and the field, never a traceback further on. Only the
+fields that are read back are typed; the rest is kept."""
 
 from __future__ import annotations
 
@@ -19,16 +20,6 @@ class CompressRecord(TypedDict):
     """``DIR/compress.json``."""
 
     fingerprint: dict[str, Any]
-
-
-@with_config(_OPEN)
-class StageMarker(TypedDict):
-    """``DIR/stages/<n>-<name>/done.json``."""
-
-    stage: str
-    seconds: float
-    settings: dict[str, Any]
-    summary: dict[str, Any]
 
 
 @with_config(_OPEN)

@@ -1,10 +1,12 @@
 """compress, the stages: each composes one existing polydistill stage and writes under
-``DIR/stages/<n>-<name>/`` atomically, then a small ``done.json`` marker (settings, outputs, wall time).
+``DIR/stages/<n>-<name>/`` atomically; each is a :class:`polydistill.steps.Step` (:func:`stage_step`), whose
+``done.json`` marker records its settings, summary, wall time and output weight digests.
 
-A stage is done exactly when its marker exists; a re-run skips done stages and redoes the first
-unfinished one (a model directory that a kill left without its marker is written again; KD resumes
-from its checkpoints in ``4-kd/model.work`` through the training core). The runner in
-``polydistill.compress`` calls ``run_<name>(ctx)`` looked up by name here, and writes the marker.
+A stage is done exactly when its step is (:meth:`Step.done`: the marker exists with these settings and the
+outputs are intact); a re-run skips done stages and redoes the first unfinished one (a model directory that
+a kill left without its marker is written again; KD resumes from its checkpoints in ``4-kd/model.work``
+through the training core). The runner in ``polydistill.compress`` calls ``run_<name>(ctx)`` looked up by
+name here, and finishes the step.
 
 ====  ==========  ==============================================================================
  n    stage        what (the stage it uses)
@@ -44,15 +46,16 @@ from polydistill.compress.plan import (
     fixed_schedule,
     preset,
     requested_architecture,
+    settings_identity,
     stage_fields,
     teacher_architecture,
 )
 from polydistill.data.types import TaskData
 from polydistill.distill.run import step_report_callback
 from polydistill.errors import PolydistillError
-from polydistill.io import WEIGHT_SUFFIXES, atomic_write_json
+from polydistill.io import atomic_write_json
+from polydistill.steps import MARKER, Step
 
-MARKER = "done.json"
 MODEL = "model"  # the model directory inside a stage folder
 # the models compared in evaluate / bench, in pipeline order, with the stage that made them
 MODELS = (("teacher", None), ("vocab", "vocab"), ("depth", "depth"), ("width", "width"), ("kd", "kd"),
@@ -96,9 +99,7 @@ class Context:
 
     @property
     def width_changes(self) -> bool:
-        teacher = teacher_architecture(self.teacher_config)
-        arch = self.architecture
-        return (arch.hidden, arch.intermediate) != (teacher.hidden, teacher.intermediate)
+        return self.architecture.changes_width(teacher_architecture(self.teacher_config))
 
     def student_dir(self) -> Path:
         """The student KD starts from: the width copy, or the depth copy when the width is the teacher's."""
@@ -114,45 +115,10 @@ class Context:
         return out
 
 
-# ------------------------------------------------------------------------------------------ markers
-def read_marker(ctx: Context, name: str) -> dict[str, Any] | None:
-    from polydistill.compress.records import StageMarker
-    from polydistill.io import read_record
-
-    path = ctx.stage_dir(name) / MARKER
-    return read_record(path, StageMarker) if path.is_file() else None
-
-
-def missing_output(ctx: Context, name: str, marker: dict[str, Any]) -> Path | None:
-    """The first output of the done stage ``name`` that is gone since it finished (deleted by hand), or None:
-    such a stage is not done, whatever its marker says. An evaluation or bench record hand-edited into another
-    shape is refused here, in one sentence (:func:`polydistill.io.read_record`)."""
-    if name in ("vocab", "depth", "width", "kd", "int8"):
-        if name == "width" and "skipped" in marker["summary"]:
-            return None
-        model = ctx.model_dir(name)
-        weights = [f for f in model.iterdir() if f.suffix in (*WEIGHT_SUFFIXES, ".onnx")] if model.is_dir() else []
-        return None if (model / "config.json").is_file() and weights else model
-    from polydistill.compress.records import Bench, Evaluation
-    from polydistill.io import read_record
-
-    # the records the report reads are read through their schemas now, before DIR/model is re-composed
-    if name == "evaluate":
-        for title, _ in ctx.models():
-            if not evaluation_file(ctx, title).is_file():
-                return evaluation_file(ctx, title)
-            read_record(evaluation_file(ctx, title), Evaluation)
-    if name == "bench":
-        bench = ctx.stage_dir("bench") / "bench.json"
-        if not bench.is_file():
-            return bench
-        read_record(bench, Bench)
-    return None
-
-
+# -------------------------------------------------------------------------------------------- steps
 def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
-    """The settings that decide a stage's output (recorded in its marker): the fields that declare the stage
-    (``CompressSettings``, ``used_by``), and what the stage fixes itself."""
+    """The settings that decide a stage's output (its step's identity, recorded in its marker): the fields that
+    declare the stage (``CompressSettings``, ``used_by``), and what the stage fixes itself."""
     values = ctx.settings.model_dump(mode="json")
     out = {key: values[key] for key in stage_fields(name, type(ctx.settings))}
     if name == "int8" and out.pop("runtime") == "onnx-int8-unfused":  # as recorded before --runtime existed
@@ -164,14 +130,25 @@ def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
     return out
 
 
-def write_marker(ctx: Context, name: str, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
-    from datetime import datetime, timezone
+def stage_step(ctx: Context, name: str) -> Step:
+    """The stage ``name`` as a :class:`polydistill.steps.Step`: ``DIR/stages/<n>-<name>/``, its settings
+    (fingerprinted by the settings' one rule, :func:`settings_identity`: a setting added since a marker was
+    written, at its default, is no difference), its model directory (none for plan, evaluate, bench and a
+    skipped width stage) and the records the report reads back through their schemas."""
+    from polydistill.compress.records import Bench, Evaluation
 
-    record = {"stage": name, "index": STAGES.index(name), "seconds": round(seconds, 2),
-              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "settings": stage_settings(ctx, name), "summary": summary}
-    atomic_write_json(ctx.stage_dir(name) / MARKER, record)
-    return record
+    outputs: tuple[Path, ...] = ()
+    if name in ("vocab", "depth", "kd", "int8") or (name == "width" and ctx.width_changes):
+        outputs = (ctx.model_dir(name),)
+    records: tuple[tuple[Path, Any], ...] = ()
+    if name == "evaluate":
+        records = tuple((evaluation_file(ctx, title), Evaluation) for title, _ in ctx.models())
+    elif name == "bench":
+        records = ((ctx.stage_dir("bench") / "bench.json", Bench),)
+    model = type(ctx.settings)
+    return Step(name=name, folder=ctx.stage_dir(name), settings=stage_settings(ctx, name), outputs=outputs,
+                records=records, identify=lambda values: settings_identity(values, model),
+                extra={"index": STAGES.index(name)})
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -551,6 +528,6 @@ def run_bench(ctx: Context) -> dict[str, Any]:
     return {"file": str(path), "models": list(names)}
 
 
-__all__ = ["Context", "MARKER", "MODELS", "MODEL_TITLES", "STAGES", "check_kd_weights", "missing_output", "read_marker", "run_bench", "run_depth",
-           "run_evaluate", "run_int8", "run_kd", "run_plan", "run_vocab", "run_width", "vocab_sources",
-           "write_marker"]
+__all__ = ["Context", "MARKER", "MODELS", "MODEL_TITLES", "STAGES", "check_kd_weights", "run_bench", "run_depth",
+           "run_evaluate", "run_int8", "run_kd", "run_plan", "run_vocab", "run_width", "stage_settings", "stage_step",
+           "vocab_sources"]

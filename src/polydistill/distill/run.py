@@ -51,6 +51,7 @@ from polydistill.io import (
     weight_digests,
 )
 from polydistill.logs import interactive
+from polydistill.steps import differences
 from polydistill.student.model_dir import save_model_dir
 from polydistill.student.provenance import Provenance
 
@@ -123,18 +124,6 @@ def model_digest(model) -> str:
             digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
             digest.update(flat[::step].float().cpu().numpy().tobytes())
     return digest.hexdigest()
-
-
-def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """The dotted names of the entries that differ between two fingerprints (nested dicts)."""
-    names = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            names += differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            names.append(f"{prefix}{key}")
-    return names
 
 
 def step_report_callback(report: Callable[[int, int], None] | None) -> list:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import zlib
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict, with_config
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_json, read_record
@@ -46,6 +45,94 @@ class GridRecord(TypedDict):
     runs: list[GridRun]
 
 
+# The shape of ``results/<run_id>.json`` as the report reads it back (through :func:`polydistill.io.read_record`):
+# a result hand-edited into another shape (a list, a string where a number is, a missing key) is one sentence
+# naming the file and the field, never a traceback in a table further on. Only the fields that are read back are
+# typed; every other field is kept as written. Strict: "0.5" is not a number (an int is taken where a float is).
+_RESULT = ConfigDict(extra="allow", strict=True)
+Languages = str | list[str]
+Curve = list[list[int | float]]  # [step, value] pairs
+
+
+@with_config(_RESULT)
+class ResultSpec(TypedDict):
+    kind: str
+    teacher: str
+    dataset: str
+    seed: int
+    train_languages: Languages
+    teacher_train_languages: NotRequired[Languages]
+    init: NotRequired[str | None]
+    kd: NotRequired[bool]
+    layers: NotRequired[int | None]
+    hidden: NotRequired[int | None]
+    intermediate: NotRequired[int | None]
+    width_select: NotRequired[str | None]
+    objective: NotRequired[str | None]
+    unlabelled: NotRequired[str | None]
+    stages: NotRequired[int | None]
+    fraction: NotRequired[float]
+    lm: NotRequired[dict[str, Any] | None]
+
+
+@with_config(_RESULT)
+class Scores(TypedDict):
+    f1: float
+    support: NotRequired[int]
+
+
+@with_config(_RESULT)
+class Baseline(TypedDict):
+    overall: Scores
+
+
+@with_config(_RESULT)
+class PackedLanguage(TypedDict):
+    n: int
+    checksum: str
+    gold: str
+    pred: str
+    lengths: NotRequired[str]
+
+
+@with_config(_RESULT)
+class PredictionsBlock(TypedDict):
+    format: int
+    task: str | None
+    label_names: list[str]
+    groups: dict[str, dict[str, PackedLanguage]]
+
+
+@with_config(_RESULT)
+class ResultMetrics(TypedDict):
+    groups: dict[str, Scores]
+    per_language: NotRequired[dict[str, Scores]]
+    baselines: NotRequired[dict[str, dict[str, Baseline]]]
+    predictions: NotRequired[PredictionsBlock | None]
+
+
+@with_config(_RESULT)
+class LMStudent(TypedDict):
+    init_dir: str
+    language: str
+    variant: str
+    lm_distill: dict[str, Any]
+
+
+@with_config(_RESULT)
+class ResultRecord(TypedDict):
+    """``results/<run_id>.json``: one finished run."""
+
+    run_id: str
+    spec: ResultSpec
+    metrics: ResultMetrics
+    wall_seconds: NotRequired[float | None]
+    loss_curve: NotRequired[Curve]
+    dev_curve: NotRequired[Curve | None]
+    model_dir: NotRequired[str | None]
+    lm_student: NotRequired[LMStudent | None]
+
+
 class ResultStore:
     def __init__(self, work_dir: str | os.PathLike):
         self.root = Path(work_dir)
@@ -61,7 +148,7 @@ class ResultStore:
         return self.result_path(run_id).is_file()
 
     def load(self, run_id: str) -> dict[str, Any]:
-        return read_record(self.result_path(run_id), dict[str, Any])
+        return read_record(self.result_path(run_id), ResultRecord)
 
     def save(self, run_id: str, record: dict[str, Any]) -> Path:
         path = atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
@@ -85,15 +172,8 @@ class ResultStore:
         """Every finished run, sorted by run id (temporary files from a killed write are ignored)."""
         if not self.results_dir.is_dir():
             return []
-        out = []
-        for path in sorted(self.results_dir.glob("*.json")):
-            if path.name.startswith("."):
-                continue
-            try:
-                out.append(json.loads(path.read_text(encoding="utf-8")))
-            except json.JSONDecodeError as err:
-                raise PolydistillError(f"{path} is not valid JSON ({err.msg}); delete it and re-run the grid.") from err
-        return out
+        return [read_record(path, ResultRecord) for path in sorted(self.results_dir.glob("*.json"))
+                if not path.name.startswith(".")]
 
 
 def open_store(work_dir: str | os.PathLike, must_exist: bool = False) -> ResultStore:

@@ -295,6 +295,18 @@ def require_openvino() -> None:
         raise PolydistillError(f"OpenVINO runtimes need the openvino package: {OPENVINO_HINT}.")
 
 
+def require_packages(runtime: str) -> None:
+    """The packages an export to ``runtime`` (one of :data:`RUNTIMES`) needs, one sentence naming a missing one:
+    :func:`export_runtime` checks them, and compress before its first stage."""
+    from polydistill.export.runtime import require_runtime
+
+    spec = SPECS[runtime]
+    if spec.format != "safetensors":
+        require_runtime()
+    if spec.package == "openvino":
+        require_openvino()
+
+
 def is_openvino_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / OPENVINO_FILE).is_file()
 
@@ -559,7 +571,6 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
     outputs compared with the fp32 PyTorch model and the machine profile in the export record."""
     from polydistill.export.convert import CHECK_SENTENCES, EXPORTERS, ExportResult, prepare_calibration
     from polydistill.export.machine import machine_profile
-    from polydistill.export.runtime import require_runtime
     from polydistill.io import check_output_dir
 
     require(runtime in RUNTIMES, f"Unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)} (or auto).")
@@ -568,10 +579,7 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
     spec = SPECS[runtime]
     require(not spec.calibrated or calibration_data is not None,
             f"The {runtime} runtime is calibrated on task data; pass --dataset.")
-    if spec.format != "safetensors":
-        require_runtime()
-    if spec.package == "openvino":
-        require_openvino()
+    require_packages(runtime)
     check_output_dir(out, overwrite)
     src = load_source(source)
     calibration = None

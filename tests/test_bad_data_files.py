@@ -137,7 +137,7 @@ CASES: dict[str, tuple[str, dict[str, str | bytes], tuple[str, ...]]] = {
 def test_bad_data_file(name, model, tmp_path, capsys):
     task, files, needles = CASES[name]
     data = _write(tmp_path / "data", files)
-    before = _snapshot(data)
+    before, model_before = _snapshot(data), _snapshot(model)
     out = tmp_path / "ft"
     code, stdout, err = run_cli(["finetune", model, "--dataset", data, "--out", out, *FAST], capsys)
     assert code == 2, f"exit {code}\nstdout: {stdout[-2000:]}\nstderr: {err[-3000:]}"
@@ -145,7 +145,7 @@ def test_bad_data_file(name, model, tmp_path, capsys):
     print(sentence)  # shown with a failure report
     for needle in needles:
         assert needle in sentence, sentence
-    assert _snapshot(data) == before, "an input file changed"
+    assert _snapshot(data) == before and _snapshot(model) == model_before, "an input file changed"
     assert not out.exists() and not list(tmp_path.glob(".ft.*")) and not (tmp_path / "ft.work").exists()
 
 

@@ -101,6 +101,27 @@ run_grid(demo_config(str(encoder), "small-encoder", pretrained=False, quick=True
     assert vocab[0] == vocab[1]
 
 
+@pytest.mark.slow
+def test_quick_demo_tables_are_byte_identical_across_processes(tmp_path):
+    """Issue #35 build 7: the quick demo run twice (small encoder built each time, fresh processes with other
+    hash seeds, other folders): table.csv and claims.csv byte-identical (they differed from run to run:
+    the vocabulary's ties were broken in hash order)."""
+    demo = """
+import json
+from polydistill.demo.pipeline import run_demo
+result = run_demo(out=OUT, say=lambda _: None, quick=True)
+(OUT / "files.json").write_text(json.dumps({k: str(v) for k, v in result.files.items()}))
+"""
+    files = []
+    for seed in (1, 2):
+        _in_subprocess(demo, tmp_path / f"demo{seed}", seed)
+        files.append(json.loads((tmp_path / f"demo{seed}" / "files.json").read_text()))
+    tables = [name for name in ("csv", "claims_csv") if name in files[0]]
+    assert "csv" in tables
+    for name in tables:
+        assert Path(files[0][name]).read_bytes() == Path(files[1][name]).read_bytes(), name
+
+
 def test_unreachable_teacher_is_one_clear_error(tmp_path):
     with pytest.raises(PolydistillError):
         run_demo(teacher=str(tmp_path / "no-such-model"), out=tmp_path / "demo", say=lambda _: None)

@@ -98,3 +98,76 @@ def test_a_record_output_is_read_back_through_its_schema(tmp_path):
     record.unlink()
     with pytest.raises(StepOutputGone, match="deleted since"):
         step.done()
+
+
+# ---------------------------------------------------------------- steps whose marker has a format of its own
+
+
+def _result(run_id):
+    return {"spec": {"kind": "teacher", "teacher": "t", "dataset": "d", "seed": 0, "train_languages": "all"},
+            "label": "teacher t/d seed 0", "metrics": {"groups": {"all": {"f1": 0.5}}}, "wall_seconds": 1.5}
+
+
+def test_a_grid_cell_is_a_step_whose_marker_is_its_result_file_written_as_before(tmp_path):
+    from polydistill.experiments.store import ResultStore
+    from polydistill.io import atomic_write_json
+
+    store = ResultStore(tmp_path)
+    assert not store.has("teacher-abc")
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "teacher-abc.json").write_text("{}", encoding="utf-8")
+    path = store.save("teacher-abc", _result("teacher-abc"))
+    assert path == store.result_path("teacher-abc") and store.has("teacher-abc")
+    assert not (tmp_path / "failed" / "teacher-abc.json").exists()
+    # the result file is byte for byte what the store wrote before cells were steps
+    before = atomic_write_json(tmp_path / "before.json", {"run_id": "teacher-abc", **_result("teacher-abc")})
+    assert path.read_bytes() == before.read_bytes()
+    assert store.cell_step("teacher-abc").done() == json.loads(path.read_text())
+    # a result filed under another run's id is not that run's: one sentence, not a skipped cell
+    store.result_path("teacher-def").write_bytes(path.read_bytes())
+    with pytest.raises(PolydistillError, match=r"teacher-def.json holds a grid cell step of other settings "
+                                               r"\(it differs in run_id\); delete it to run the cell again"):
+        store.has("teacher-def")
+    # a result hand-edited into another shape: one sentence naming the file and the field
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metrics": 3}), encoding="utf-8")
+    with pytest.raises(PolydistillError, match="teacher-abc.json is not a polydistill record .*metrics"):
+        store.has("teacher-abc")
+
+
+def test_a_cells_training_and_build_are_steps_done_only_with_their_model(tmp_path):
+    from polydistill.experiments.runner import build_step, train_step
+
+    run_dir = tmp_path / "runs" / "student-abc"
+    step = train_step(run_dir)
+    assert step.done() is None
+    run_dir.mkdir(parents=True)
+    record = step.write({"best_dev_f1": 0.5, "loss_curve": []})
+    assert json.loads((run_dir / "train_result.json").read_text()) == record == {"best_dev_f1": 0.5, "loss_curve": []}
+    with pytest.raises(StepOutputGone):  # the record without its model: the cell trains again
+        step.done()
+    _model(run_dir / "model")
+    assert step.done() == record
+    build = build_step(run_dir / "init")
+    _model(run_dir / "init")
+    assert build.done() is None  # no provenance: a directory the atomic writer did not finish
+    (run_dir / "init" / "polydistill.json").write_text('{"stage": "student"}', encoding="utf-8")
+    assert build.done() == {"stage": "student"}
+
+
+def test_a_training_run_is_a_step_whose_marker_is_its_run_json(tmp_path):
+    from polydistill.distill.run import finished_result, run_step
+
+    out = _model(tmp_path / "run")
+    fingerprint = {"stage": "finetune", "settings": {"seed": 0}}
+    step = run_step(out, "finetune", fingerprint)
+    assert step.done() is None and finished_result(out, fingerprint) is None
+    (out / "run.json").write_text(json.dumps({"stage": "finetune", "fingerprint": fingerprint,
+                                              "result": {"best_dev_f1": 0.5}, "weight_files": step.digests()}))
+    done = finished_result(out, fingerprint, "finetune")
+    assert done is not None and done.already_done and done.best_dev_f1 == 0.5
+    # another run's output is not this run's: the output preflight decides (refuse, or --overwrite)
+    assert finished_result(out, {**fingerprint, "settings": {"seed": 1}}) is None
+    (out / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(PolydistillError, match=r"model\.safetensors\) changed since it finished; .*--overwrite"):
+        finished_result(out, fingerprint)
+    assert finished_result(out, fingerprint, overwrite=True) is None  # --overwrite trains it again

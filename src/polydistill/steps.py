@@ -4,17 +4,29 @@ A :class:`Step` is a name, a folder, the settings that decide its output (its **
 output model directories it leaves. Its **fingerprint** is its identity through one rule (``identify``,
 by default the identity itself, JSON-normalised): the settings a step records may carry fields that do
 not identify it (a setting added later, at its default), and the rule drops them on both sides, so old
-markers stay valid. The step is **done** exactly when its marker (``<folder>/done.json``, read through
-:func:`polydistill.io.read_record`) exists, records this fingerprint, and its outputs are still there:
-each output directory holds a config and weights, and — for markers written since the step model — the
-SHA-256 of every weight file is the one recorded (a truncated or replaced file is noticed, never reported
-as done). :meth:`Step.finish` writes the marker atomically (``settings``, ``summary``, ``seconds``,
+markers stay valid. The step is **done** exactly when its marker (by default ``<folder>/done.json``, read
+through :func:`polydistill.io.read_record` and the step's schema) exists, records this fingerprint, and its
+outputs are still there: each output directory holds a config and weights, and — for markers that record
+them — the SHA-256 of every weight file is the one recorded (a truncated or replaced file is noticed, never
+reported as done). :meth:`Step.finish` writes the marker atomically (``settings``, ``summary``, ``seconds``,
 ``weight_files``); what writes the output itself (``save_model_dir``, ``atomic_output_dir``) is the
 step's own business. A marker of another fingerprint is refused in one sentence naming what differs
-(:func:`differences`, the rule every fingerprint comparison in polydistill uses).
+(:func:`differences`, the rule every fingerprint comparison in polydistill uses), or — for a step whose
+output another run may hold (``others="ignore"``) — is simply not this step's: the caller's output preflight
+decides.
 
-Used by compress's stages (:mod:`polydistill.compress.stages`); the training core keeps its checkpoints
-inside its run (:mod:`polydistill.distill.checkpoints`).
+A step whose marker predates the step model keeps its file and its format: the marker path, the schema it
+is read through and where it records the identity (``recorded``) are the step's. So are
+
+- compress's stages (:mod:`polydistill.compress.stages`, ``<stage>/done.json``);
+- a grid's cells (:meth:`polydistill.experiments.store.ResultStore.cell_step`: the marker is the result
+  ``results/<run_id>.json``, its identity the run id, the rule that fingerprints a cell's spec) and the
+  training inside a cell (``runs/<run_id>/train_result.json`` beside its model);
+- a run of the training core (:func:`polydistill.distill.run.run_step`: the marker is the model directory's
+  ``run.json``, written inside the atomic hand-over, with its fingerprint and weight digests); the run keeps
+  its checkpoints inside it (``<out>.work``, :mod:`polydistill.distill.checkpoints`);
+- the lm-distilled inits of language-specific cells (:mod:`polydistill.experiments.lang_cells`: a JSON
+  beside each output).
 """
 
 from __future__ import annotations
@@ -24,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ConfigDict, with_config
+from pydantic import BaseModel, ConfigDict, with_config
 from typing_extensions import NotRequired, TypedDict
 
 from polydistill.errors import PolydistillError
@@ -54,7 +66,7 @@ class StepOutputGone(PolydistillError):
     def __init__(self, step: Step, path: Path, how: str):
         self.step, self.path, self.how = step, path, how
         super().__init__(f"{step.folder} is a finished {step.name} step, but its output {path} was {how} since; "
-                         "restore it, or pass --overwrite to run afresh.")
+                         f"restore it, or {step.remedy}.")
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -79,12 +91,27 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _settings_of(marker: dict[str, Any]) -> dict[str, Any]:
+    return marker["settings"]
+
+
+def named_by_path(marker: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` of a step whose identity is its marker's path (a run id, a hash of its settings): the marker
+    records none (its settings are ``{}``), so a marker there is this step's."""
+    return {}
+
+
 @dataclass
 class Step:
     """One resumable step (see the module docstring). ``outputs``: the model directories it writes (a config
     and weights each; their weight files' digests are recorded); ``records``: other output files, each read
     back through its schema (``None``: only its existence is checked); ``extra``: marker fields written after
-    ``stage`` (e.g. the step's index in a pipeline)."""
+    ``stage`` (e.g. the step's index in a pipeline).
+
+    Where the marker lives and how it reads: ``marker_file`` (default ``<folder>/done.json``), ``schema`` (a
+    pydantic model or TypedDict; default :class:`StepMarker`), ``recorded`` (the identity the marker records;
+    default its ``settings``); ``others``: a marker of another fingerprint is refused (``"refuse"``, the
+    sentence ending with ``remedy``) or not this step's (``"ignore"``: :meth:`done` returns None)."""
 
     name: str
     folder: Path
@@ -93,30 +120,42 @@ class Step:
     records: tuple[tuple[Path, Any], ...] = ()
     identify: Callable[[dict[str, Any]], dict[str, Any]] = lambda settings: settings
     extra: dict[str, Any] = field(default_factory=dict)
+    marker_file: Path | None = None
+    schema: Any = StepMarker
+    recorded: Callable[[dict[str, Any]], dict[str, Any]] = _settings_of
+    others: Literal["refuse", "ignore"] = "refuse"
+    remedy: str = "pass --overwrite to run afresh"  # the end of a refusal: how to start the step afresh
 
     @property
     def marker(self) -> Path:
-        return self.folder / MARKER
+        return self.marker_file if self.marker_file is not None else self.folder / MARKER
 
     def fingerprint(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """The identity (this step's, or ``settings`` as a marker recorded them) through the step's rule."""
         return _jsonable(self.identify(_jsonable(self.settings if settings is None else settings)))
 
     def read(self) -> dict[str, Any] | None:
-        """The marker as recorded (read through :class:`StepMarker`), or None without one."""
-        return read_record(self.marker, StepMarker) if self.marker.is_file() else None
+        """The marker as recorded (read through the step's schema), or None without one."""
+        if not self.marker.is_file():
+            return None
+        record = read_record(self.marker, self.schema)
+        return record.model_dump() if isinstance(record, BaseModel) else record
 
     def done(self) -> dict[str, Any] | None:
         """The marker when this step finished with this fingerprint and its outputs are intact; None when it has
-        not finished. A marker of another fingerprint is refused naming what differs; an output deleted or
-        changed since is :class:`StepOutputGone` (the caller decides: refuse, or run the step again)."""
+        not finished. A marker of another fingerprint is refused naming what differs (or, ``others="ignore"``,
+        None); an output deleted or changed since is :class:`StepOutputGone` (the caller decides: refuse, or run
+        the step again)."""
         marker = self.read()
         if marker is None:
             return None
-        recorded, current = self.fingerprint(marker["settings"]), self.fingerprint()
+        recorded, current = self.fingerprint(self.recorded(marker)), self.fingerprint()
         if recorded != current:
-            raise PolydistillError(f"{self.folder} holds a {self.name} step of other settings (it differs in "
-                                   f"{differs_in(recorded, current)}); pass --overwrite to run afresh.")
+            if self.others == "ignore":
+                return None
+            where = self.folder if self.marker_file is None else self.marker
+            raise PolydistillError(f"{where} holds a {self.name} step of other settings (it differs in "
+                                   f"{differs_in(recorded, current)}); {self.remedy}.")
         self.check_outputs(marker)
         return marker
 
@@ -128,7 +167,7 @@ class Step:
                 raise StepOutputGone(self, out, "deleted")
         recorded = marker.get("weight_files")
         if recorded is not None:  # markers written before the step model have none: presence is all they show
-            current = self._digests()
+            current = self.digests()
             changed = sorted(n for n in {*recorded, *current} if recorded.get(n) != current.get(n))
             if changed:
                 raise StepOutputGone(self, self._path(changed[0]), "changed")
@@ -140,15 +179,20 @@ class Step:
 
     def finish(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
         """Write the marker atomically (after the outputs are in place) and return it."""
-        record: dict[str, Any] = {"stage": self.name, **self.extra, "seconds": round(seconds, 2),
-                                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                  "settings": self.settings, "summary": summary}
+        return self.write({"stage": self.name, **self.extra, "seconds": round(seconds, 2),
+                           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "settings": self.settings, "summary": summary})
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write ``record`` as the marker atomically, with the outputs' weight digests (``weight_files``) when the
+        step has outputs, and return it: :meth:`finish`, or a step whose marker has a format of its own."""
         if self.outputs:
-            record["weight_files"] = self._digests()
+            record["weight_files"] = self.digests()
         atomic_write_json(self.marker, record)
         return record
 
-    def _digests(self) -> dict[str, str]:
+    def digests(self) -> dict[str, str]:
+        """SHA-256 of every weight file of the outputs, by name relative to the folder."""
         out = {}
         for folder in self.outputs:
             if folder.is_dir():
@@ -163,4 +207,5 @@ class Step:
         return Path(name) if Path(name).is_absolute() else self.folder / name
 
 
-__all__ = ["MARKER", "OUTPUT_WEIGHT_SUFFIXES", "Step", "StepMarker", "StepOutputGone", "differences", "differs_in"]
+__all__ = ["MARKER", "OUTPUT_WEIGHT_SUFFIXES", "Step", "StepMarker", "StepOutputGone", "differences", "differs_in",
+           "named_by_path"]

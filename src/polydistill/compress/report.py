@@ -11,6 +11,8 @@
 * **Targets**: met or missed, by how much; for a missed quality target, which stage costs the quality
   (teacher → vocab reduction → weight copy → KD → int8).
 * **Stages**: settings and wall time of each.
+* **The final models' cards** (``DIR/model``, ``DIR/model-int8``): the title, targets and quality sections
+  appended, and the test F1 in their ``model-index`` (:func:`write_model_cards`).
 """
 
 from __future__ import annotations
@@ -249,10 +251,10 @@ def _ci(ret: dict[str, Any]) -> str:
     return f"{_pct(ret['retention'])} %{band}"
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def _summary_lines(report: dict[str, Any], heading: str = "#") -> list[str]:
+    """The title (a ``heading`` of that level), the targets, the quality and where the quality goes."""
     q, sp, arch, t = report["quality"], report["speed"], report["architecture"], report["teacher_architecture"]
-    final = sp["models"][FINAL]
-    lines = [f"# polydistill compress: {Path(report['teacher']).name} → {arch['name']}", "",
+    lines = [f"{heading} polydistill compress: {Path(report['teacher']).name} → {arch['name']}", "",
              f"Teacher `{report['teacher']}` ({t['layers']} layers × {t['hidden']}, FFN {t['intermediate']}, "
              f"{t['heads']} heads); student {arch['layers']} layers × {arch['hidden']}, FFN {arch['intermediate']}, "
              f"{arch['heads']} heads ({report['how']}); dataset {report['dataset']}, KD languages "
@@ -309,6 +311,13 @@ def render_markdown(report: dict[str, Any]) -> str:
                      + f" | {delta} | {_millions(row.get('params'))} | {_times(row.get('throughput_speedup'))} |")
         previous = current
     lines.append("")
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    sp = report["speed"]
+    final = sp["models"][FINAL]
+    lines = _summary_lines(report)
     lines += _speed_lines(sp)
     lines += ["## Stages", "", "| n | stage | wall s | what |", "|---|---|---|---|"]
     for st in report["stages"]:
@@ -461,5 +470,20 @@ def write_report(ctx: Context, outputs: dict[str, str]) -> tuple[dict[str, Any],
     return report, files
 
 
+def write_model_cards(outputs: dict[str, Path], report: dict[str, Any]) -> None:
+    """The final models' cards get the report card's title, targets and quality sections appended (no machine
+    paths: :func:`~polydistill.student.card.public_report`) and its test F1 in their ``model-index``."""
+    from polydistill.io import CARD_FILE
+    from polydistill.student.card import public_report, record_test_results
+
+    summary = "\n".join(_summary_lines(public_report(report), heading="##"))
+    for key, path in outputs.items():
+        card = path / CARD_FILE
+        if card.is_file():
+            body = card.read_text(encoding="utf-8").split("\n## polydistill compress", 1)[0].rstrip()
+            atomic_write_text(card, f"{body}\n\n{summary.rstrip()}\n")
+            record_test_results(path, report, "kd" if key == "model" else key)  # the report's test F1
+
+
 __all__ = ["build_report", "plot", "quality", "render_markdown", "retention_interval", "speed", "targets",
-           "write_report"]
+           "write_model_cards", "write_report"]

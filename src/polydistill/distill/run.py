@@ -4,10 +4,11 @@ A stage describes its run as a :class:`TrainingJob` (model, tokenised data, obje
 identifies the run); the core does the rest, the same way for every stage:
 
 - **preflight**: the output path is checked (parent, permissions, free space) before any work;
-  a finished run of the same job is reported as done (nothing is redone); an existing output of
-  another run is refused unless ``overwrite``;
+  a finished run of the same job is reported as done (nothing is redone: the run is a
+  :class:`polydistill.steps.Step` whose marker is the output's ``run.json``, :func:`run_step`); an existing
+  output of another run is refused unless ``overwrite``;
 - **one writer**: the main process holds a lock on the output; a second process gets one sentence;
-- **resume rule**: ``<out>.work/`` carries the job's fingerprint (settings, data, model, teacher,
+- **resume rule** (the checkpoints inside the run's step): ``<out>.work/`` carries the job's fingerprint (settings, data, model, teacher,
   objective); a work dir written by another run is refused, naming what differs (``overwrite`` or
   ``resume=False`` start it fresh); otherwise training resumes from its last complete checkpoint;
 - **training** through :class:`~polydistill.distill.trainer.PolydistillTrainer` (per-term logging,
@@ -47,11 +48,9 @@ from polydistill.io import (
     output_lock,
     package_versions,
     read_json,
-    read_record,
-    weight_digests,
 )
 from polydistill.logs import interactive
-from polydistill.steps import differences
+from polydistill.steps import Step, StepOutputGone, differences
 from polydistill.student.model_dir import save_model_dir
 from polydistill.student.provenance import Provenance
 
@@ -313,22 +312,37 @@ class RunRecord(BaseModel):
     weight_files: dict[str, str] | None = None  # SHA-256 of each weight file (runs since 2026-12-07)
 
 
-def finished_result(out: Path, fingerprint: dict[str, Any]) -> RunResult | None:
-    """The result of a finished run of exactly this job in ``out``, or None. A finished run whose weight
-    files changed since (truncated, replaced) is refused in one sentence, never reported as done."""
-    run_file = out / RUN_FILE
-    if not (run_file.is_file() and (out / "config.json").is_file()):
+def run_step(out: Path, stage: str, fingerprint: dict[str, Any]) -> Step:
+    """A run of the training core as a :class:`polydistill.steps.Step`: its folder and output the model
+    directory ``out``, its marker the ``run.json`` the hand-over writes inside it (read through :class:`RunRecord`;
+    its ``fingerprint`` is the identity, its ``weight_files`` the digests). A ``run.json`` of another fingerprint
+    is not this run's (the output preflight refuses or, with ``--overwrite``, replaces it); its checkpoints stay
+    inside the run (``<out>.work``)."""
+    return Step(name=stage, folder=out, settings=fingerprint, outputs=(out,), marker_file=out / RUN_FILE,
+                schema=RunRecord, recorded=_fingerprint_of_run, others="ignore",
+                remedy="pass --overwrite to train again")
+
+
+def _fingerprint_of_run(record: dict[str, Any]) -> dict[str, Any]:
+    return record["fingerprint"]
+
+
+def finished_result(out: Path, fingerprint: dict[str, Any], stage: str = "training",
+                    overwrite: bool = False) -> RunResult | None:
+    """The result of a finished run of exactly this job in ``out`` (its step is done), or None. A finished run
+    whose weight files changed since (truncated, replaced) is refused in one sentence, never reported as done
+    (with ``overwrite``: it is trained again)."""
+    try:
+        record = run_step(out, stage, fingerprint).done()
+    except StepOutputGone as gone:
+        if overwrite:
+            return None
+        what = f"weights ({gone.path.name}) changed" if gone.how == "changed" else "config or weights were deleted"
+        raise PolydistillError(f"{out} holds this finished run, but its {what} since it finished; restore them, "
+                               "or pass --overwrite to train again.") from None
+    if record is None:
         return None
-    record = read_record(run_file, RunRecord)
-    if record.fingerprint != fingerprint:
-        return None
-    recorded = record.weight_files
-    current = weight_digests(out) if recorded is not None else None
-    if recorded is not None and current is not None and current != recorded:
-        changed = sorted(n for n in {*recorded, *current} if recorded.get(n) != current.get(n))
-        raise PolydistillError(f"{out} holds this finished run, but its weights ({', '.join(changed)}) changed "
-                               "since it finished; restore them, or pass --overwrite to train again.")
-    saved = record.result
+    saved = record["result"]
     history = []
     if (out / LOG_FILE).is_file():
         history = [json.loads(line) for line in (out / LOG_FILE).read_text(encoding="utf-8").splitlines() if line]
@@ -411,7 +425,7 @@ def run_training(job: TrainingJob) -> RunResult:
     settings = job.settings
     out, work = settings.output_dir, settings.work_dir
     fingerprint = fingerprint_of(job.stage, settings, job.identity)
-    done = finished_result(out, fingerprint)
+    done = finished_result(out, fingerprint, job.stage, settings.overwrite)
     if done is not None:
         _push(settings)
         return done
@@ -542,7 +556,7 @@ def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[s
     with save_model_dir(settings.output_dir, job.stage, model=trainer.model, tokenizer=job.tokenizer,
                         provenance=job.provenance, run=run, source=job.source, overwrite=settings.overwrite) as target:
         tmp = target.path
-        run["weight_files"] = weight_digests(tmp)
+        run["weight_files"] = run_step(tmp, job.stage, fingerprint).digests()  # what done() checks, in place
         if (work / LOG_FILE).is_file():
             shutil.copy2(work / LOG_FILE, tmp / LOG_FILE)
         if (work / "tensorboard").is_dir():

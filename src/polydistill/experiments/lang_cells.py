@@ -1,8 +1,9 @@
 """The lm-distilled init of a language-specific student cell (the cells themselves: :mod:`.lang_grid`).
 
 :func:`build_lm_student` makes, once per work dir, what a cell's fine-tuning starts from, every step a
-directory under ``<work dir>/lm-students/`` with a JSON record beside it (written last, so a present record
-means a finished step; a killed step resumes: lm-distill from its checkpoints, the others are redone):
+directory under ``<work dir>/lm-students/`` with a JSON record beside it, a :class:`polydistill.steps.Step` whose
+marker is that record (written last, so a present record with its output means a finished step; a killed step
+resumes: lm-distill from its checkpoints, the others are redone):
 
 1. ``corpus-<lang>-<key>.txt``: the language's corpus (the inputs of the configured splits, one a line);
 2. ``vocab: pre`` only, ``teacher-<key>/``: the teacher with its vocabulary reduced to the corpus (VocabReduce);
@@ -27,7 +28,8 @@ from typing import Any
 from polydistill.experiments.grid import RunSpec
 from polydistill.experiments.lang_grid import LMCell, digest
 from polydistill.experiments.store import ResultStore
-from polydistill.io import atomic_write_json, atomic_write_text, read_record, try_lock
+from polydistill.io import atomic_write_text, try_lock
+from polydistill.steps import Step, StepOutputGone, named_by_path
 
 FOLDER = "lm-students"
 LOCK_POLL_SECONDS = 5.0
@@ -37,12 +39,20 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(f"{path.name}.json")
 
 
-def _cached(path: Path) -> dict[str, Any] | None:
-    """The record of a finished step (its output present too), else None."""
-    record = _sidecar(path)
-    if record.is_file() and (path.is_file() or (path / "config.json").is_file()):
-        return read_record(record, dict[str, Any])
-    return None
+def _step(path: Path, model: bool = True) -> Step:
+    """The step that writes ``path`` (a model directory, or the corpus file): its marker the JSON beside it (its
+    format the record's own: it is kept in the cells' results), its identity the key in its name."""
+    output = path / "config.json" if model else path
+    return Step(name="lm-student", folder=path.parent, settings={}, marker_file=_sidecar(path), schema=dict[str, Any],
+                recorded=named_by_path, records=((output, None),))
+
+
+def _cached(step: Step) -> dict[str, Any] | None:
+    """The record of a finished step (its output present too), else None (an output gone: done again)."""
+    try:
+        return step.done()
+    except StepOutputGone:
+        return None
 
 
 def corpus_sentences(lm: LMCell, data_root: str | None) -> tuple[list[str], str]:
@@ -63,12 +73,12 @@ def corpus_sentences(lm: LMCell, data_root: str | None) -> tuple[list[str], str]
 def _corpus(lm: LMCell, data_root: str | None, root: Path) -> tuple[Path, list[str], dict[str, Any]]:
     path = root / f"corpus-{lm.language}-{lm.corpus_key(data_root)}.txt"
     lines, where = corpus_sentences(lm, data_root)
-    record = _cached(path)
+    step = _step(path, model=False)
+    record = _cached(step)
     if record is None:
         atomic_write_text(path, "\n".join(lines) + "\n")
-        record = {"file": str(path), "lines": len(lines), "words": sum(len(line.split()) for line in lines),
-                  "provenance": where}
-        atomic_write_json(_sidecar(path), record)
+        record = step.write({"file": str(path), "lines": len(lines), "words": sum(len(line.split()) for line in lines),
+                             "provenance": where})
     return path, lines, record
 
 
@@ -77,7 +87,8 @@ def _reduce(source: str | Path, lines: list[str], out: Path, lm: LMCell, where: 
     """VocabReduce of ``source`` to the corpus ``lines`` into ``out`` (once); its record."""
     from polydistill.lang.vocab import vocab_reduce
 
-    record = _cached(out)
+    step = _step(out)
+    record = _cached(step)
     if record is not None:
         return record
     start = time.time()
@@ -86,8 +97,7 @@ def _reduce(source: str | Path, lines: list[str], out: Path, lm: LMCell, where: 
     record = {"where": where, "source": str(source), "vocab_before": reduction.plan.old_size,
               "vocab_after": reduction.plan.new_size, "min_sentence_freq": lm.vocab_min_sentence_freq,
               "seconds": round(time.time() - start, 2)}
-    atomic_write_json(_sidecar(out), record)
-    return record
+    return step.write(record)
 
 
 def _distill(teacher: str | Path, corpus: Path, out: Path, lm: LMCell,
@@ -99,7 +109,8 @@ def _distill(teacher: str | Path, corpus: Path, out: Path, lm: LMCell,
     from polydistill.modeling import load_config
     from polydistill.student.provenance import read_provenance
 
-    record = _cached(out)
+    step = _step(out)
+    record = _cached(step)
     if record is not None:
         return record
     v = lm.settings
@@ -123,8 +134,7 @@ def _distill(teacher: str | Path, corpus: Path, out: Path, lm: LMCell,
         "train_seconds": result.train_seconds, "wall_seconds": round(time.time() - start, 2),
         "resumed_from": result.resumed_from,
     }
-    atomic_write_json(_sidecar(out), record)
-    return record
+    return step.write(record)
 
 
 def build_lm_student(spec: RunSpec, store: ResultStore, on_step: Callable[[int, int], None] | None = None,

@@ -2,13 +2,14 @@
 
 The driver (the ``grid run`` process) owns the store, as in the sequential runner:
 
-- it decides which cells are ready (finished cells are skipped; a student waits until its teacher's result
-  is in the store) and submits them as tasks with their resource request (``num_cpus``/``num_gpus``);
+- it decides which cells are ready (finished cells are skipped: their step is done, the one rule of both
+  backends, :meth:`polydistill.experiments.store.ResultStore.cell_step`; a student waits until its teacher's
+  result is in the store) and submits them as tasks with their resource request (``num_cpus``/``num_gpus``);
 - it holds each submitted cell's lock (:func:`polydistill.io.try_lock`, the one the sequential runner takes),
   so a second ``grid run`` sharing the work dir, sequential or Ray, never starts the same cell;
 - a task runs the cell with :func:`polydistill.experiments.runner.execute` (models and Trainer checkpoints go
   to ``runs/<run_id>/`` of the work dir, which every node must see) and *returns* the record; the driver
-  writes it (``results/<run_id>.json``, atomically) or the failure (``failed/<run_id>.json``). A worker never
+  writes it (``results/<run_id>.json``, atomically: the cell's step finished) or the failure (``failed/<run_id>.json``). A worker never
   writes the store's results, so a worker killed at any moment cannot leave a half result: Ray re-runs the
   task (``max_retries``) and the cell resumes from its last checkpoint like a re-run of the sequential grid;
 - Ctrl-C (or any error) cancels the tasks in flight (their workers are killed) and releases the locks; a

@@ -4,10 +4,12 @@ Every run is: load data → (teacher: fine-tune | student: build by weight copy,
 fine-tuning | copy: build only) → evaluate on the test split per language group → one JSON in the
 store. Safe to kill at any moment:
 
-- a finished run has its result file and is never redone;
+- a finished run has its result file and is never redone (a cell is a :class:`polydistill.steps.Step` whose
+  marker is that file: :meth:`polydistill.experiments.store.ResultStore.cell_step`);
 - a run killed while training resumes from its last Trainer checkpoint (``TrainSettings.resume``);
 - a run killed after training but before its result was written re-evaluates the saved best model
-  (``train_result.json`` is written atomically right after training);
+  (the training is a step too, :func:`train_step`: ``train_result.json`` is written atomically right after
+  training; a run killed between the hand-over and that record rebuilds it from the model's ``run.json``);
 - a built student directory is written atomically, so it is either complete or absent.
 """
 
@@ -29,7 +31,15 @@ from polydistill.errors import PolydistillError
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
 from polydistill.experiments.store import ResultStore, open_store
-from polydistill.io import atomic_write_json, package_versions, read_record, try_lock
+from polydistill.io import (
+    PROVENANCE_FILE,
+    RUN_FILE,
+    atomic_write_json,
+    package_versions,
+    read_record,
+    try_lock,
+)
+from polydistill.steps import Step, StepOutputGone, named_by_path
 
 EVAL_SEED = 0  # eval caps and dataset subsets are fixed across seeds: seeds vary training only
 
@@ -144,7 +154,7 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     from polydistill.ranks import barrier, is_main_process
     from polydistill.student.build import build_student
 
-    if out is not None and (out / "config.json").is_file():
+    if out is not None and build_step(out).done() is not None:
         return None  # built by an earlier attempt (atomic, so complete)
     built = None
     assert spec.init is not None, f"{spec.label} has no student init"
@@ -167,16 +177,32 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     return built
 
 
+def build_step(out: Path) -> Step:
+    """The weight-copied student of a cell as a step: done when its model directory (written atomically) holds its
+    provenance (the marker, ``polydistill.json``), config and weights. Its identity is the cell's."""
+    return Step(name="student build", folder=out.parent, settings={}, outputs=(out,), marker_file=out / PROVENANCE_FILE,
+                schema=dict[str, Any], recorded=named_by_path, remedy="delete it to build the student again")
+
+
+def train_step(run_dir: Path) -> Step:
+    """The training inside a cell as a step: its marker ``train_result.json`` (the training record, written
+    atomically right after training; its format is the record's, spread into the cell's result), done while
+    the trained model beside it is there. Its identity is the cell's (the run id names the folder)."""
+    return Step(name="training", folder=run_dir, settings={}, marker_file=run_dir / "train_result.json",
+                schema=dict[str, Any], recorded=named_by_path, records=((run_dir / "model" / "config.json", None),))
+
+
 def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
            on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train the run's model into ``run_dir/model``; idempotent across kills."""
     from polydistill.ranks import is_main_process
 
-    done = run_dir / "train_result.json"
+    step = train_step(run_dir)
     model_dir = run_dir / "model"
-    if done.is_file() and (model_dir / "config.json").is_file():
-        return read_record(done, dict[str, Any])
-    if (model_dir / "run.json").is_file():
+    with contextlib.suppress(StepOutputGone):  # a record without its model: trained again
+        if (finished := step.done()) is not None:
+            return finished
+    if (model_dir / RUN_FILE).is_file():
         # killed after the best model was saved but before train_result.json: rebuild the record
         # from what the training run wrote next to the model
         record = _record_from_model_dir(model_dir)
@@ -184,8 +210,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
             from polydistill.experiments.lang_cells import build_lm_student
 
             record["lm_student"] = build_lm_student(spec, store)[1]
-        atomic_write_json(done, record)
-        return record
+        return step.write(record)
     data = train_data(spec)
     if spec.kind == "teacher":
         from polydistill.distill.finetune import finetune
@@ -236,7 +261,7 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
     if spec.lm is not None:
         record["lm_student"] = lm_record
     if is_main_process():
-        atomic_write_json(done, record)
+        step.write(record)
     return record
 
 

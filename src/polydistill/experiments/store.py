@@ -8,7 +8,10 @@ Layout of a work dir::
     runs/<run_id>/            models and Trainer checkpoints of runs in progress or kept
     report/                   written by ``grid report``
 
-A result file exists if and only if its run finished: that is what makes re-running safe.
+A result file exists if and only if its run finished: that is what makes re-running safe. A cell is a
+:class:`polydistill.steps.Step` (:meth:`ResultStore.cell_step`) whose done marker is its result file, read through
+:class:`ResultRecord`, recording its identity as the run id (the one rule that fingerprints a cell's spec,
+:attr:`polydistill.experiments.grid.RunSpec.run_id`); the file's format is the result's own.
 
 A result's ``metrics.predictions`` holds the gold and predicted label of every test example of
 every eval group (see :func:`encode_predictions`), so that two runs can be compared example by
@@ -31,6 +34,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_json, read_record
+from polydistill.steps import Step
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -144,16 +148,26 @@ class ResultStore:
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
+    def cell_step(self, run_id: str) -> Step:
+        """The cell ``run_id`` as a step: its folder ``runs/<run_id>/``, its marker the result file (read through
+        :class:`ResultRecord`), its identity the run id (the spec's fingerprint) the result records."""
+        return Step(name="grid cell", folder=self.run_dir(run_id), settings={"run_id": run_id},
+                    marker_file=self.result_path(run_id), schema=ResultRecord, recorded=_run_id_of,
+                    remedy="delete it to run the cell again")
+
     def has(self, run_id: str) -> bool:
-        return self.result_path(run_id).is_file()
+        """Whether the cell finished: its step is done (a result file of another shape is one sentence)."""
+        return self.cell_step(run_id).done() is not None
 
     def load(self, run_id: str) -> dict[str, Any]:
         return read_record(self.result_path(run_id), ResultRecord)
 
     def save(self, run_id: str, record: dict[str, Any]) -> Path:
-        path = atomic_write_json(self.result_path(run_id), {"run_id": run_id, **record})
+        """Finish the cell: its result, written atomically (its failure record, if any, removed)."""
+        step = self.cell_step(run_id)
+        step.write({"run_id": run_id, **record})
         (self.root / "failed" / f"{run_id}.json").unlink(missing_ok=True)
-        return path
+        return step.marker
 
     def fail(self, run_id: str, label: str, message: str) -> Path:
         """Record why a run stopped; it has no result, so the next ``grid run`` tries it again."""
@@ -174,6 +188,10 @@ class ResultStore:
             return []
         return [read_record(path, ResultRecord) for path in sorted(self.results_dir.glob("*.json"))
                 if not path.name.startswith(".")]
+
+
+def _run_id_of(result: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": result["run_id"]}
 
 
 def open_store(work_dir: str | os.PathLike, must_exist: bool = False) -> ResultStore:

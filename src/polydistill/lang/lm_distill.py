@@ -289,7 +289,7 @@ def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDi
     identity = {"teacher": {"source": str(teacher_source), "weights": model_digest(teacher)},
                 "corpus": content_fingerprint(data, *map(str, files))}
     fingerprint = fingerprint_of("lm-distill", settings, identity)
-    done = finished_result(settings.output_dir, fingerprint)
+    done = finished_result(settings.output_dir, fingerprint, "lm-distill", settings.overwrite)
     if done is not None:
         return _result(done, read_provenance(done.output_dir))
     check_output_dir(settings.output_dir, settings.overwrite)

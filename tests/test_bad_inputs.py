@@ -1341,10 +1341,7 @@ for _name, _text in [("whitespace", "   \n\t\t\n\u00a0\u3000\n\n \n"),
 
 # ---------------------------------------------------------------------------------------- the test
 
-XFAIL: dict[str, str] = {  # case name -> reason (failures whose fix lies in code owned elsewhere)
-    "13-run-json-best-dev-f1-a-string-finetune": "distill/run.py's RunRecord leaves result untyped: a hand-edited "
-    "result.best_dev_f1 reaches cli/distill.py's 'nothing to do' line as a str (ValueError traceback)",
-}
+XFAIL: dict[str, str] = {}  # case name -> reason (a known failure whose fix lies elsewhere; strict)
 
 
 def _params():

@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from polydistill.distill.checkpoints import last_complete_checkpoint
 from polydistill.distill.settings import TrainSettings
@@ -302,13 +303,22 @@ def _plain_progress():
 # ---------------------------------------------------------------------------- the run
 
 
+@with_config(ConfigDict(extra="allow", strict=True))  # a number written as text is refused, not converted
+class RecordedResult(TypedDict, total=False):
+    """``run.json``'s ``result``: the numbers a finished run's "nothing to do" line and the grids read back."""
+
+    best_dev_f1: float | None
+    train_seconds: float
+    global_step: int
+
+
 class RunRecord(BaseModel):
     """The fields of ``run.json`` that resuming reads back (the rest is free-form provenance)."""
 
     model_config = ConfigDict(extra="allow")
 
     fingerprint: dict[str, Any]
-    result: dict[str, Any] = Field(default_factory=dict)
+    result: RecordedResult = Field(default_factory=lambda: RecordedResult())
     weight_files: dict[str, str] | None = None  # SHA-256 of each weight file (runs since 2026-12-07)
 
 

@@ -531,3 +531,39 @@ def test_compress_runs_on_a_token_task_end_to_end(tmp_path):
     student = AutoModelForTokenClassification.from_pretrained(result.model_dir)
     assert list(student.config.id2label.values()) == list(LABELS)
     assert student.config.num_hidden_layers < 4
+
+
+# ------------------------------------------------------------------------------ teacher-output cache budget
+def test_a_cache_over_the_budget_is_warned_up_front_recorded_by_kd_and_reported(workspace, tmp_path, monkeypatch):
+    """--teacher-cache-gb reaches KD: a cache over it is named in the plan (estimated), skipped by KD with the bytes
+    needed and the budget in the KD stage's record, and the report row says it was skipped, not that it was used."""
+    from polydistill.compress import report, stages
+
+    def stop(ctx):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(stages, "run_int8", stop)
+    said: list[str] = []
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out, teacher_cache_gb=1e-9, say=said.append)
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    assert plan["teacher_cache_bytes"] > 1
+    assert any(m.startswith("warning: teacher-output cache: skipped — needs ") and "(estimated)" in m for m in said)
+    done = json.loads((out / "stages" / "4-kd" / "done.json").read_text())
+    cache = done["summary"]["teacher_cache"]
+    assert cache["skipped"].endswith("> 1e-09 GB budget (--teacher-cache-gb)") and cache["budget_bytes"] == 1
+    assert cache["bytes"] > cache["budget_bytes"]
+    assert "teacher_cache_gb" not in done["settings"]  # a cache budget decides nothing: not the stage's identity
+    run = json.loads((out / "stages" / "4-kd" / "model" / "run.json").read_text())  # distill's own record
+    assert run["teacher_cache"] == cache and run["kd"]["teacher_cache_gb"] == 1e-9
+    row = report._stage_words({"stage": "kd", "summary": done["summary"]})
+    assert f"; teacher-output cache: skipped — {cache['skipped']}" in row
+    assert any("KD ran the teacher at every step" in note for note in done["summary"]["notes"])
+    # a larger budget resumes the same run (not another command) and keeps the finished KD stage
+    monkeypatch.setattr(stages, "run_int8", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out, teacher_cache_gb=8.0)
+    assert json.loads((out / "stages" / "4-kd" / "done.json").read_text()) == done
+    assert report._stage_words({"stage": "kd", "summary": {**done["summary"], "teacher_cache": True}}).endswith(
+        "; teacher-output cache planned")  # runs recorded before the outcome was

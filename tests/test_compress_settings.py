@@ -84,7 +84,8 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
         "depth": {"layer_map", "calibration_size", "seed"},
         "width": {"width_select", "calibration_size", "seed"},
         "kd": {"kd_weights", "fraction", "max_dev_per_language", "allow_untrained_teacher", "allow_weak_teacher",
-               "unlabelled_data", "unlabelled_max", "seed", "training"},
+               "unlabelled_data", "unlabelled_max", "seed", "training",
+               "teacher_cache_gb"},  # read by KD, never recorded in its done.json: it decides nothing
         "int8": {"runtime"},  # declared since --runtime (issue #36); recorded only when not the default
         "evaluate": {"max_test_per_language"},
         "bench": {"bench_lengths", "bench_batch_size", "bench_repeats", "bench_threads"},
@@ -92,7 +93,7 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
     assert {name: set(stage_fields(name)) for name in STAGES} == recorded
     values = CompressSettings(teacher="t", dataset="d", out="o").model_dump(mode="json")
     unfingerprinted = {"out", "threads", "overwrite", "push_to_hub", "progress", "target_retention_seen",
-                       "target_retention_unseen", "target_wall_minutes"}
+                       "target_retention_unseen", "target_wall_minutes", "teacher_cache_gb"}
     later = {"unlabelled_data", "unlabelled_max", "runtime"}  # added after runs were recorded: "unless-default"
     assert set(settings_identity(values)) == set(values) - unfingerprinted - later
     assert {"unlabelled_data", "unlabelled_max"} <= set(settings_identity({**values, "unlabelled_data": "x",
@@ -149,3 +150,28 @@ def test_the_command_builds_the_settings_the_library_gets(monkeypatch, tmp_path)
         CompressSettings(teacher="t", dataset="d", out=tmp_path).model_dump(
             exclude={"teacher", "dataset", "out", "languages", "unseen_languages", "kd_weights", "bench_lengths",
                      "wordfreq", "training"})
+
+
+def test_teacher_cache_gb_is_a_flag_that_reaches_kd_and_identifies_nothing(monkeypatch, tmp_path, capsys):
+    from polydistill.compress.plan import fixed_schedule
+
+    monkeypatch.setenv("COLUMNS", "250")
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    assert "--teacher-cache-gb" in capsys.readouterr().out
+    seen = []
+
+    def fake(settings, on_event=None):
+        seen.append(settings)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("polydistill.compress.compress", fake)
+    with pytest.raises(SystemExit):
+        main(["compress", "-m", "t", "-d", "d", "-o", str(tmp_path), "--teacher-cache-gb", "12.5"])
+    s = seen[0]
+    ctx = SimpleNamespace(settings=s, width_changes=True)
+    assert stages.kd_settings(ctx, fixed_schedule(s.training)).teacher_cache_gb == 12.5
+    default = CompressSettings(teacher="t", dataset="d", out=tmp_path)
+    assert s.teacher_cache_gb == 12.5 and default.teacher_cache_gb == 4.0
+    assert s.identity() == default.identity()  # a cache budget changes no result: the same run resumes
+    assert stages.stage_settings(ctx, "kd") == stages.stage_settings(SimpleNamespace(settings=default), "kd")

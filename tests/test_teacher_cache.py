@@ -85,6 +85,29 @@ def test_kd_with_cache_gives_the_same_student_and_reuses_the_cache(tmp_path):
     assert "skipped" in json.loads((small.output_dir / "run.json").read_text())["teacher_cache"]
 
 
+def test_a_cache_over_the_budget_is_skipped_with_a_warning_and_recorded_with_its_size(tmp_path, capsys):
+    from polydistill.distill.teacher_cache import describe, over_budget
+
+    data = tiny_task("sequence", n_train=16, n_dev=8)
+    teacher, tokenizer = tiny_model(data)
+    student = build_student(teacher, layers=2, hidden=16, intermediate=32, tokenizer=tokenizer)
+    result = distill(teacher, student, data, _settings(tmp_path / "small", max_steps=2, eval_steps=2),
+                     KDSettings(teacher_cache_gb=1e-6, allow_untrained_teacher=True, allow_weak_teacher=True),
+                     tokenizer=tokenizer)
+    record = result.extra["teacher_cache"]  # what the run did, in its result and its run.json
+    assert json.loads((result.output_dir / "run.json").read_text())["teacher_cache"] == record
+    assert record["budget_bytes"] == 1000 and record["bytes"] > 1000
+    assert record["skipped"].startswith("needs ") and record["skipped"].endswith("> 1e-06 GB budget (--teacher-cache-gb)")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {describe(record)}; every KD step runs the teacher (slower; a larger "
+                        "--teacher-cache-gb builds it)."]
+    assert over_budget(record["bytes"], record["bytes"] / 1e9) is None  # the budget is inclusive
+    assert describe({"skipped": "x"}) == "teacher-output cache: skipped — x"
+    assert describe({"reused": False, "bytes": 2_400_000_000, "seconds": 31.2}) == \
+        "teacher-output cache: built (2.4 GB, 31 s)"
+    assert describe({"reused": True, "bytes": 312_500_000}) == "teacher-output cache: reused (312.5 MB)"
+
+
 def test_the_cache_folder_keeps_its_budget_least_recently_used_first(tmp_path, monkeypatch):
     import os
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from polydistill.distill.settings import MAX_SEED, Training, with_defaults
+from polydistill.distill.settings import MAX_SEED, KDSettings, Training, with_defaults
 from polydistill.errors import PolydistillError, require
 
 SIZES = ("tiny", "small", "base")
@@ -48,7 +48,8 @@ def used_by(*stages: str, cli: tuple[str, ...] = (), fingerprint: bool | Literal
     * ``stages``: the stages whose output it decides (their ``done.json`` records it), or ``"run"`` (read by
       the runner only) / ``"report"`` (read by the report card only);
     * ``cli``: the command-line flags when not ``--<field-name>`` (the first is the main name, the rest aliases);
-    * ``fingerprint``: ``False`` for a setting that changes no number of the run (a re-run may change it);
+    * ``fingerprint``: ``False`` for a setting that changes no number of the run (a re-run may change it; a
+      stage that reads it does not record it in its ``done.json`` settings);
       ``"unless-default"`` for a setting added after compress directories were recorded: left out of the
       fingerprint at its default, so that those directories keep their fingerprint and resume."""
     if not stages or set(stages) - set(STAGES + OTHER_PLACES):
@@ -144,6 +145,11 @@ class CompressSettings(BaseModel):
                                         json_schema_extra=used_by("kd", fingerprint="unless-default"))
     unlabelled_max: int | None = Field(None, ge=1, description="Use at most N unlabelled examples (a fixed sample).",
                                        json_schema_extra=used_by("kd", fingerprint="unless-default"))
+    teacher_cache_gb: float = Field(
+        KDSettings.model_fields["teacher_cache_gb"].default, gt=0, allow_inf_nan=False,
+        description="Largest teacher-output cache KD builds (GB); a larger one is skipped (a warning; the report "
+        "says so) and every KD step runs the teacher. Speed only: changes no result.",
+        json_schema_extra=used_by("kd", fingerprint=False))
     # -- evaluation and bench
     max_test_per_language: int | None = Field(None, ge=1, description="Evaluate every model on at most N test "
                                               "examples per language (fixed sample).",

@@ -365,7 +365,20 @@ def _speed_lines(sp: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cache_words(cache: dict[str, Any] | bool | None) -> str:
+    """The KD row's words on the teacher-output cache: what the run did (a record), or, for runs recorded before
+    the outcome was, only that the schedule asked for it (``true``)."""
+    from polydistill.distill.teacher_cache import describe
+
+    if isinstance(cache, dict):
+        words = describe(cache)
+        return f"; {words}" if words else ""
+    return "; teacher-output cache planned" if cache else ""
+
+
 def _stage_words(stage: dict[str, Any]) -> str:
+    from polydistill.distill.teacher_cache import size_words
+
     s, name = stage["summary"], stage["stage"]
     if s.get("skipped"):
         return f"skipped: {s['skipped']}"
@@ -373,7 +386,8 @@ def _stage_words(stage: dict[str, Any]) -> str:
         return f"{s['architecture']['name']} ({s['how']}); KD " + (
             f"{s['schedule']['max_steps']} steps" if s["schedule"].get("max_steps") else "by epochs") + (
             f", fitted to the budget (estimate {s['schedule']['estimated_seconds']:.0f} s)"
-            if s["schedule"].get("estimated_seconds") else "")
+            if s["schedule"].get("estimated_seconds") else "") + (
+            f"; teacher-output cache ≈ {size_words(s['teacher_cache_bytes'])}" if s.get("teacher_cache_bytes") else "")
     if name == "vocab":
         return f"vocabulary {s['vocab_before']:,} → {s['vocab_after']:,} ({s['rule']})"
     if name == "depth":
@@ -384,7 +398,7 @@ def _stage_words(stage: dict[str, Any]) -> str:
         f1 = s.get("best_dev_f1")
         return (f"{s['global_step']} steps, best dev F1 {_pct(f1)}; terms "
                 + ", ".join(f"{k} {v:g}" for k, v in s["weights"].items())
-                + ("; teacher-output cache" if s.get("teacher_cache") else "")
+                + _cache_words(s.get("teacher_cache"))
                 + (f"; augmentation {s['unlabelled']['source']} ({s['unlabelled']['examples']:,} unlabelled examples)"
                    if s.get("unlabelled") else ""))
     if name == "int8":

@@ -42,6 +42,7 @@ from polydistill.compress.plan import (
     Schedule,
     candidate_architectures,
     choose_candidate,
+    declared,
     fit_schedule,
     fixed_schedule,
     preset,
@@ -119,8 +120,9 @@ class Context:
 def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
     """The settings that decide a stage's output (its step's identity, recorded in its marker): the fields that
     declare the stage (``CompressSettings``, ``used_by``), and what the stage fixes itself."""
-    values = ctx.settings.model_dump(mode="json")
-    out = {key: values[key] for key in stage_fields(name, type(ctx.settings))}
+    values, model = ctx.settings.model_dump(mode="json"), type(ctx.settings)
+    decide_nothing = {k for k, rule in declared(model, "fingerprint").items() if rule is False}  # e.g. a cache budget
+    out = {key: values[key] for key in stage_fields(name, model) if key not in decide_nothing}
     if name == "int8" and out.pop("runtime") == "onnx-int8-unfused":  # as recorded before --runtime existed
         out["quantize"] = "int8 (dynamic, per channel)"
     elif name == "int8":
@@ -200,8 +202,42 @@ def run_plan(ctx: Context) -> dict[str, Any]:
     else:
         schedule = fixed_schedule(settings.training)
     record["schedule"] = schedule.to_dict()
+    if schedule.teacher_cache:
+        record["teacher_cache_bytes"] = estimated_cache_bytes(ctx, arch)
+        warn_cache_budget(ctx, record["teacher_cache_bytes"])
     record["notes"] = list(ctx.notes)
     return record
+
+
+def estimated_cache_bytes(ctx: Context, arch: Architecture) -> int:
+    """The teacher-output cache KD will need (``teacher_cache.estimate_bytes``, the rule KD applies): the KD
+    training inputs and the unlabelled ones tokenised by the teacher's tokenizer (the reduced vocabulary's
+    lengths differ a little), ``arch``'s layers mapped, the KD terms of its width."""
+    from polydistill.data.tokenize import fit_max_length, tokenize_task_data
+    from polydistill.distill.kd import cache_spec
+    from polydistill.distill.teacher_cache import estimate_bytes
+    from polydistill.modeling import load_tokenizer
+
+    s, train = ctx.settings, ctx.train
+    splits = {"train": train.splits["train"], **({"unlabelled": ctx.unlabelled} if ctx.unlabelled is not None else {})}
+    view = TaskData(name=train.name, task=train.task, label_names=train.label_names, languages=train.languages,
+                    splits=splits)
+    max_length = fit_max_length(s.training.max_length, ctx.teacher_config, note=False)
+    tokenized = tokenize_task_data(view, load_tokenizer(s.teacher), max_length=max_length)
+    kd = check_kd_weights(s.kd_weights, arch.changes_width(teacher_architecture(ctx.teacher_config)))
+    spec = cache_spec(kd, ctx.teacher_config, list(range(arch.layers)), train.task == "token")
+    return estimate_bytes((len(ids) for split in tokenized.values() for ids in split["input_ids"]), spec,
+                          kd.teacher_cache_dtype)
+
+
+def warn_cache_budget(ctx: Context, needed: int) -> None:
+    """Say up front (the plan) when KD's teacher-output cache will not fit ``--teacher-cache-gb``."""
+    from polydistill.distill.teacher_cache import describe, over_budget
+
+    skipped = over_budget(needed, ctx.settings.teacher_cache_gb)
+    if skipped is not None:
+        ctx.say(f"warning: {describe(skipped)} (estimated); every KD step will run the teacher unless "
+                "--teacher-cache-gb is raised")
 
 
 def _parameter_limit(ctx: Context, measured: list[dict[str, Any]], record: dict[str, Any]) -> int:
@@ -424,7 +460,23 @@ def kd_settings(ctx: Context, schedule: Schedule):
     s = ctx.settings
     kd = check_kd_weights(s.kd_weights, ctx.width_changes)
     return type(kd)(weights=kd.weights, allow_untrained_teacher=s.allow_untrained_teacher,
-                    allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache)
+                    allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache,
+                    teacher_cache_gb=s.teacher_cache_gb)
+
+
+def kd_cache_record(result, schedule: Schedule) -> dict[str, Any] | None:
+    """What the KD run did with the teacher-output cache: the training core's record (run.json ``teacher_cache``:
+    built / reused, or skipped with the bytes needed and the budget), or ``{"off": why}`` when the schedule
+    switched it off. A KD run finished before (``already_done``) is read back from its run.json."""
+    if not schedule.teacher_cache:
+        return {"off": "the KD schedule covers under one epoch (the cache cannot pay)"}
+    record = result.extra.get("teacher_cache")
+    if record is None and result.already_done:
+        from polydistill.io import RUN_FILE, read_json
+
+        path = Path(result.output_dir) / RUN_FILE
+        record = read_json(path).get("teacher_cache") if path.is_file() else None
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()} if record else None
 
 
 def run_kd(ctx: Context) -> dict[str, Any]:
@@ -444,10 +496,17 @@ def run_kd(ctx: Context) -> dict[str, Any]:
     if ctx.unlabelled is not None:
         unlabelled = {"source": s.unlabelled_data, "examples": len(ctx.unlabelled), "max": s.unlabelled_max,
                       "languages": sorted(set(ctx.unlabelled["language"]))}
+    cache = kd_cache_record(result, schedule)
+    notes = []
+    if cache and "skipped" in cache:
+        from polydistill.distill.teacher_cache import describe
+
+        notes.append(f"KD ran the teacher at every step: {describe(cache)}")
     return {"best_dev_f1": result.best_dev_f1, "global_step": result.global_step,
             "train_seconds": result.train_seconds, "resumed_from": result.resumed_from,
-            "weights": kd.active, "teacher_cache": kd.teacher_cache, "schedule": schedule.to_dict(),
-            "unlabelled": unlabelled, "student": str(ctx.student_dir()), "training": settings.identity()}
+            "weights": kd.active, "teacher_cache": cache, "schedule": schedule.to_dict(),
+            "unlabelled": unlabelled, "student": str(ctx.student_dir()), "training": settings.identity(),
+            **({"notes": notes} if notes else {})}
 
 
 def run_int8(ctx: Context) -> dict[str, Any]:

@@ -12,6 +12,7 @@ towards the teacher layer it was copied from), else TinyBERT's k = i·N_T/N_S (1
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -39,18 +40,12 @@ KD_PERMISSIONS = {"allow_untrained_teacher", "allow_weak_teacher", "teacher_marg
                   "teacher_cache_gb", "teacher_cache_dtype"}
 
 
-def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[int], data: TaskData,
-                settings: TrainSettings, tokenizer):
-    """A function of the tokenised training split → the trainer's teacher-cache settings, or None when
-    the cache is off, cannot help (left padding) or would exceed the budget."""
-    from polydistill.distill.precision import resolve_precision
-    from polydistill.distill.teacher_cache import cache_key, default_cache_root, estimate_bytes
-
-    if not kd.teacher_cache or getattr(tokenizer, "padding_side", "right") != "right":
-        return None
-    adapter = get_adapter(teacher)
-    spec = {"width": teacher.config.hidden_size, "heads": adapter.num_heads(teacher.config),
-            "num_labels": teacher.config.num_labels, "token_logits": data.task == "token",
+def cache_spec(kd: KDSettings, teacher_config, layer_map: list[int], token_task: bool) -> dict:
+    """What the teacher-output cache stores per example for ``kd``'s active terms (its key and its size,
+    :func:`polydistill.distill.teacher_cache.estimate_bytes`): from the teacher's config, so that compress' plan
+    can size the cache before any model is built."""
+    return {"width": teacher_config.hidden_size, "heads": get_adapter(teacher_config).num_heads(teacher_config),
+            "num_labels": teacher_config.num_labels, "token_logits": token_task,
             "hidden_layers": len(layer_map) if kd.weight("hid") > 0 else 0,
             "map_layers": len(layer_map) if kd.weight("att") > 0 else 0,
             "embeddings": int(kd.weight("emb") > 0), "last_hidden": int(kd.weight("cos") + kd.weight("last_mse") > 0),
@@ -58,11 +53,39 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
             "relation_heads": kd.relation_heads, "layer_map": layer_map,
             "attention": kd.attention, "terms": sorted(kd.active)}
 
+
+def warn_cache_skipped(record: dict) -> None:
+    """The one warning line of a skipped cache (main process, stderr): every KD step then runs the teacher."""
+    from polydistill.distill.teacher_cache import describe
+    from polydistill.ranks import is_main_process
+
+    if is_main_process():
+        print(f"warning: {describe(record)}; every KD step runs the teacher (slower; a larger --teacher-cache-gb "
+              "builds it).", file=sys.stderr, flush=True)
+
+
+def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[int], data: TaskData,
+                settings: TrainSettings, tokenizer):
+    """A function of the tokenised training split → the trainer's teacher-cache settings (``{"path", "dtype",
+    "bytes"}``), or the record of why the cache is skipped (``{"skipped": why, ...}``: left padding, or over
+    ``teacher_cache_gb`` by :func:`~polydistill.distill.teacher_cache.over_budget`, with a warning); None when
+    the cache is off. The trainer records either in the run's ``teacher_cache``."""
+    from polydistill.distill.precision import resolve_precision
+    from polydistill.distill.teacher_cache import cache_key, default_cache_root, estimate_bytes, over_budget
+
+    if not kd.teacher_cache:
+        return None
+    if getattr(tokenizer, "padding_side", "right") != "right":
+        return lambda train_split: {"skipped": "the tokenizer pads on the left (the cache needs right padding)"}
+    spec = cache_spec(kd, teacher.config, layer_map, data.task == "token")
+
     def plan(train_split):
         ids = train_split["input_ids"]
         needed = estimate_bytes((len(x) for x in ids), spec, kd.teacher_cache_dtype)
-        if needed > kd.teacher_cache_gb * 1e9:
-            return {"skipped": f"needs {needed / 1e9:.1f} GB > --teacher-cache-gb {kd.teacher_cache_gb}"}
+        skipped = over_budget(needed, kd.teacher_cache_gb)
+        if skipped is not None:
+            warn_cache_skipped(skipped)
+            return skipped
         key = cache_key(teacher_digest, ids, spec, kd.teacher_cache_dtype, resolve_precision(settings.precision).name)
         return {"path": default_cache_root() / key, "dtype": kd.teacher_cache_dtype, "bytes": needed}
 

@@ -95,6 +95,39 @@ def estimate_bytes(lengths: Iterable[int], spec: dict[str, Any], dtype: str) -> 
     return int(total * size)
 
 
+def size_words(n: int) -> str:
+    """Bytes in words: 4.8 GB, 312.5 MB, 12.0 kB."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def over_budget(needed: int, budget_gb: float) -> dict[str, Any] | None:
+    """The cache's one budget rule: a cache of ``needed`` bytes larger than ``budget_gb`` (``teacher_cache_gb``,
+    ``--teacher-cache-gb``) is not built. Returns the record of the skip (run.json ``teacher_cache``: the reason,
+    the bytes needed and the budget), or None when the cache fits."""
+    if needed <= budget_gb * 1e9:
+        return None
+    return {"skipped": f"needs {size_words(needed)} > {budget_gb:g} GB budget (--teacher-cache-gb)",
+            "bytes": int(needed), "budget_bytes": int(budget_gb * 1e9)}
+
+
+def describe(record: dict[str, Any] | None) -> str | None:
+    """What a KD run did with the cache, in words, from its record (run.json ``teacher_cache``; compress adds
+    ``{"off": why}``): ``teacher-output cache: built (1.2 GB in 31 s)`` / ``reused`` / ``skipped — needs 4.8 GB >
+    4.0 GB budget (--teacher-cache-gb)`` / ``off — why``. None without a record (the run had no cache plan)."""
+    if not record:
+        return None
+    if "skipped" in record:
+        return f"teacher-output cache: skipped — {record['skipped']}"
+    if "off" in record:
+        return f"teacher-output cache: off — {record['off']}"
+    size = f"{size_words(record['bytes'])}" if record.get("bytes") else ""
+    if record.get("reused"):
+        return "teacher-output cache: reused" + (f" ({size})" if size else "")
+    if "reused" in record:
+        return "teacher-output cache: built (" + ", ".join(x for x in (size, f"{record.get('seconds', 0):.0f} s") if x) + ")"
+    return "teacher-output cache: planned" + (f" ({size})" if size else "")
+
+
 def cache_key(teacher_digest: str, input_ids: list[list[int]], spec: dict[str, Any], dtype: str,
               precision: str) -> str:
     digest = hashlib.blake2b(digest_size=16)

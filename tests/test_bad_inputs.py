@@ -1104,7 +1104,7 @@ def _(w, tmp_path):
     from polydistill.errors import PolydistillError
 
     run = shutil.copytree(_finished_compress(w), tmp_path / "cz")
-    failing = mock.patch("polydistill.lang.vocab.vocab_reduce",
+    failing = mock.patch("polydistill.vocab.reduce.vocab_reduce",
                          side_effect=PolydistillError("The vocabulary stage failed (a late failure, on purpose)."))
     return Setup([*_compress_rerun(w, run), "--overwrite"], run, needles=("failed (a late failure, on purpose)",),
                  hold=lambda: failing, post=_no_set_aside(run))
@@ -1419,3 +1419,23 @@ def test_an_oserror_that_is_a_bug_keeps_its_traceback(world, capsys, monkeypatch
     monkeypatch.setattr("polydistill.data.load_task_data", broken)
     with pytest.raises(FileNotFoundError):
         main(["data", "show", str(world.data)])
+
+
+def test_library_callers_get_the_output_rule_for_compound_inputs(tmp_path):
+    """A library call (compress(...) passes its settings' ``--unlabelled-data`` as given) names inputs in the
+    compound spellings ``LANG=FILE`` and ``FOLDER:LANGUAGES``: the preflight resolves them as the CLI does, so an
+    output that holds the named file or folder is refused and nothing is removed."""
+    from polydistill.errors import PolydistillError
+    from polydistill.io import check_output_path
+
+    parent = tmp_path / "earlier"
+    corpus = parent / "sw.txt"
+    folder = parent / "data"
+    parent.mkdir()
+    corpus.write_text("habari\n", encoding="utf-8")
+    folder.mkdir()
+    for spelled in (f"sw={corpus}", f"{folder}:sw-KE"):
+        with pytest.raises(PolydistillError, match="holds|inside|is"):
+            check_output_path(parent, inputs=(spelled,))
+    assert corpus.read_text(encoding="utf-8") == "habari\n" and folder.is_dir()
+    check_output_path(tmp_path / "elsewhere", inputs=(f"sw={corpus}",))  # an unrelated output is fine

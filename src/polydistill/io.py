@@ -114,11 +114,28 @@ def read_json(path: str | os.PathLike) -> Any:
 _READING: ContextVar[tuple[Path, ...]] = ContextVar("polydistill_reading", default=())
 
 
-def _local_path(value: object) -> Path | None:
+def _named_paths(value: str) -> list[str]:
+    """``value`` and the paths it names in the compound spellings of sources: ``LANG=FILE`` (``--corpus``,
+    ``--heldout``, ``--unlabelled-data``) and ``DATASET:LANGUAGES`` with a local dataset folder
+    (``--unlabelled-data``). Parts that are not existing local paths are ignored by the preflight."""
+    named = [value]
+    if "=" in value:
+        named.append(value.partition("=")[2])
+    if ":" in value:
+        named.append(value.partition(":")[0])
+    return [part for part in named if part.strip()]
+
+
+def _local_paths(value: object) -> list[Path]:
+    """The existing local paths ``value`` is or names (a hub id or a dataset name is not a local input)."""
     if not isinstance(value, str | os.PathLike) or not str(value).strip():
-        return None
-    path = Path(value).expanduser()
-    return path.resolve() if path.exists() else None  # a hub id or a dataset name is not a local input
+        return []
+    found = []
+    for part in _named_paths(str(value)):
+        path = Path(part).expanduser()
+        if path.exists():
+            found.append(path.resolve())
+    return found
 
 
 @contextlib.contextmanager
@@ -127,7 +144,7 @@ def reading(*paths: object) -> Iterator[None]:
     block: every output preflight inside it refuses an output that is, holds or lies inside one of them.
     Values that are not existing local paths (hub ids, dataset names, loaded models, None) are ignored.
     Nests; a library function may instead pass ``inputs`` to the preflight itself."""
-    local = tuple(p for p in map(_local_path, paths) if p is not None)
+    local = tuple(p for value in paths for p in _local_paths(value))
     token = _READING.set(_READING.get() + local)
     try:
         yield
@@ -163,7 +180,7 @@ def _check_safe(path: Path, kind: str, inputs: tuple[object, ...], into_models: 
     if kind == "directory" and Path.cwd().resolve().is_relative_to(resolved):
         raise PolydistillError(f"The output {path} is the current directory or holds it; name a new folder "
                                "for the output.")
-    for source in (*_READING.get(), *(p for p in map(_local_path, inputs) if p is not None)):
+    for source in (*_READING.get(), *(p for value in inputs for p in _local_paths(value))):
         if resolved == source:
             raise PolydistillError(f"The output {path} is an input of this command; write the output elsewhere.")
         if source.is_relative_to(resolved):

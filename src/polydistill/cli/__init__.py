@@ -59,20 +59,7 @@ def _input_paths(command: TyperCommand, params: dict) -> list[str]:
     outputs = {p.name for p in command.params if OUTPUT_FLAGS & {*p.opts, p.name or ""}}
     values = [v for name, v in params.items() if name not in outputs]
     flat = [item for v in values for item in (v if isinstance(v, list | tuple) else [v])]
-    return [named for item in flat if isinstance(item, str | Path) and str(item).strip()
-            for named in _named_paths(str(item))]
-
-
-def _named_paths(value: str) -> list[str]:
-    """``value`` and the paths it names in the compound spellings of sources: ``LANG=FILE`` (``--corpus``,
-    ``--heldout``, ``--unlabelled-data``) and ``DATASET:LANGUAGES`` with a local dataset folder
-    (``--unlabelled-data``). Parts that are not existing local paths are ignored by the preflight."""
-    named = [value]
-    if "=" in value:
-        named.append(value.partition("=")[2])
-    if ":" in value:
-        named.append(value.partition(":")[0])
-    return [part for part in named if part.strip()]
+    return [str(item) for item in flat if isinstance(item, str | Path) and str(item).strip()]
 
 
 class _Command(TyperCommand):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from factories import CORPUS, make_config, make_model_dir, make_wordpiece_tokenizer
-from polydistill.lang.lm_distill import (
+from polydistill.distill.lm_distill import (
     LMDistillSettings,
     build_mlm_student,
     cosine_loss,
@@ -20,7 +20,7 @@ from polydistill.lang.lm_distill import (
     mlm_loss,
     soft_target_loss,
 )
-from polydistill.lang.mlm import IGNORE_INDEX, SmoothedMLMCollator, masking_weights, token_counts
+from polydistill.distill.mlm import IGNORE_INDEX, SmoothedMLMCollator, masking_weights, token_counts
 
 # ------------------------------------------------------------------------------------ golden loss values
 

@@ -9,8 +9,8 @@ import torch
 
 from factories import CORPUS, make_model_dir
 from polydistill.errors import PolydistillError
-from polydistill.lang.vocab import vocab_reduce
 from polydistill.modeling import load_model, load_tokenizer
+from polydistill.vocab.reduce import vocab_reduce
 
 ENGLISH = CORPUS[:4]  # the "kept language"; the other sentences are foreign text
 

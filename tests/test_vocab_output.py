@@ -10,9 +10,9 @@ import torch
 
 from factories import CORPUS, make_model_dir
 from polydistill.errors import PolydistillError
-from polydistill.lang.vocab import vocab_reduce
-from polydistill.lang.vocab_sources import read_corpus_files
 from polydistill.modeling import load_tokenizer
+from polydistill.vocab.reduce import vocab_reduce
+from polydistill.vocab.sources import read_corpus_files
 
 ENGLISH = CORPUS[:4]
 

@@ -8,16 +8,16 @@ import pytest
 
 from factories import CORPUS, make_model_dir
 from polydistill.errors import PolydistillError
-from polydistill.lang.vocab import plan_vocab, vocab_reduce
-from polydistill.lang.vocab_coverage import coverage, encode_heldout, rank_cut
-from polydistill.lang.vocab_sources import (
+from polydistill.modeling import load_tokenizer
+from polydistill.vocab.coverage import coverage, encode_heldout, rank_cut
+from polydistill.vocab.reduce import plan_vocab, vocab_reduce
+from polydistill.vocab.sources import (
     HeldoutText,
     TextSource,
     language_key,
     wordfreq_code,
     wordfreq_source,
 )
-from polydistill.modeling import load_tokenizer
 
 ENGLISH = CORPUS[:4]
 GERMAN = CORPUS[8:10]
@@ -231,7 +231,7 @@ def test_real_e5_plan_with_wordfreq(e5_dir, shared_data):
     """Real check: e5 + MASSIVE nl-NL train + wordfreq nl keeps ≥ 99 % of the nl-NL test tokens unchanged
     with ≤ 30 % of the parameters, and the e5 prompt prefixes are kept."""
     pytest.importorskip("wordfreq")
-    from polydistill.lang.vocab_sources import dataset_sources
+    from polydistill.vocab.sources import dataset_sources
 
     sources, heldout = dataset_sources("massive", "nl-NL", str(shared_data), ("train",), "test")
     result = plan_vocab(e5_dir, sources=[*sources, wordfreq_source("nl-NL")], heldout=heldout)

@@ -55,7 +55,7 @@ def _vocab_options():
 
 def _plan_arguments(dataset: str | None, languages: str | None, data_root: str | None, values: dict) -> dict:
     """The library arguments for the command line's sources and options."""
-    from polydistill.lang.vocab_sources import (
+    from polydistill.vocab.sources import (
         HeldoutText,
         TextSource,
         WordFreqSource,
@@ -117,8 +117,8 @@ def vocab_plan_cmd(
     all its pieces (and so tokenises exactly as before); sentence coverage likewise for sentences.
     """
     from polydistill.io import atomic_write_json, check_output_path
-    from polydistill.lang.vocab import plan_vocab
-    from polydistill.lang.vocab_coverage import render_report
+    from polydistill.vocab.coverage import render_report
+    from polydistill.vocab.reduce import plan_vocab
 
     model = opt.one_model(model, model_option)
     if selection["report"]:
@@ -155,8 +155,8 @@ def vocab_reduce_cmd(
     re-segments with Viterbi (unknown characters become <unk>); BPE falls back along its merges.
     The coverage report is printed before anything is written.
     """
-    from polydistill.lang.vocab import vocab_reduce
-    from polydistill.lang.vocab_coverage import render_report
+    from polydistill.vocab.coverage import render_report
+    from polydistill.vocab.reduce import vocab_reduce
 
     model = opt.one_model(model, model_option)
     if push_to_hub:
@@ -166,7 +166,7 @@ def vocab_reduce_cmd(
     arguments = _plan_arguments(dataset, languages, data_root, selection)
     if dry_run:
         from polydistill.io import atomic_write_json, check_output_path
-        from polydistill.lang.vocab import plan_vocab
+        from polydistill.vocab.reduce import plan_vocab
 
         if selection["report"]:
             check_output_path(selection["report"], kind="file")
@@ -190,7 +190,7 @@ def vocab_reduce_cmd(
 
 
 def _lm_options():
-    from polydistill.lang.settings import LMDistillSettings
+    from polydistill.distill.settings import LMDistillSettings
 
     return opt.with_precision_aliases(
         opt.settings_options(LMDistillSettings, exclude={"progress", "cache_dir", "save_total_limit"}))
@@ -211,8 +211,8 @@ def lm_distill_cmd(
     Best checkpoint by validation distillation loss; re-running the same command resumes.
     """
     opt.set_threads(threads)
-    from polydistill.lang.lm_distill import lm_distill
-    from polydistill.lang.settings import LMDistillSettings
+    from polydistill.distill.lm_distill import lm_distill
+    from polydistill.distill.settings import LMDistillSettings
 
     source = opt.one_model(model, teacher, "teacher")
     validated = opt.validated(LMDistillSettings, opt.without_unset_aliases(settings), "lm-distill settings")

@@ -78,7 +78,7 @@ def _check_unlabelled_languages(s: CompressSettings, kd: list[str], unseen: list
         return
     from polydistill.data.languages import resolve_languages
     from polydistill.data.load import get_adapter
-    from polydistill.lang.vocab_sources import language_key
+    from polydistill.vocab.sources import language_key
 
     adapter = get_adapter(name)
     codes = resolve_languages(str(languages) or "all", adapter.valid, adapter.named, adapter.name)

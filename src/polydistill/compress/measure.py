@@ -43,8 +43,8 @@ def _restore_threads():
 def tiny_tokenizer(teacher: str, out: Path):
     """The teacher's tokenizer reduced to the pieces of the export's trace and check sentences."""
     from polydistill.export.convert import CHECK_SENTENCES, TRACE_SENTENCES
-    from polydistill.lang.vocab import plan_vocab
-    from polydistill.lang.vocab_tokenizer import save_tokenizer
+    from polydistill.vocab.reduce import plan_vocab
+    from polydistill.vocab.tokenizer import save_tokenizer
 
     planning = plan_vocab(teacher, [*TRACE_SENTENCES, *CHECK_SENTENCES], corpus_description="export sentences")
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ name here, and finishes the step.
 ====  ==========  ==============================================================================
  0    plan         the student's sizes (preset / explicit / measured for --target-speedup), the KD
                    schedule (--budget-minutes: measured step time), languages (seen / unseen)
- 1    vocab        the teacher's vocabulary reduced to the languages (``lang.vocab.vocab_reduce``)
+ 1    vocab        the teacher's vocabulary reduced to the languages (``vocab.reduce.vocab_reduce``)
  2    depth        the teacher's layers copied by the layer map or importance (``build_student``)
  3    width        hidden / FFN chosen by importance (``build_student``, ``width_select``); skipped
                    when the width is the teacher's
@@ -245,7 +245,7 @@ def _parameter_limit(ctx: Context, measured: list[dict[str, Any]], record: dict[
     written) and each candidate's parameters are counted with that vocabulary."""
     from polydistill.architectures import count_parameters
     from polydistill.compress.measure import parameters_with_vocab
-    from polydistill.lang.vocab import plan_vocab
+    from polydistill.vocab.reduce import plan_vocab
 
     sources, heldout, _, target, _ = vocab_target(ctx)
     ctx.say("planning the vocabulary to size the candidates for --target-params")
@@ -278,7 +278,7 @@ def vocab_sources(ctx: Context):
     """Sources and held-out text per language: the KD languages' train inputs (never labels), wordfreq
     where the language has a list; an unseen language's train inputs only when it has no word list.
     Held-out: every language's validation inputs."""
-    from polydistill.lang.vocab_sources import (
+    from polydistill.vocab.sources import (
         HeldoutText,
         TextSource,
         WordFreqSource,
@@ -337,7 +337,7 @@ def vocab_sources(ctx: Context):
 
 def vocab_target(ctx: Context) -> tuple[list, list, list[str], float | None, str]:
     """The vocabulary stage's sources, held-out texts, notes, coverage target and the rule that set it."""
-    from polydistill.lang.vocab import plan_vocab
+    from polydistill.vocab.reduce import plan_vocab
 
     settings = ctx.settings
     sources, heldout, notes, missing = vocab_sources(ctx)
@@ -350,7 +350,7 @@ def vocab_target(ctx: Context) -> tuple[list, list, list[str], float | None, str
                 f"{settings.wordfreq_words:,} words), since {', '.join(missing)} "
                 f"{'has' if len(missing) == 1 else 'have'} no validation text to target a coverage on")
     elif target is None:
-        from polydistill.lang.vocab_sources import language_key
+        from polydistill.vocab.sources import language_key
 
         target, rule = DEFAULT_COVERAGE, f"default coverage {DEFAULT_COVERAGE:g}"
         reachable = {}  # per language, with its own sources only (as coverage targeting selects)
@@ -372,7 +372,7 @@ def vocab_target(ctx: Context) -> tuple[list, list, list[str], float | None, str
 
 def run_vocab(ctx: Context) -> dict[str, Any]:
     """VocabReduce of the teacher, coverage-targeted on each language's validation inputs."""
-    from polydistill.lang.vocab import vocab_reduce
+    from polydistill.vocab.reduce import vocab_reduce
 
     settings = ctx.settings
     sources, heldout, notes, target, rule = vocab_target(ctx)

@@ -57,7 +57,7 @@ def _cached(step: Step) -> dict[str, Any] | None:
 
 def corpus_sentences(lm: LMCell, data_root: str | None) -> tuple[list[str], str]:
     """The language's corpus lines and their provenance (never the test split: the schema refuses it)."""
-    from polydistill.lang.vocab_sources import dataset_sources
+    from polydistill.vocab.sources import dataset_sources
 
     sources, _ = dataset_sources(lm.corpus.dataset, [lm.language], data_root, splits=tuple(lm.corpus.splits),
                                  heldout_split=None)
@@ -85,7 +85,7 @@ def _corpus(lm: LMCell, data_root: str | None, root: Path) -> tuple[Path, list[s
 def _reduce(source: str | Path, lines: list[str], out: Path, lm: LMCell, where: str, description: str
             ) -> dict[str, Any]:
     """VocabReduce of ``source`` to the corpus ``lines`` into ``out`` (once); its record."""
-    from polydistill.lang.vocab import vocab_reduce
+    from polydistill.vocab.reduce import vocab_reduce
 
     step = _step(out)
     record = _cached(step)
@@ -103,9 +103,9 @@ def _reduce(source: str | Path, lines: list[str], out: Path, lm: LMCell, where: 
 def _distill(teacher: str | Path, corpus: Path, out: Path, lm: LMCell,
              on_step: Callable[[int, int], None] | None) -> dict[str, Any]:
     """lm-distill of ``teacher`` on the corpus into ``out`` (once, resumable); its record."""
+    from polydistill.distill.lm_distill import lm_distill
     from polydistill.distill.run import step_report_callback
-    from polydistill.lang.lm_distill import lm_distill
-    from polydistill.lang.settings import LMDistillSettings
+    from polydistill.distill.settings import LMDistillSettings
     from polydistill.modeling import load_config
     from polydistill.student.provenance import read_provenance
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # a run-time subclass with other defaults; to a type checker,
     from polydistill.experiments.schema import ExperimentConfig
 
     LMTraining = Training
-else:  # lm-distill's own defaults (polydistill.lang.settings), as a grid section
+else:  # lm-distill's own defaults (polydistill.distill.settings), as a grid section
     LMTraining = with_defaults(Training, "LMTraining", learning_rate=5e-4, warmup_ratio=0.05, batch_size=16,
                                eval_steps=200, logging_steps=10)
 

@@ -40,12 +40,11 @@ from typing import Any
 import torch
 
 from polydistill.distill import losses
-from polydistill.distill.settings import KDSettings
+from polydistill.distill.mlm import SmoothedMLMCollator, masking_weights, token_counts
+from polydistill.distill.settings import KDSettings, LMDistillSettings
 from polydistill.distill.terms import get_term
 from polydistill.distill.trainer import ActiveTerm, PolydistillTrainer
 from polydistill.errors import PolydistillError, require
-from polydistill.lang.mlm import SmoothedMLMCollator, masking_weights, token_counts
-from polydistill.lang.settings import LMDistillSettings
 from polydistill.logs import interactive
 
 logger = logging.getLogger(__name__)

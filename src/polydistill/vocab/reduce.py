@@ -3,11 +3,11 @@
 A multilingual vocabulary dominates the parameter count of small encoders (multilingual-e5-small keeps
 ~96M of its 118M parameters in a 250k-row embedding). The entry points here tie the parts together:
 
-* :mod:`polydistill.lang.vocab_sources` — corpora, task-data inputs, wordfreq lists, held-out text;
-* :mod:`polydistill.lang.vocab_plan` — sentence frequencies, thresholds, coverage targeting, the kept set;
-* :mod:`polydistill.lang.vocab_coverage` — how much held-out text tokenises exactly as before (the report);
-* :mod:`polydistill.lang.vocab_tokenizer` — the rebuilt ``tokenizer.json`` (WordPiece / Unigram / BPE);
-* :mod:`polydistill.lang.vocab_model` — the model with its vocabulary-sized tensors sliced.
+* :mod:`polydistill.vocab.sources` — corpora, task-data inputs, wordfreq lists, held-out text;
+* :mod:`polydistill.vocab.plan` — sentence frequencies, thresholds, coverage targeting, the kept set;
+* :mod:`polydistill.vocab.coverage` — how much held-out text tokenises exactly as before (the report);
+* :mod:`polydistill.vocab.tokenizer` — the rebuilt ``tokenizer.json`` (WordPiece / Unigram / BPE);
+* :mod:`polydistill.vocab.model` — the model with its vocabulary-sized tensors sliced.
 
 :func:`plan_vocab` computes the plan and its coverage report without touching the weights (``vocab plan``
 / ``vocab reduce --dry-run``); :func:`vocab_reduce` then writes the reduced model directory atomically
@@ -33,9 +33,12 @@ from polydistill.io import (
     package_versions,
     read_json,
 )
-from polydistill.lang.vocab_coverage import encode_heldout, measure_reduced, summary_rows
-from polydistill.lang.vocab_model import model_class, parameter_counts, reduce_model
-from polydistill.lang.vocab_plan import (
+from polydistill.student.model_dir import save_model_dir
+from polydistill.student.provenance import Provenance, read_provenance
+from polydistill.student.usage import copy_usage_files
+from polydistill.vocab.coverage import encode_heldout, measure_reduced, summary_rows
+from polydistill.vocab.model import model_class, parameter_counts, reduce_model
+from polydistill.vocab.plan import (
     VocabPlan,
     check_sentence_options,
     plan_coverage,
@@ -45,7 +48,7 @@ from polydistill.lang.vocab_plan import (
     text_candidates,
     wordfreq_candidates,
 )
-from polydistill.lang.vocab_sources import (
+from polydistill.vocab.sources import (
     HeldoutText,
     TextSource,
     WordFreqSource,
@@ -54,7 +57,7 @@ from polydistill.lang.vocab_sources import (
     read_corpus_files,
     resolve_labels,
 )
-from polydistill.lang.vocab_tokenizer import (
+from polydistill.vocab.tokenizer import (
     FALLBACK_DOC,
     backend_from_json,
     backend_json,
@@ -63,9 +66,6 @@ from polydistill.lang.vocab_tokenizer import (
     reduce_tokenizer_json,
     save_tokenizer,
 )
-from polydistill.student.model_dir import save_model_dir
-from polydistill.student.provenance import Provenance, read_provenance
-from polydistill.student.usage import copy_usage_files
 
 E5_PROMPTS = ("query: ", "passage: ")
 _E5_NAME = re.compile(r"(?<![a-z0-9])e5", re.IGNORECASE)

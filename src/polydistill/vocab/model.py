@@ -11,7 +11,7 @@ from polydistill.architectures import count_parameters
 from polydistill.errors import require
 
 if TYPE_CHECKING:
-    from polydistill.lang.vocab_plan import VocabPlan
+    from polydistill.vocab.plan import VocabPlan
 
 _TOKEN_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id",
                   "mask_token_id", "unk_token_id", "decoder_start_token_id")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from polydistill.errors import PolydistillError, require
 
 if TYPE_CHECKING:
-    from polydistill.lang.vocab_plan import VocabPlan
+    from polydistill.vocab.plan import VocabPlan
 
 # Files describing the old vocabulary that would contradict the rebuilt tokenizer.json.
 STALE_TOKENIZER_FILES = ("vocab.txt", "sentencepiece.bpe.model", "spm.model", "tokenizer.model", "vocab.json",

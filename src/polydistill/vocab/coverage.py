@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polydistill.lang.vocab_sources import HeldoutText
+from polydistill.vocab.sources import HeldoutText
 
 
 @dataclass

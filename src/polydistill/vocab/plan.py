@@ -16,7 +16,7 @@ what is always kept:
 * **coverage targeting** (``min_coverage``) replaces the thresholds: per language, the sources' ranked
   lists are merged by rank (a sub-word's rank is its best rank in any of that language's sources) and
   the shortest prefix whose held-out token coverage reaches the target is kept (exactly, see
-  :func:`polydistill.lang.vocab_coverage.rank_cut`); the equivalent per-source thresholds are recorded;
+  :func:`polydistill.vocab.coverage.rank_cut`); the equivalent per-source thresholds are recorded;
 * **always**: special / added tokens and unk, the pieces of the always-kept texts (prompt prefixes such
   as e5's ``query: ``), and the character fallback of every character the sources use (tokenizer
   family rules below), so any input still tokenises.
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polydistill.errors import PolydistillError, require
-from polydistill.lang.vocab_coverage import HeldoutEncoding, coverage, rank_cut
-from polydistill.lang.vocab_sources import TextSource, WordFreqSource, language_key
-from polydistill.lang.vocab_tokenizer import (
+from polydistill.vocab.coverage import HeldoutEncoding, coverage, rank_cut
+from polydistill.vocab.sources import TextSource, WordFreqSource, language_key
+from polydistill.vocab.tokenizer import (
     BYTE_LEVEL_ALPHABET_SIZE,
     backend_json,
     is_byte_level,

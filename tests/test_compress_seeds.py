@@ -138,7 +138,7 @@ def test_the_docs_retention_tables_equal_the_committed_runs(monkeypatch):
     from pathlib import Path
 
     from polydistill.compress.seeds import render_markdown
-    from polydistill.experiments.report import docs_blocks
+    from polydistill.reporting.docs import docs_blocks
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)
@@ -158,7 +158,7 @@ def test_the_docs_recipe_comparisons_equal_the_committed_runs(monkeypatch):
     from pathlib import Path
 
     from polydistill.compress.seeds import render_difference
-    from polydistill.experiments.report import docs_blocks
+    from polydistill.reporting.docs import docs_blocks
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)

@@ -20,8 +20,8 @@ from polydistill.experiments.grid import expand
 from polydistill.experiments.report import write_report
 from polydistill.experiments.runner import run_grid
 from polydistill.experiments.schema import parse_config
-from polydistill.experiments.stats import group_examples
 from polydistill.experiments.store import ResultStore, decode_predictions
+from polydistill.reporting.stats import group_examples
 
 LANGS = ("english", "spanish", "french")  # french is in tsm's unseen partition
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments import stats
 from polydistill.experiments.grid import expand
 from polydistill.experiments.paper_claims import (
     FIGURE2,
@@ -20,6 +19,7 @@ from polydistill.experiments.paper_claims import (
 )
 from polydistill.experiments.report import build_table, flatten
 from polydistill.experiments.schema import parse_config
+from polydistill.reporting import stats
 from test_experiments import MINIMAL, _predictions, _record
 
 

@@ -1,4 +1,4 @@
-"""Bootstrap statistics of the grid report (experiments/stats.py): golden checks on tiny synthetic predictions."""
+"""Bootstrap statistics of the grid report (reporting/stats.py): golden checks on tiny synthetic predictions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from seqeval.metrics import f1_score as seqeval_f1
 from sklearn.metrics import f1_score
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments import stats
-from polydistill.experiments.store import LanguagePredictions, examples_checksum, pack_ints, unpack_ints
+from polydistill.experiments.store import pack_ints, unpack_ints
+from polydistill.reporting import stats
+from polydistill.reporting.stats import LanguagePredictions, examples_checksum
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

@@ -116,13 +116,14 @@ def report(
     and PNG plots of the finished runs."""
     from polydistill.errors import PolydistillError
     from polydistill.experiments import report as rep
+    from polydistill.reporting.docs import update_docs as update_docs_file
 
     _report(work_dir, out, resamples, seed)
     if update_docs is None and check_docs is None:
         return
     blocks = rep.report_blocks(work_dir, resamples, seed)
     if update_docs is not None:
-        updated, missing = rep.update_docs(update_docs, blocks)
+        updated, missing = update_docs_file(update_docs, blocks)
         typer.echo(f"{update_docs}: updated {len(updated)} block(s)" + (f" ({', '.join(updated)})" if updated else ""))
         for name in missing:
             typer.echo(f"{update_docs}: block {name!r} left as it is: the report has no such grid "

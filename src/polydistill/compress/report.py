@@ -5,7 +5,7 @@
   ``--unseen-languages``, all) of the teacher and every intermediate student, as ``evaluate_model``
   scored them; **retention** = student F1 ÷ teacher F1 with a 95 % paired-bootstrap interval (the test
   examples resampled within each language, the same resamples applied to teacher and student:
-  ``polydistill.experiments.stats``).
+  ``polydistill.reporting.stats``).
 * **Speed and size**: parameters, disk, latency (batch 1) and throughput (``--bench-batch-size``) per length,
   wall and CPU clock, each as a ratio to the teacher (``bench_models``, interleaved in one process).
 * **Targets**: met or missed, by how much; for a missed quality target, which stage costs the quality
@@ -24,8 +24,8 @@ import numpy as np
 
 from polydistill.compress.records import Bench, Evaluation
 from polydistill.compress.stages import MODEL_TITLES, STAGES, Context, evaluation_file
-from polydistill.experiments.stats import CONFIDENCE
 from polydistill.io import atomic_write_json, atomic_write_text, read_record
+from polydistill.reporting.stats import CONFIDENCE
 
 FINAL = "int8"  # the deployable: targets are judged on it
 RETENTION_TARGETS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}  # group → setting
@@ -55,9 +55,8 @@ def _f1(report: dict[str, Any], members: list[str]) -> float | None:
 
 def group_examples(evaluation: dict[str, Any], members: list[str], group: str):
     """The test predictions of one evaluate-stage file (``stages/*-evaluate/NAME.json``) on the languages
-    ``members``, as the bootstrap's :class:`~polydistill.experiments.stats.GroupExamples`."""
-    from polydistill.experiments import stats
-    from polydistill.experiments.store import LanguagePredictions
+    ``members``, as the bootstrap's :class:`~polydistill.reporting.stats.GroupExamples`."""
+    from polydistill.reporting import stats
 
     ex, task, label_names = evaluation["examples"], evaluation["report"]["task"], evaluation["report"]["label_names"]
     per_language = []
@@ -69,7 +68,7 @@ def group_examples(evaluation: dict[str, Any], members: list[str], group: str):
             gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
         else:
             gold, pred = [np.asarray(r, dtype=np.int64) for r in gold], [np.asarray(r, dtype=np.int64) for r in pred]
-        per_language.append(LanguagePredictions(lang, ex["checksums"][lang], gold, pred))
+        per_language.append(stats.LanguagePredictions(lang, ex["checksums"][lang], gold, pred))
     return stats.group_examples(task, label_names, per_language, label=evaluation["name"], group=group)
 
 
@@ -77,7 +76,7 @@ def retention_interval(teacher, students, resamples: int, seed: int = 0) -> dict
     """Student F1 ÷ teacher F1 on the same examples and its paired-bootstrap percentile interval.
     ``students``: one run's examples, or several runs' (seeds of one recipe), whose F1 is averaged on every
     resample (the seed-averaged F1 over resampled test examples, as the grid's claims tables do)."""
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     students = [students] if isinstance(students, stats.GroupExamples) else list(students)
     stats.check_paired([teacher, *students])
@@ -412,11 +411,11 @@ def _stage_words(stage: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- plots
 def plot(report: dict[str, Any], out: Path) -> list[Path]:
-    from polydistill.experiments.plots import _pyplot, _save  # the one figure-saving helper
+    from polydistill.reporting.plots import pyplot, save_figure  # the one figure-saving helper
 
     q, sp = report["quality"], report["speed"]
     written = []
-    plt = _pyplot()
+    plt = pyplot()
     languages = q["languages"]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(languages) + 2), 4))
     shown = [("teacher", "teacher"), ("kd", "student (after KD)"), (FINAL, "student (int8)")]
@@ -431,9 +430,9 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("test F1 (%)")
     ax.set_title(f"{report['dataset']}: F1 per language, teacher vs student")
     ax.legend(fontsize=8)
-    written.append(_save(plt, fig, out / "f1_per_language.png"))
+    written.append(save_figure(plt, fig, out / "f1_per_language.png"))
 
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -468,7 +467,7 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[1].legend(handles=handles, fontsize=7, loc="best")
     fig.suptitle("quality – speed – size of the intermediate students (marker area ∝ parameters)")
-    written.append(_save(plt, fig, out / "tradeoff.png"))
+    written.append(save_figure(plt, fig, out / "tradeoff.png"))
     return written
 
 

@@ -130,7 +130,7 @@ def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path]
     """Recipe A − recipe B: the seed-averaged F1 of ``model`` over the runs ``a_dirs`` minus that over ``b_dirs``
     (each side: seeds of one command), per group, with a paired-bootstrap 95 % interval over the test examples.
     Both sides must come from one teacher scored on the same test examples (the comparison of methods)."""
-    from polydistill.experiments.stats import paired_bootstrap
+    from polydistill.reporting.stats import paired_bootstrap
 
     require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "
                              f"{', '.join(MODELS)}.")

@@ -546,7 +546,7 @@ def evaluation_file(ctx: Context, name: str) -> Path:
 def run_evaluate(ctx: Context) -> dict[str, Any]:
     """Every model on the same (capped) test split; one JSON per model (a re-run skips the finished ones)."""
     from polydistill.evaluate import evaluate_model
-    from polydistill.experiments.store import examples_checksum
+    from polydistill.reporting.stats import examples_checksum
 
     s, out = ctx.settings, {}
     for name, path in ctx.models():

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from polydistill.experiments.paper_claims import Side, _Runs, _verdict
-from polydistill.experiments.tables import markdown_rows
+from polydistill.reporting.tables import markdown_rows
 
 PREFIX = "cpu-eliquare-"
 TABLE4, TABLE5, TABLE6, TABLE7 = "table4", "table5", "table6", "table7"  # grid name = prefix + table
@@ -209,7 +209,7 @@ def _faster(runs: _Runs, grid: str, claim: EliquareClaim, language: str) -> Eliq
 def eliquare_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | None = None,
                         seed: int | None = None, prefix: str = PREFIX) -> list[EliquareRow]:
     """One row per (claim, task, language) of the claim; ``grids``: records by grid name (``prefix`` + table)."""
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
@@ -248,7 +248,7 @@ def eliquare_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int |
 
 
 def eliquare_claims_markdown(rows: Sequence[EliquareRow], resamples: int | None = None) -> str:
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     lines = markdown_rows(HEADER, rows)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from polydistill.errors import PolydistillError
-from polydistill.experiments.tables import flatten, markdown_rows, run_examples
+from polydistill.experiments.tables import flatten, run_examples
+from polydistill.reporting.tables import markdown_rows
 
 TABLE1 = "cpu-table1-all-languages"
 TABLE3 = "cpu-table3-from-base"
@@ -176,7 +177,7 @@ class _Runs:
 
 def _evaluate(claim: PaperClaim, comparison: Comparison, runs: _Runs, dataset: str, resamples: int, seed: int,
               ) -> ClaimRow | None:
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     for group in comparison.groups:
         sides = [runs.side_rows(side, dataset, group) for _, side in comparison.terms]
@@ -208,7 +209,7 @@ def _evaluate(claim: PaperClaim, comparison: Comparison, runs: _Runs, dataset: s
 def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | None = None, seed: int | None = None,
                      datasets: Sequence[str] = DATASETS) -> list[ClaimRow]:
     """One row per (paper claim, dataset): the first comparison the store's grids can evaluate decides it."""
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
@@ -227,7 +228,7 @@ def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | No
 
 
 def paper_claims_markdown(rows: list[ClaimRow], resamples: int | None = None) -> str:
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     lines = markdown_rows(HEADER, rows)

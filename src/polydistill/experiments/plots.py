@@ -9,15 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.experiments.tables import build_table, model_label
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+from polydistill.reporting.plots import pyplot, save_figure
 
 
 def _slug(*parts: Any) -> str:
@@ -34,7 +26,7 @@ def plot_fraction_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     for (teacher, dataset, group), items in sorted(groups.items()):
         if len({r["fraction"] for r in items}) < 2:
             continue
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(5.5, 4))
         lines: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in items:
@@ -49,7 +41,7 @@ def plot_fraction_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_title(f"{teacher} / {dataset}: F1 vs data fraction")
         ax.grid(alpha=0.3)
         ax.legend()
-        written.append(_save(plt, fig, out / f"fig2_f1_vs_fraction_{_slug(teacher, dataset, group)}.png"))
+        written.append(save_figure(plt, fig, out / f"fig2_f1_vs_fraction_{_slug(teacher, dataset, group)}.png"))
     return written
 
 
@@ -73,7 +65,7 @@ def plot_loss_curves(records: list[dict[str, Any]], out: Path) -> list[Path]:
         groups[(spec["teacher"], spec["dataset"])][spec.get("fraction", 1.0)][model_label(spec)].append(rec["loss_curve"])
     written = []
     for (teacher, dataset), by_fraction in sorted(groups.items()):
-        plt = _pyplot()
+        plt = pyplot()
         fractions = sorted(by_fraction)
         fig, axes = plt.subplots(1, len(fractions), figsize=(4.2 * len(fractions), 3.6), squeeze=False)
         for ax, fraction in zip(axes[0], fractions, strict=True):
@@ -87,16 +79,8 @@ def plot_loss_curves(records: list[dict[str, Any]], out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(f"{teacher} / {dataset}: training loss per step")
-        written.append(_save(plt, fig, out / f"fig3_loss_curves_{_slug(teacher, dataset)}.png"))
+        written.append(save_figure(plt, fig, out / f"fig3_loss_curves_{_slug(teacher, dataset)}.png"))
     return written
-
-
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -109,7 +93,7 @@ def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         table = build_table(items)
         evals = sorted({r["eval"] for r in items})
         labels = [" ".join(str(k) for k in row if k != "") for row in table.rows]
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(labels), 4))
         width = 0.8 / len(evals)
         for j, group in enumerate(evals):
@@ -126,5 +110,5 @@ def plot_model_bars(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_ylabel("F1 (%)")
         ax.set_title(f"{teacher} / {dataset}")
         ax.legend(fontsize=8)
-        written.append(_save(plt, fig, out / f"f1_by_model_{_slug(teacher, dataset)}.png"))
+        written.append(save_figure(plt, fig, out / f"f1_by_model_{_slug(teacher, dataset)}.png"))
     return written

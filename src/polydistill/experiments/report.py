@@ -2,7 +2,7 @@
 rows = models/inits, columns = teacher × dataset [× eval group] + Avg, mean ± std over seeds, as Markdown,
 CSV and LaTeX), plots, teachers and paper-claims tables; below them the claims table
 (the differences the paper's claims rest on, with paired-bootstrap 95 % CIs and a verdict, see
-:mod:`polydistill.experiments.stats`); and the named docs blocks that ``--update-docs`` rewrites.
+:mod:`polydistill.reporting.stats`); and the named docs blocks that ``--update-docs`` rewrites.
 
 Only the dimensions that vary in a store become row or column labels, so a Table-1 grid gives a
 Table-1-shaped table and a §4.2 grid gives the zero-shot table without extra configuration.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from polydistill.experiments.tables import (
 )
 from polydistill.experiments.teachers import teachers_markdown
 from polydistill.io import atomic_write_text
+from polydistill.reporting.docs import docs_blocks
 
 # ---------------------------------------------------------------- claims (bootstrap CIs)
 
@@ -121,7 +121,7 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
     Students are compared within one (teacher, dataset, eval group, layers, hidden, training
     languages, fraction); seeds are averaged (the same resamples for every seed).
     """
-    from polydistill.experiments import stats
+    from polydistill.reporting import stats
 
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
@@ -220,7 +220,7 @@ def _claim_columns(claims: list[Claim]) -> list[int]:
 
 def claims_markdown(claims: list[Claim], resamples: int | None = None) -> str:
     """The claims table (Markdown) and a note on how to read it."""
-    from polydistill.experiments.stats import DEFAULT_RESAMPLES
+    from polydistill.reporting.stats import DEFAULT_RESAMPLES
 
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     if not claims:
@@ -341,7 +341,7 @@ def table_block(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None
 def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int | None = None) -> dict[str, str]:
     """What ``grid report`` shows per grid, as the named blocks of the docs: ``<grid>`` the table,
     ``<grid>:claims`` the claims table, ``<grid>:teachers`` its teachers' dev F1 by step (did they converge?),
-    ``paper-claims`` the paper's claims across grids (see :func:`update_docs`)."""
+    ``paper-claims`` the paper's claims across grids (see :func:`polydistill.reporting.docs.update_docs`)."""
     blocks: dict[str, str] = {}
     selections = _selections(work_dir, None)
     for name, records, _ in selections:
@@ -365,7 +365,7 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
                seed: int | None = None) -> dict[str, Path]:
     import json
 
-    from polydistill.experiments.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+    from polydistill.reporting.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 
     rows = flatten(records)
     table = build_table(rows) if rows else None
@@ -406,41 +406,7 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
     return written
 
 
-# ---------------------------------------------------------------- docs blocks
-
-# a marker is a line of its own (the same text inside a sentence or `code` is not one)
-def _markers(kind: str) -> tuple[re.Pattern, re.Pattern]:
-    return (re.compile(rf"^<!-- {re.escape(kind)}:begin (\S+) -->[ \t]*$", re.M),
-            re.compile(rf"^<!-- {re.escape(kind)}:end (\S+) -->[ \t]*$", re.M))
-
-
-def _spans(text: str, source: str, kind: str = "polydistill") -> list[tuple[str, int, int]]:
-    """(name, start of body, end of body) of each ``<!-- KIND:begin NAME -->`` block; unbalanced markers are
-    refused."""
-    opening, closing = _markers(kind)
-    spans = []
-    pos = 0
-    while (begin := opening.search(text, pos)) is not None:
-        name = begin.group(1)
-        end = closing.search(text, begin.end())
-        if end is None or end.group(1) != name or ((nxt := opening.search(text, begin.end())) and
-                                                    nxt.start() < end.start()):
-            raise PolydistillError(f"{source}: the block <!-- {kind}:begin {name} --> has no matching "
-                                   f"<!-- {kind}:end {name} --> before the next block; add it.")
-        spans.append((name, begin.end(), end.start()))
-        pos = end.end()
-    stray = [m.group(1) for m in closing.finditer(text) if not any(s <= m.start() <= e for _, s, e in spans)
-             and m.start() not in {e for _, _, e in spans}]
-    if stray:
-        raise PolydistillError(f"{source}: <!-- {kind}:end {stray[0]} --> has no begin marker; remove it or "
-                               "add the begin marker.")
-    return spans
-
-
-def docs_blocks(text: str, source: str = "docs", kind: str = "polydistill") -> dict[str, str]:
-    """The body of every ``<!-- KIND:begin NAME -->`` … ``<!-- KIND:end NAME -->`` block, stripped (the grid
-    report's blocks are ``polydistill``; docs/reproduction.md also has ``compress-seeds`` blocks)."""
-    return {name: text[start:end].strip() for name, start, end in _spans(text, source, kind)}
+# ---------------------------------------------------------------- docs blocks (the grid report's check)
 
 
 def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[str]:
@@ -454,30 +420,3 @@ def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[
             problems.append(f"{source}: block {name!r} differs from the report; run polydistill grid report DIR "
                             f"--update-docs {source}.")
     return problems
-
-
-def update_docs(path: str | Path, blocks: dict[str, str]) -> tuple[list[str], list[str]]:
-    """Rewrite every marker block of ``path`` whose name the report has (atomically); returns
-    (names updated, names left alone because the report has no such block)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolydistillError(f"{path} does not exist; pass the Markdown file with the polydistill:begin blocks.")
-    text = path.read_text(encoding="utf-8")
-    spans = _spans(text, str(path))
-    if not spans:
-        raise PolydistillError(f"{path} has no <!-- polydistill:begin NAME --> block; add one where a table goes.")
-    parts, pos, updated, missing = [], 0, [], []
-    for name, start, end in spans:
-        parts.append(text[pos:start])
-        if name in blocks:
-            parts.append("\n\n" + blocks[name].strip() + "\n\n")
-            updated.append(name)
-        else:
-            parts.append(text[start:end])
-            missing.append(name)
-        pos = end
-    parts.append(text[pos:])
-    new = "".join(parts)
-    if new != text:
-        atomic_write_text(path, new)
-    return updated, missing

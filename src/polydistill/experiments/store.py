@@ -15,17 +15,15 @@ A result file exists if and only if its run finished: that is what makes re-runn
 
 A result's ``metrics.predictions`` holds the gold and predicted label of every test example of
 every eval group (see :func:`encode_predictions`), so that two runs can be compared example by
-example (:mod:`polydistill.experiments.stats`).
+example (:mod:`polydistill.reporting.stats`).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from polydistill.errors import PolydistillError
 from polydistill.io import atomic_write_json, read_record
+from polydistill.reporting.stats import LanguagePredictions, examples_checksum
 from polydistill.steps import Step
 
 
@@ -241,15 +240,6 @@ def unpack_ints(text: str):
     return np.frombuffer(zlib.decompress(raw) if compressed else raw, dtype="<" + code).astype(np.int64)
 
 
-def examples_checksum(texts: Sequence[str]) -> str:
-    """Identity of an ordered list of test examples (16 hex digits of a SHA-256 over their texts)."""
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x1e")
-    return digest.hexdigest()[:16]
-
-
 def encode_language(task: str, true: Sequence, pred: Sequence, texts: Sequence[str]) -> dict[str, Any]:
     """One language of one eval group: ``n``, ``checksum`` of the examples' texts, packed ``gold`` and
     ``pred`` ids; NER also ``lengths`` (words per sentence; gold and pred are then concatenated)."""
@@ -270,20 +260,6 @@ def encode_predictions(task: str | None, label_names: Sequence[str], groups: dic
     return {"format": PREDICTIONS_FORMAT, "task": task, "label_names": list(label_names),
             "encoding": "gold/pred/lengths: '<numpy dtype>[z]:' + base64 of the little-endian array (z: zlib)",
             "groups": groups}
-
-
-@dataclass(frozen=True)
-class LanguagePredictions:
-    """Decoded predictions of one language of one eval group (NER: one int array per sentence)."""
-
-    language: str
-    checksum: str
-    gold: Any  # np.ndarray (classification) or list of np.ndarray (NER)
-    pred: Any
-
-    @property
-    def n(self) -> int:
-        return len(self.gold)
 
 
 def decode_predictions(record: dict[str, Any]) -> tuple[str, list[str], dict[str, list[LanguagePredictions]]] | None:

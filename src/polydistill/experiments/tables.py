@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from polydistill.reporting.tables import latex_escape
+
 INIT_ORDER = {"from-scratch": 0, "from-base": 1, "from-teacher": 2}
 ROW_DIMS = ("model", "layers", "hidden", "intermediate", "width_select", "objective", "unlabelled", "stages",
             "train_languages", "fraction", "lm")
@@ -169,21 +171,15 @@ def to_markdown(table: Table, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        text = text.replace(a, b)
-    return text.replace("±", r"$\pm$").replace("–", "--")
-
-
 def to_latex(table: Table, caption: str = "") -> str:
     header = table.header()
     spec = "l" * len(table.row_dims) + "r" * (len(header) - len(table.row_dims))
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(_latex_escape(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex_escape(c) for c in line) + r" \\" for line in table.body()]
+             " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(c) for c in line) + r" \\" for line in table.body()]
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
-        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
@@ -231,8 +227,8 @@ def per_language_csv(records: list[dict[str, Any]]) -> str:
 def run_examples(rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], decoded: dict[str, Any]) -> list | None:
     """The test examples (:class:`stats.GroupExamples`) of each flattened row, in order; None when a run has no
     per-example predictions for its eval group. ``decoded``: a cache of decoded predictions by run id."""
-    from polydistill.experiments import stats
     from polydistill.experiments.store import decode_predictions
+    from polydistill.reporting import stats
 
     out = []
     for r in rows:
@@ -246,8 +242,3 @@ def run_examples(rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], d
             "label", r["model"]), group=r["eval"]))
     return out
 
-
-def markdown_rows(header, rows) -> list[str]:
-    """A Markdown table's lines: ``header`` (cell texts) then one line per row's ``cells()``."""
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
-        ["| " + " | ".join(row.cells()) + " |" for row in rows]

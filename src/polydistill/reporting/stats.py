@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals for differences of F1 between runs of a grid (pure numpy, seeded).
+"""Bootstrap confidence intervals for differences of F1 between runs (grid cells, compress models; pure numpy, seeded).
 
 The test examples are resampled with replacement *within each language* (stratified: every
 resample keeps each language's size), and the metric is recomputed on each resample: macro-F1 for
@@ -92,6 +92,29 @@ def _macro_from_sums(true: np.ndarray, pred: np.ndarray, correct: np.ndarray) ->
 # ---------------------------------------------------------------- the examples of one run
 
 
+def examples_checksum(texts: Sequence[str]) -> str:
+    """Identity of an ordered list of test examples (16 hex digits of a SHA-256 over their texts)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LanguagePredictions:
+    """Decoded predictions of one language of one eval group (NER: one int array per sentence)."""
+
+    language: str
+    checksum: str
+    gold: Any  # np.ndarray (classification) or list of np.ndarray (NER)
+    pred: Any
+
+    @property
+    def n(self) -> int:
+        return len(self.gold)
+
+
 @dataclass(frozen=True)
 class GroupExamples:
     """One run's predictions on one eval group, pooled language by language (in a fixed order)."""
@@ -127,7 +150,7 @@ class GroupExamples:
 def group_examples(task: str, label_names: Sequence[str], languages, label: str = "", group: str = "",
                    ) -> GroupExamples:
     """A :class:`GroupExamples` from decoded per-language predictions
-    (:class:`polydistill.experiments.store.LanguagePredictions`), languages sorted by code."""
+    (:class:`LanguagePredictions`), languages sorted by code."""
     languages = sorted(languages, key=lambda x: x.language)
     digest = hashlib.sha256()
     for lp in languages:

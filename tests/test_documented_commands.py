@@ -92,6 +92,9 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/compress.md", 'polydistill finetune "$E5" --dataset massive'): SEEN_ELSEWHERE,
     ("docs/compress.md", "polydistill compress tsm-new-s0"): SLOW_COMPRESS,
     ("docs/compress.md", "polydistill compress flagship-massive-teacher"): SLOW_COMPRESS,
+    ("docs/compress.md", 'polydistill finetune "$E5" --dataset universal-ner'): SEEN_ELSEWHERE,
+    ("docs/compress.md", "polydistill compress uner-teacher"): Check("a 60-minute real run (its report is committed); "
+                                                                    "tests/test_compress.py runs compress on a token task"),
     ("docs/compress.md", "polydistill compress slots-teacher"): Check("a 30-minute real run (its report is committed); "
                                                                      "tests/test_compress.py runs compress on "
                                                                      "massive-slots fixtures"),

@@ -567,3 +567,24 @@ def test_a_cache_over_the_budget_is_warned_up_front_recorded_by_kd_and_reported(
     assert json.loads((out / "stages" / "4-kd" / "done.json").read_text()) == done
     assert report._stage_words({"stage": "kd", "summary": {**done["summary"], "teacher_cache": True}}).endswith(
         "; teacher-output cache planned")  # runs recorded before the outcome was
+
+
+def test_an_interrupted_drop_of_the_earlier_run_is_never_restored_over_the_finished_one(tmp_path):
+    """After an --overwrite run finishes, the earlier run is renamed out of the way before it is deleted: a
+    deletion cut short leaves ``.DIR.previous.discard.PID`` (swept by the next command), never a half-deleted
+    ``.DIR.previous`` that the next command would restore over the finished run."""
+    from polydistill.compress.output import _drop_previous, _previous, _restore_previous
+
+    root = tmp_path / "cz"
+    root.mkdir()
+    (root / "report.md").write_text("finished\n", encoding="utf-8")
+    previous = _previous(root)
+    previous.mkdir()
+    (previous / "report.md").write_text("earlier\n", encoding="utf-8")
+    _drop_previous(root)
+    assert not previous.exists() and not list(tmp_path.glob(".cz.previous.discard.*"))
+    half = tmp_path / ".cz.previous.discard.4242"  # what a kill during the deletion leaves
+    half.mkdir()
+    (half / "stages").mkdir()
+    _restore_previous(root)  # the next command's first step
+    assert (root / "report.md").read_text(encoding="utf-8") == "finished\n" and not half.exists()

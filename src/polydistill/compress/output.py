@@ -58,7 +58,24 @@ def _previous(root: Path) -> Path:
     return root.with_name(f".{root.name}.previous")
 
 
+def _drop_previous(root: Path) -> None:
+    """Drop the earlier run once the new one has finished: renamed out of the way first (one atomic step), then
+    deleted, so a deletion that is interrupted never leaves a half-deleted ``.DIR.previous`` that the next
+    command would restore over the finished run."""
+    previous = _previous(root)
+    if previous.exists():
+        gone = previous.with_name(f"{previous.name}.discard.{os.getpid()}")
+        os.replace(previous, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+
+
+def _sweep_discarded(root: Path) -> None:
+    for gone in root.parent.glob(f".{root.name}.previous.discard.*"):  # an interrupted drop: never restored
+        shutil.rmtree(gone, ignore_errors=True)
+
+
 def _restore_previous(root: Path) -> None:
+    _sweep_discarded(root)
     if _previous(root).is_dir():
         if root.exists():
             shutil.rmtree(root)
@@ -75,7 +92,7 @@ def claimed(root: Path, fp: dict[str, Any], overwrite: bool) -> Iterator[bool]:
     except BaseException:
         _restore_previous(root)
         raise
-    shutil.rmtree(_previous(root), ignore_errors=True)
+    _drop_previous(root)
 
 
 def record_command(root: Path, fp: dict[str, Any]) -> None:

@@ -472,10 +472,11 @@ def kd_cache_record(result, schedule: Schedule) -> dict[str, Any] | None:
         return {"off": "the KD schedule covers under one epoch (the cache cannot pay)"}
     record = result.extra.get("teacher_cache")
     if record is None and result.already_done:
-        from polydistill.io import RUN_FILE, read_json
+        from polydistill.distill.run import RunRecord
+        from polydistill.io import RUN_FILE, read_record
 
         path = Path(result.output_dir) / RUN_FILE
-        record = read_json(path).get("teacher_cache") if path.is_file() else None
+        record = read_record(path, RunRecord).teacher_cache if path.is_file() else None
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()} if record else None
 
 

@@ -319,6 +319,7 @@ class RunRecord(BaseModel):
 
     fingerprint: dict[str, Any]
     result: RecordedResult = Field(default_factory=lambda: RecordedResult())
+    teacher_cache: dict[str, Any] | None = None  # what KD did with the teacher-output cache (built / skipped …)
     weight_files: dict[str, str] | None = None  # SHA-256 of each weight file (runs since 2026-12-07)
 
 

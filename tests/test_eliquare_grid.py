@@ -109,6 +109,17 @@ def test_expansion_is_one_block_per_language_with_baselines():
     post = parse_config({**config, "language_students": {"languages": ["fr-FR"], "variants": {
         "a": {"vocab": "post"}, "b": {"vocab": "none"}}}})
     assert len({s.lm.distill_key("m") for s in expand(post) if s.lm}) == 1
+    # a baseline restricted to some languages (the costly privileged KD on the low-resource pair only)
+    section = config["language_students"]
+    only = parse_config({**config, "language_students": {**section, "baseline_languages": {"privileged": ["sw-KE"]}}})
+    kd = [s for s in expand(only) if s.kd]
+    assert {s.train_languages[0] for s in kd} == {"sw-KE"} and len(kd) == 2 * 3  # datasets × seeds
+    assert len(expand(only)) == len(runs) - len(kd)
+    for wrong, message in (({"privileged": ["de-DE"]}, "not in languages"),
+                           ({"multilingual": ["fr-FR"]}, "not in baselines")):
+        with pytest.raises(PolydistillError, match=message):
+            parse_config({**config, "language_students": {**section, "baselines": ["privileged"],
+                                                          "baseline_languages": wrong}})
     # the ordinary students grid and language students do not mix
     with pytest.raises(PolydistillError, match="students: null"):
         parse_config({**config, "students": {"inits": ["from-teacher"]}})

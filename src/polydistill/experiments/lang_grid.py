@@ -83,6 +83,9 @@ class LanguageStudents(_Strict):
     layers: int = Field(6, ge=1, description="student depth (language-specific and baseline students)")
     layer_map: str = Field("alternate-first", description="teacher layers copied (2n-1, DistilBERT)")
     baselines: list[Baseline] = Field(["multilingual", "privileged"], description="baseline students per language")
+    baseline_languages: dict[Baseline, list[str]] = Field(
+        {}, description="a baseline only for these of the languages (default: every language; e.g. the costly "
+                        "privileged KD on the low-resource pair only)")
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     variants: dict[str, LMVariant] = Field(
         default_factory=lambda: {"triplet": LMVariant()}, min_length=1,
@@ -100,6 +103,15 @@ class LanguageStudents(_Strict):
         if len(set(values)) != len(values):
             raise ValueError(f"languages must be unique, got {values}")
         return values
+
+    @model_validator(mode="after")
+    def _baseline_languages(self) -> LanguageStudents:
+        for baseline, languages in self.baseline_languages.items():
+            if baseline not in self.baselines:
+                raise ValueError(f"baseline_languages names {baseline!r}, which is not in baselines {self.baselines}")
+            if unknown := sorted(set(languages) - set(self.languages)):
+                raise ValueError(f"baseline_languages.{baseline}: {unknown} not in languages {self.languages}")
+        return self
 
     @field_validator("variants")
     @classmethod
@@ -179,6 +191,8 @@ def language_cells(config: ExperimentConfig) -> list[tuple[dict[str, Any], list[
                                 vocab_min_sentence_freq=section.vocab_min_sentence_freq, seed=lm_seed)
                     students += [dict(student, init=LM_INIT, base=base, lm=lm, seed=seed) for seed in config.seeds]
                 for baseline in section.baselines:
+                    if language not in section.baseline_languages.get(baseline, [language]):
+                        continue
                     cell = dict(student, init="from-base", base=base) if baseline == "multilingual" else \
                         dict(student, init="from-teacher", kd=True, kd_settings=config.kd)
                     students += [dict(cell, seed=seed) for seed in config.seeds]

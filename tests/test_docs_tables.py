@@ -18,11 +18,11 @@ from polydistill.cli import app
 from polydistill.errors import PolydistillError
 from polydistill.evaluate.metrics import classification_scores
 from polydistill.experiments.grid import expand
-from polydistill.experiments.report import docs_drift, report_blocks
+from polydistill.experiments.report import report_blocks
 from polydistill.experiments.schema import parse_config
 from polydistill.experiments.store import ResultStore, encode_language, encode_predictions
 from polydistill.io import atomic_write_json
-from polydistill.reporting.docs import docs_blocks, update_docs
+from polydistill.reporting.docs import docs_blocks, docs_drift, update_docs
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = REPO / "results" / "cpu"

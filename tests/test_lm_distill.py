@@ -14,6 +14,8 @@ from polydistill.distill.lm_distill import (
     LMDistillSettings,
     build_mlm_student,
     cosine_loss,
+    fit_teacher_head,
+    head_logits,
     hidden_mse_loss,
     lm_distill,
     load_mlm_teacher,
@@ -163,13 +165,73 @@ def test_lm_distill_with_mlm_teacher_output_loads(tmp_path):
     assert prov["teacher_layers"] == [0, 2]
 
 
+def test_head_logits_is_the_models_own_head(tmp_path):
+    """head_logits(model, states) is what the model's forward makes of those states, for every head layout."""
+    from transformers import AutoModelForMaskedLM
+
+    tok = make_wordpiece_tokenizer()
+    torch.manual_seed(0)
+    ids = torch.tensor([tok("the cat sat on the mat")["input_ids"]])
+    for arch in ("bert", "xlm-roberta", "electra", "deberta-v2"):  # cls, lm_head, generator, lm_predictions
+        model = AutoModelForMaskedLM.from_config(make_config(arch, tok)).eval()
+        with torch.no_grad():
+            full = model(input_ids=ids).logits[0]
+            states = model.base_model(input_ids=ids).last_hidden_state[0]
+            assert torch.allclose(head_logits(model, states), full, atol=1e-5)
+
+
+def test_head_fit_learns_what_the_states_reveal(tmp_path):
+    """Where the states do tell the token (every target position keeps its token), the fitted head beats the
+    uniform loss by far on held-out positions, and the kept head is the best one seen."""
+    teacher, has_head = load_mlm_teacher(make_model_dir(tmp_path, "bert", "base"))
+    assert not has_head
+    tok = make_wordpiece_tokenizer()
+    data = [{"input_ids": tok(text)["input_ids"]} for text in CORPUS * 20]
+
+    def keep_collator(rows):  # 'masking' that keeps every token: the body's state shows its own token
+        batch = tok.pad(rows, return_tensors="pt")
+        labels = batch["input_ids"].clone()
+        labels[batch["attention_mask"] == 0] = IGNORE_INDEX
+        return {**batch, "labels": labels}
+
+    record = fit_teacher_head(teacher, data, keep_collator, batches=20, lr=1e-2, batch_size=8, seed=0)
+    assert record["batches"] == 20 and record["positions"] + record["heldout_positions"] > 500
+    assert record["mlm_loss_first"] > 0.8 * math.log(len(tok))
+    assert record["mlm_loss_last"] < 0.5 * math.log(len(tok)) and record["best_step"] > 0
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_shared_head_is_fitted_once(tmp_path, monkeypatch):
+    """Runs that differ only in the distillation share one fitted head through teacher_head_dir; a run with
+    other fit settings fits its own."""
+    import polydistill.distill.lm_distill as lm
+
+    teacher = make_model_dir(tmp_path, "bert", "base")
+    corpus = [str(_corpus(tmp_path))]
+    fits = []
+    real = lm.fit_teacher_head
+    monkeypatch.setattr(lm, "fit_teacher_head", lambda *a, **k: fits.append(a[3]) or real(*a, **k))
+    shared = tmp_path / "heads"
+    a = lm_distill(teacher, corpus, _settings(tmp_path / "a", max_steps=1, teacher_head_dir=shared))
+    b = lm_distill(teacher, corpus, _settings(tmp_path / "b", max_steps=1, teacher_head_dir=shared, temperature=4.0,
+                                              alpha_ce=1.0))
+    assert fits == [3] and len(list(shared.glob("teacher-head-*.pt"))) == 1
+    record = [json.loads((r.output_dir / "polydistill.json").read_text())["lm_distill"]["teacher_head_fit"]
+              for r in (a, b)]
+    assert record[0] == record[1] and a.teacher_head == b.teacher_head == "fitted"
+    lm_distill(teacher, corpus, _settings(tmp_path / "c", max_steps=1, teacher_head_dir=shared,
+                                          fit_teacher_head_steps=2))
+    assert fits == [3, 2] and len(list(shared.glob("teacher-head-*.pt"))) == 2
+
+
 def test_headless_teacher_fit_or_drop(tmp_path, caplog):
     teacher = make_model_dir(tmp_path, "bert", "base")
     corpus = [str(_corpus(tmp_path))]
     fitted = lm_distill(teacher, corpus, _settings(tmp_path / "fit", max_steps=2))
     assert fitted.teacher_head == "fitted"
     prov = json.loads((fitted.output_dir / "polydistill.json").read_text())
-    assert prov["lm_distill"]["teacher_head_fit"]["steps"] == 3
+    fit = prov["lm_distill"]["teacher_head_fit"]
+    assert fit["batches"] == 3 and fit["mlm_loss_last"] <= fit["mlm_loss_first"] and fit["heldout_positions"] >= 1
     with caplog.at_level(logging.WARNING):
         dropped = lm_distill(teacher, corpus, _settings(tmp_path / "drop", max_steps=2, fit_teacher_head_steps=0))
     assert dropped.teacher_head.startswith("none")

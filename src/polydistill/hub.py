@@ -9,6 +9,7 @@ can call it after its atomic write. The token comes from ``token``, else ``$HF_T
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -27,8 +28,6 @@ def check_repo_id(repo_id: str) -> None:
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     """Connection failures of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
-    import importlib
-
     errors: list[type[BaseException]] = [OSError]
     for name in ("httpx2", "httpx"):
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -227,8 +228,6 @@ def weight_digests(folder: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) ->
     """SHA-256 of every weight file (by default of :data:`WEIGHT_SUFFIXES`) at the top of a model directory: a
     finished run or step records them, so a file truncated or replaced afterwards is noticed instead of being
     reported as done."""
-    import hashlib
-
     digests = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix in suffixes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 
 from polydistill.architectures import TASKS, Task, task_of
@@ -155,8 +156,6 @@ def _check_source(source: str | os.PathLike) -> str:
 
 
 def _check_hub_reachable(hub_id: str, host: str) -> None:
-    import socket
-
     try:
         socket.create_connection((host, 443), timeout=3).close()
     except OSError:

@@ -26,6 +26,7 @@ Adding an architecture is one module that builds an :class:`ArchitectureAdapter`
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
@@ -239,8 +240,6 @@ class ArchitectureAdapter:
     def student_config(self, teacher_config, n_layers: int, hidden: int, intermediate: int, heads: int):
         """A copy of the teacher's config with the student's sizes; everything else (labels,
         vocabulary, position settings, dropout) is kept."""
-        import copy
-
         config = copy.deepcopy(teacher_config)
         factorised = self.embedding_size(teacher_config) != teacher_config.hidden_size
         config.num_hidden_layers = n_layers

@@ -12,9 +12,11 @@ core (:func:`time_interleaved`) only sees callables and clocks, so it is tested 
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +25,10 @@ from typing import Any
 
 from polydistill.architectures import ParamCounts, count_parameters, get_adapter
 from polydistill.errors import PolydistillError, require
+from polydistill.export.machine import machine_profile
+from polydistill.export.runtime import is_exported_dir, runtime_info
+from polydistill.io import package_versions
+from polydistill.modeling import is_hub_id, resolve_model_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".onnx_data")
 # Wall time is what a user waits for. Process CPU time is recorded alongside because on a shared
@@ -357,8 +363,6 @@ def machine_info() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    from polydistill.export.machine import machine_profile
-    from polydistill.export.runtime import runtime_info
 
     info["profile"] = machine_profile().to_dict()  # CPU family, ISA flags, threads, GPU; "label" for tables
 
@@ -375,7 +379,6 @@ def _runtime_entries(paths: Sequence[str | os.PathLike], names: Sequence[str], r
                      ) -> list[tuple[str, str, str | None, Path, Any]]:
     """(entry name, model name, runtime, directory, loaded model) for every model in every runtime; the
     first model's torch-fp32 comes first (the baseline). An exported directory is measured as it is."""
-    from polydistill.export.runtime import is_exported_dir
     from polydistill.export.runtimes import (
         SPECS,
         CandidateBuilder,
@@ -444,16 +447,12 @@ def bench_models(
     are then against the first model in fp32 PyTorch (``speedup``) and in its fastest runtime per case
     (``speedup_vs_baseline_best``). CPU only. ``baseline_runtimes``: the first model's runtimes when they
     differ (``["torch-fp32"]`` where only the fp32 ratio is read: no export of the teacher)."""
-    import tempfile
-
     import torch
 
     from polydistill.export.runtimes import load_for_inference
-    from polydistill.io import package_versions
 
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
     names = list(names) if names else unique_names(paths)
-    from polydistill.modeling import is_hub_id, resolve_model_dir
 
     paths = [resolve_model_dir(path) if is_hub_id(path) else path for path in paths]  # a hub id: its snapshot
     for path in paths:
@@ -497,8 +496,6 @@ def bench_models(
                                        runtime=runtime))
             by_device = {"cpu": model}
             if "cuda" in devices:
-                import copy
-
                 by_device["cuda"] = copy.deepcopy(model).to("cuda")
             runners[entry] = _make_runner(by_device)
 

@@ -23,8 +23,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.bench.measure import Case, _make_runner, summarise, time_interleaved
 from polydistill.errors import PolydistillError, require
-from polydistill.export.runtimes import RUNTIMES
+from polydistill.export.convert import CHECK_SENTENCES, TRACE_SENTENCES, ExportResult, prepare_calibration
+from polydistill.export.machine import machine_profile
+from polydistill.export.runtime import require_runtime
+from polydistill.export.runtimes import (
+    RUNTIMES,
+    SPECS,
+    Built,
+    CandidateBuilder,
+    base_record,
+    compare_outputs,
+    load_runtime_dir,
+    load_source,
+    parse_runtimes,
+    plan_candidates,
+    write_runtime_dir,
+)
+from polydistill.hub import push_model_dir
+from polydistill.io import check_output_dir
+from polydistill.student.model_dir import save_model_dir
 
 DEFAULT_SERVE = "32x128,1x32"
 MIN_AGREEMENT = 0.99
@@ -119,8 +138,6 @@ def measure_gates(reference, candidates: Mapping[str, Any], tokenizer, output: s
                   on_step: Callable[[str], None] | None = None) -> tuple[dict[str, GateResult], dict[str, Any]]:
     """Gate every candidate (called like a transformers model) against ``reference`` (the fp32 student):
     on ``data``'s labelled test examples when given (classifiers), else on ``texts``."""
-    from polydistill.export.runtimes import compare_outputs
-
     limits: dict[str, Any] = dict(thresholds or {})
     results: dict[str, GateResult] = {}
     if data is not None and output == "logits":
@@ -153,8 +170,6 @@ def measure_gates(reference, candidates: Mapping[str, Any], tokenizer, output: s
         texts = list(ds[TEXT]) if TEXT in ds.column_names else [" ".join(words) for words in ds[TOKENS]]
         source = f"{data.name} {split} ({len(texts)} texts)"
     else:
-        from polydistill.export.convert import CHECK_SENTENCES, TRACE_SENTENCES
-
         source = "given texts" if texts else "the built-in check sentences (pass --dataset for a real-data gate)"
         texts = list(texts or [*CHECK_SENTENCES, *TRACE_SENTENCES])
     for name, model in candidates.items():
@@ -228,8 +243,6 @@ def time_candidates(models: Mapping[str, Any], serve: Sequence[tuple[int, int]],
                     warmup: int = 1, clocks=None, on_step=None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Median wall seconds of every candidate on every workload (batch, length), interleaved in one
     process: ({candidate: {"b32/L128": s}}, the raw timings by case key)."""
-    from polydistill.bench.measure import Case, _make_runner, summarise, time_interleaved
-
     cases = [Case("cpu", length, batch) for batch, length in serve]
     runners = {name: _make_runner({"cpu": model}) for name, model in models.items()}
     try:
@@ -261,24 +274,6 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
     that pass the fidelity gate (on ``data``'s labelled test examples, else on ``texts``); ``data`` also
     calibrates the static-int8 candidates. Returns an ``ExportResult``; the record holds every candidate."""
     import torch
-
-    from polydistill.export.convert import CHECK_SENTENCES, ExportResult, prepare_calibration
-    from polydistill.export.machine import machine_profile
-    from polydistill.export.runtime import require_runtime
-    from polydistill.export.runtimes import (
-        SPECS,
-        Built,
-        CandidateBuilder,
-        base_record,
-        compare_outputs,
-        load_runtime_dir,
-        load_source,
-        parse_runtimes,
-        plan_candidates,
-        write_runtime_dir,
-    )
-    from polydistill.io import check_output_dir
-    from polydistill.student.model_dir import save_model_dir
 
     workloads = parse_serve(serve) if isinstance(serve, str) else list(serve)
     require(bool(workloads), "--serve needs at least one batch×length pair.")
@@ -353,7 +348,5 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
         write_runtime_dir(target, src, chosen, record)
         shutil.rmtree(scratch)
     if push_to_hub:
-        from polydistill.hub import push_model_dir
-
         push_model_dir(out, push_to_hub, token=token)
     return ExportResult(Path(out), record)

@@ -11,12 +11,15 @@ import contextlib
 import errno
 import importlib
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import typer
 from typer.core import TyperCommand
 
 from polydistill.errors import PolydistillError
+from polydistill.io import reading
+from polydistill.logs import configure
 
 app = typer.Typer(
     name="polydistill",
@@ -32,8 +35,6 @@ _STAGES = ("student", "data", "distill", "evaluate", "export", "lang", "experime
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
-
         typer.echo(f"polydistill {version('polydistill')}")
         raise typer.Exit()
 
@@ -45,8 +46,6 @@ def _main_options(
                                 "bars too (-vv: their info messages)."),
 ) -> None:
     """Multilingual knowledge distillation: weight-copy students, KD, evaluation, grids."""
-    from polydistill.logs import configure
-
     configure(verbose)
 
 
@@ -67,8 +66,6 @@ class _Command(TyperCommand):
     rule of the io preflight then knows the command's inputs (model, teacher, data folder, corpus, ...)."""
 
     def invoke(self, ctx):
-        from polydistill.io import reading
-
         with reading(*_input_paths(self, ctx.params)):
             return super().invoke(ctx)
 

@@ -9,6 +9,7 @@ import typer
 
 from polydistill.cli import options as opt
 from polydistill.errors import PolydistillError
+from polydistill.io import atomic_write_json, check_output_path
 
 
 def _parse_lengths(text: str) -> list[int]:
@@ -94,7 +95,6 @@ def bench(
     from transformers.utils import logging as hf_logging
 
     from polydistill.bench.measure import available_devices, bench_models, make_cases
-    from polydistill.io import atomic_write_json
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
     model = [*(models or []), *(model or [])]
@@ -104,8 +104,6 @@ def bench(
     if clock not in ("wall", "cpu"):
         raise PolydistillError(f"--clock must be wall or cpu, got {clock!r}.")
     if out is not None:
-        from polydistill.io import check_output_path
-
         check_output_path(out, kind="file")
     console, err_console = Console(), Console(stderr=True)
     runtime_list = None

@@ -9,6 +9,7 @@ import typer
 
 from polydistill.cli import options as opt
 from polydistill.compress.plan import CompressSettings, CompressTraining
+from polydistill.io import atomic_write_json
 
 # Every flag is derived from a field (name, aliases, default, help; bounds checked by pydantic):
 # CompressSettings' fields but the teacher (the MODEL argument or --model), the KD hyper-parameters
@@ -69,7 +70,6 @@ def compress_seeds_command(
         render_markdown,
         seeds_retention,
     )
-    from polydistill.io import atomic_write_json
 
     if against:
         result = recipe_difference(runs, against, model=model, resamples=resamples)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import typer
 
 from polydistill.cli import options as opt
+from polydistill.data.languages import iso_language
+from polydistill.data.load import get_adapter
 
 data_app = typer.Typer(help="Inspect datasets, language partitions and subsets.", no_args_is_help=True)
 
@@ -20,8 +24,6 @@ def show(
     allow_prerelease: bool = typer.Option(False, "--allow-prerelease", help="UNER: use the pre-release en_ewt train file (not UNER v1)."),
 ) -> None:
     """Count the examples per split and language, and show the label set."""
-    from collections import Counter
-
     from rich.console import Console
     from rich.table import Table
 
@@ -53,9 +55,6 @@ def languages_command(
     """The language codes a dataset accepts, its ISO code, and the paper's partitions (Wibowo et al. 2024, ACL Table 11)."""
     from rich.console import Console
     from rich.table import Table
-
-    from polydistill.data.languages import iso_language
-    from polydistill.data.load import get_adapter
 
     adapter = get_adapter(dataset)
     named = {name: set(codes) for name, codes in adapter.named.items() if name != "all"}

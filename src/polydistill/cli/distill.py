@@ -9,7 +9,10 @@ from pathlib import Path
 import typer
 
 from polydistill.cli import options as opt
+from polydistill.data.load import load_capped_task_data
 from polydistill.distill.settings import KDSettings, TrainSettings
+from polydistill.errors import PolydistillError, require
+from polydistill.student.build import build_student
 
 _RUN_ONLY = {"progress", "cache_dir", "save_total_limit"}
 _TRAINING = opt.with_precision_aliases(opt.settings_options(TrainSettings, exclude=_RUN_ONLY))
@@ -21,8 +24,6 @@ def _train_settings(values: dict) -> TrainSettings:
 
 
 def _load(dataset, languages, data_root, fraction, seed, max_dev: int):
-    from polydistill.data.load import load_capped_task_data
-
     def said(_split: str, before: int, after: int) -> None:
         if opt.in_main_process():
             typer.echo(f"dev: {after} of {before} validation examples (at most {max_dev} "
@@ -101,7 +102,6 @@ def distill_command(
     """TinyBERT-style KD (att + hid + emb + pred + CE, or any registered terms) of a fine-tuned teacher."""
     opt.set_threads(threads)
     from polydistill.distill.kd import distill
-    from polydistill.errors import require
 
     builds = {"--layers": layers, "--hidden": hidden, "--intermediate": intermediate, "--heads": heads,
               "--base": base, "--init": None if init == "from-teacher" else init,
@@ -125,7 +125,6 @@ def distill_command(
         unlabelled = load_unlabelled(unlabelled_data, task_data.task, data_root, unlabelled_max, settings.seed)
     if stages is not None:
         from polydistill.distill.stages import distill_in_stages
-        from polydistill.errors import PolydistillError
 
         if stages.replace(" ", "") != "depth,width" or student is not None or not (layers and hidden):
             raise PolydistillError("--stages takes depth,width, with --layers and --hidden and without --student.")
@@ -135,7 +134,6 @@ def distill_command(
         return
     if student is None:
         from polydistill.modeling import load_config
-        from polydistill.student.build import build_student
 
         n_layers = layers or max(1, load_config(teacher).num_hidden_layers // 2)
         built = build_student(teacher, layers=n_layers, layer_map=student_layer_map, hidden=hidden,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from polydistill.cli import options as opt
+from polydistill.io import check_output_path
 
 
 def evaluate(
@@ -35,7 +36,6 @@ def evaluate(
     from polydistill.data import load_task_data
     from polydistill.evaluate import evaluate_model
     from polydistill.evaluate.report import report_table, write_report
-    from polydistill.io import check_output_path
 
     opt.set_threads(threads)
     source = opt.one_model(model, model_option)

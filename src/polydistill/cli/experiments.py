@@ -114,8 +114,8 @@ def report(
 ) -> None:
     """Tables (Markdown, CSV, LaTeX; mean ± std over seeds), the claims table (paired-bootstrap 95 % CIs)
     and PNG plots of the finished runs."""
-    from polydistill.errors import PolydistillError
     from polydistill.experiments import report as rep
+    from polydistill.reporting.docs import docs_drift
     from polydistill.reporting.docs import update_docs as update_docs_file
 
     _report(work_dir, out, resamples, seed)
@@ -131,7 +131,7 @@ def report(
     if check_docs is not None:
         if not check_docs.is_file():
             raise PolydistillError(f"{check_docs} does not exist; pass the Markdown file with the polydistill blocks.")
-        problems = rep.docs_drift(check_docs.read_text(encoding="utf-8"), blocks, str(check_docs))
+        problems = docs_drift(check_docs.read_text(encoding="utf-8"), blocks, str(check_docs))
         for line in problems:
             typer.echo(line, err=True)
         if problems:

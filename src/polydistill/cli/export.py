@@ -10,6 +10,7 @@ import typer
 
 from polydistill.cli import options as opt
 from polydistill.errors import PolydistillError
+from polydistill.io import check_output_dir
 
 FORMATS = ("onnx",)
 
@@ -66,7 +67,6 @@ def export(
     polydistill.json with an export record (with --runtime auto: every candidate's timings and gate result,
     and the machine profile), and a model card; polydistill evaluate and polydistill bench load it."""
     from polydistill.export.convert import export_model
-    from polydistill.io import check_output_dir
 
     opt.set_threads(threads)
     source = opt.one_model(model, model_option)

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from polydistill.cli import options as opt
+from polydistill.distill.settings import LMDistillSettings
 from polydistill.errors import PolydistillError
+from polydistill.io import atomic_write_json, check_output_path
 
 vocab_app = typer.Typer(help="Vocabulary tools (VocabReduce): plan, then reduce.", no_args_is_help=True)
 
@@ -116,7 +118,6 @@ def vocab_plan_cmd(
     Nothing is written except --report. Token coverage = share of held-out tokens whose word keeps
     all its pieces (and so tokenises exactly as before); sentence coverage likewise for sentences.
     """
-    from polydistill.io import atomic_write_json, check_output_path
     from polydistill.vocab.coverage import render_report
     from polydistill.vocab.reduce import plan_vocab
 
@@ -165,7 +166,6 @@ def vocab_reduce_cmd(
         check_repo_id(push_to_hub)  # before the slow work
     arguments = _plan_arguments(dataset, languages, data_root, selection)
     if dry_run:
-        from polydistill.io import atomic_write_json, check_output_path
         from polydistill.vocab.reduce import plan_vocab
 
         if selection["report"]:
@@ -190,8 +190,6 @@ def vocab_reduce_cmd(
 
 
 def _lm_options():
-    from polydistill.distill.settings import LMDistillSettings
-
     return opt.with_precision_aliases(
         opt.settings_options(LMDistillSettings, exclude={"progress", "cache_dir", "save_total_limit"}))
 
@@ -212,7 +210,6 @@ def lm_distill_cmd(
     """
     opt.set_threads(threads)
     from polydistill.distill.lm_distill import lm_distill
-    from polydistill.distill.settings import LMDistillSettings
 
     source = opt.one_model(model, teacher, "teacher")
     validated = opt.validated(LMDistillSettings, opt.without_unset_aliases(settings), "lm-distill settings")

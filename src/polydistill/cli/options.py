@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import types
 import typing
 from collections.abc import Set as AbstractSet
@@ -25,7 +26,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from typer.models import OptionInfo
 
-from polydistill.distill.settings import MAX_SEED
+from polydistill.distill.settings import MAX_SEED, TINYBERT_WEIGHTS
 from polydistill.errors import PolydistillError
 
 # ------------------------------------------------------------------------------------ shared options
@@ -156,7 +157,6 @@ def without_unset_aliases(values: dict[str, Any]) -> dict[str, Any]:
 
 def kd_weight_options() -> list[inspect.Parameter]:
     """``--w-<term>`` for every registered KD term, plus ``--kd-term NAME=WEIGHT`` for any term."""
-    from polydistill.distill.settings import TINYBERT_WEIGHTS
     from polydistill.distill.terms import get_term, term_names
 
     params = [
@@ -224,8 +224,6 @@ def validated(model: type[BaseModel], values: dict[str, Any], what: str):
 
 def _flag_of(model: type[BaseModel], loc: tuple, message: str) -> str:
     """The command-line flag of the setting a validation error is about."""
-    import re
-
     field = str(loc[0]) if loc else ""
     if field == "weights":  # one flag per KD term: --w-<term>, or --kd-term NAME=WEIGHT
         term = re.search(r"(?:the |term ')(\w+)", message)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from polydistill.cli import options as opt
+from polydistill.io import check_output_dir
+from polydistill.student.build import build_student
 
 
 def student(
@@ -46,10 +49,6 @@ def student(
     threads: int | None = opt.THREADS,
 ) -> None:
     """Build a student: copy the mapped teacher layers, shrink widths by index selection, save a HF model dir."""
-    import time
-
-    from polydistill.student.build import build_student
-
     opt.set_threads(threads)
     teacher = opt.one_model(model, teacher_option, "teacher")
 
@@ -57,7 +56,6 @@ def student(
     width_plan, teacher_layers, tokenizer = None, None, None
     wants_importance = width_select == "importance" or layer_map.strip().lower() == "importance"
     if wants_importance:
-        from polydistill.io import check_output_dir
         from polydistill.student.importance import choose_by_importance
 
         check_output_dir(out, overwrite)  # refuse before the scoring passes

@@ -31,12 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.compress import stages as stage_functions
 from polydistill.compress.checks import check_upfront
 from polydistill.compress.data import load_augmentation, load_data
 from polydistill.compress.output import claimed, final_outputs, record_command
 from polydistill.compress.plan import CompressSettings, fingerprint, teacher_identity
 from polydistill.compress.stages import STAGES, Context
+from polydistill.data.load import content_fingerprint
+from polydistill.distill.settings import KDSettings
 from polydistill.errors import PolydistillError
+from polydistill.io import check_output_path, output_lock
 from polydistill.steps import StepOutputGone
 
 __all__ = ["CompressResult", "CompressSettings", "compress", "load_data", "load_augmentation"]
@@ -78,7 +82,6 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
     :class:`CompressSettings`. ``on_event`` receives ``{"kind": "start" | "done" | "skip" | "note", "stage",
     "index", "total", "eta_s", "message"}`` and ``{"kind": "step", "stage": "kd", "step", "steps"}`` for each KD
     optimiser step; ``say`` gets one-line notes."""
-    from polydistill.io import check_output_path, output_lock
     from polydistill.modeling import load_config
 
     s = settings_of(settings if settings is not None else fields)
@@ -107,14 +110,11 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
     check_labels(config, train.label_names, "teacher")
     unlabelled = load_augmentation(s, train.task)  # read up front: its errors come before any stage
     from polydistill.distill.kd import check_teacher_learned
-    from polydistill.distill.settings import KDSettings
 
     check_teacher_learned(s.teacher, train, KDSettings(allow_weak_teacher=s.allow_weak_teacher))  # dir or hub id
     root = Path(s.out).expanduser()
     data = {"train": train.fingerprint, "evaluation": evaluation.fingerprint, "kd": kd, "unseen": unseen}
     if unlabelled is not None and s.unlabelled_data:  # its content too (a file edited since is another command)
-        from polydistill.data.load import content_fingerprint
-
         data["unlabelled"] = content_fingerprint({"train": unlabelled}, s.unlabelled_data)
     fp = fingerprint(s, teacher_identity(s.teacher), data)
     inputs = (s.teacher, s.data_root, s.dataset, train.source, s.unlabelled_data)
@@ -146,8 +146,6 @@ def _run_stages(ctx: Context, fp: dict[str, Any], resumed_run: bool, emit: Calla
                 note: Callable[[str], None]) -> list[str]:
     """Each stage in turn as a step: skipped when done (``resumed_run``: ``DIR`` already holds this command's
     run), else run and its marker written; after the plan, ``DIR/compress.json``. Returns the stages skipped."""
-    from polydistill.compress import stages as stage_functions
-
     resumed: list[str] = []
     for name in STAGES:
         step = stage_functions.stage_step(ctx, name)

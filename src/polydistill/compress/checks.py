@@ -3,8 +3,17 @@
 
 from __future__ import annotations
 
-from polydistill.compress.plan import CompressSettings
+from polydistill.architectures import get_adapter, task_of
+from polydistill.compress.plan import (
+    CompressSettings,
+    candidate_architectures,
+    requested_architecture,
+    teacher_architecture,
+)
+from polydistill.compress.stages import check_kd_weights
+from polydistill.data.load import get_adapter as dataset_adapter  # not the architecture's get_adapter
 from polydistill.errors import require
+from polydistill.student.layer_maps import explicit_length, resolve_layer_map
 
 __all__ = ["check_upfront"]
 
@@ -14,9 +23,6 @@ def check_upfront(s: CompressSettings, config) -> None:
     rule out: a teacher without a task head, flags that exclude each other, sizes the teacher cannot give, KD
     weights and a layer map the stages would refuse, a runtime without its packages, bench lengths beyond the
     teacher's positions, a bad hub repo id, an unlabelled source of the wrong form."""
-    from polydistill.architectures import task_of
-    from polydistill.compress.plan import requested_architecture, teacher_architecture
-
     require(task_of(config) != "base", f"The teacher {s.teacher} has no task head (a bare encoder); fine-tune it "
                                        "first: polydistill finetune MODEL --dataset D --out teacher/.")
     require(not (s.target_speedup is not None and s.size),
@@ -30,11 +36,7 @@ def check_upfront(s: CompressSettings, config) -> None:
     if s.target_speedup is None:
         students = [requested_architecture(s, teacher)]  # refuses impossible sizes
     else:
-        from polydistill.compress.plan import candidate_architectures
-
         students = candidate_architectures(s, teacher)  # the plan stage picks one of these by measured speed
-    from polydistill.compress.stages import check_kd_weights
-    from polydistill.student.layer_maps import explicit_length, resolve_layer_map
 
     # --kd-term, as the KD stage (the 5th) will resolve it: rel's default weight depends on the width the plan picks
     for width_changes in sorted({arch.changes_width(teacher) for arch in students}, reverse=True):
@@ -57,7 +59,6 @@ def check_upfront(s: CompressSettings, config) -> None:
         from polydistill.export.runtimes import require_packages
 
         require_packages(s.runtime)
-    from polydistill.architectures import get_adapter
 
     limit = get_adapter(config).position_limit(config)
     too_long = [n for n in s.bench_lengths if limit and n > limit]
@@ -73,6 +74,4 @@ def check_upfront(s: CompressSettings, config) -> None:
 
         kind, name, _ = parse_source(s.unlabelled_data)
         if kind == "dataset":
-            from polydistill.data.load import get_adapter as dataset_adapter  # not the architecture's above
-
             dataset_adapter(name)

@@ -4,6 +4,8 @@ the refusals of impossible language choices, and the unlabelled KD inputs of ``-
 from __future__ import annotations
 
 from polydistill.compress.plan import CompressSettings
+from polydistill.data.languages import resolve_languages
+from polydistill.data.load import get_adapter, load_capped_task_data
 from polydistill.errors import require
 
 __all__ = ["load_augmentation", "load_data"]
@@ -14,8 +16,6 @@ def load_data(settings: CompressSettings, teacher: str | None = None):
     training data (``--fraction``, dev capped at ``--max-dev-per-language``) and the test split of the KD
     and unseen languages (capped at ``--max-test-per-language``), with the refusals of impossible
     language choices."""
-    from polydistill.data.languages import resolve_languages
-    from polydistill.data.load import get_adapter, load_capped_task_data
     from polydistill.evaluate.evaluate import training_languages
 
     s = settings
@@ -76,8 +76,6 @@ def _check_unlabelled_languages(s: CompressSettings, kd: list[str], unseen: list
     kind, name, languages = parse_source(s.unlabelled_data)
     if kind != "dataset":
         return
-    from polydistill.data.languages import resolve_languages
-    from polydistill.data.load import get_adapter
     from polydistill.vocab.sources import language_key
 
     adapter = get_adapter(name)

@@ -19,7 +19,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import count_parameters, get_adapter, task_of
+from polydistill.bench.measure import bench_models
 from polydistill.compress.plan import Architecture, CompressSettings
+from polydistill.data.tokenize import data_collator, tokenize_task_data
+from polydistill.data.types import TaskData
+from polydistill.distill.precision import autocast, resolve_precision
+from polydistill.export.convert import CHECK_SENTENCES, TRACE_SENTENCES, export_model
+from polydistill.export.machine import machine_profile
+from polydistill.export.runtimes import plan_candidates
+from polydistill.modeling import auto_class, load_model, load_tokenizer
+from polydistill.vocab.reduce import plan_vocab
+from polydistill.vocab.tokenizer import save_tokenizer
 
 STEP_REPEATS = 3
 STEP_BATCHES = 3
@@ -42,10 +53,6 @@ def _restore_threads():
 
 def tiny_tokenizer(teacher: str, out: Path):
     """The teacher's tokenizer reduced to the pieces of the export's trace and check sentences."""
-    from polydistill.export.convert import CHECK_SENTENCES, TRACE_SENTENCES
-    from polydistill.vocab.reduce import plan_vocab
-    from polydistill.vocab.tokenizer import save_tokenizer
-
     planning = plan_vocab(teacher, [*TRACE_SENTENCES, *CHECK_SENTENCES], corpus_description="export sentences")
     out.mkdir(parents=True, exist_ok=True)
     return save_tokenizer(planning.tokenizer, planning.reduced_backend, out)
@@ -54,9 +61,6 @@ def tiny_tokenizer(teacher: str, out: Path):
 def random_student(teacher_config, arch: Architecture, vocab_size: int, tokenizer=None, seed: int = 0):
     """A model of the teacher's class with ``arch``'s sizes, ``vocab_size`` rows and random weights."""
     import torch
-
-    from polydistill.architectures import get_adapter, task_of
-    from polydistill.modeling import auto_class
 
     config = get_adapter(teacher_config).student_config(teacher_config, arch.layers, arch.hidden,
                                                         arch.intermediate, arch.heads)
@@ -83,9 +87,6 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
     """Each candidate's measured speed-up over the teacher's fp32 throughput at batch ``bench_batch_size``
     (the slowest of ``bench_lengths``, wall clock), in the deployable form (``speedup_on``: int8 ONNX, fp32
     PyTorch, or ``best``: its fastest runtime per length among those ``--runtime auto`` tries here)."""
-    from polydistill.architectures import count_parameters
-    from polydistill.bench.measure import bench_models
-
     tokenizer = tiny_tokenizer(settings.teacher, work / "tokenizer")
     paths, rows = [], []
     for arch in candidates:
@@ -96,8 +97,6 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
         rows.append({"architecture": arch.to_dict(), "encoder_parameters": count_parameters(model).encoder,
                      "parameters": count_parameters(model).total, "vocab_size": len(tokenizer)})
         if settings.speedup_on == "int8":
-            from polydistill.export.convert import export_model
-
             if on_step:
                 on_step(f"exporting candidate {arch.name} to int8")
             export_model(folder, work / f"{arch.name}-int8", quantize="int8")
@@ -137,18 +136,12 @@ def measure_candidates(settings: CompressSettings, teacher_config, candidates: l
 
 def best_runtimes() -> list[str]:
     """The runtimes ``--runtime auto`` would try on this machine that need no calibration data."""
-    from polydistill.export.machine import machine_profile
-    from polydistill.export.runtimes import plan_candidates
-
     candidates, _ = plan_candidates(machine_profile(), calibration=False)
     return candidates
 
 
 def _batches(train, tokenizer, batch_size: int, max_length: int, seed: int) -> list[dict]:
     from datasets import DatasetDict
-
-    from polydistill.data.tokenize import data_collator, tokenize_task_data
-    from polydistill.data.types import TaskData
 
     pool = train.splits["train"]
     n = min(len(pool), batch_size * STEP_BATCHES)
@@ -165,9 +158,6 @@ def _batches(train, tokenizer, batch_size: int, max_length: int, seed: int) -> l
 def measure_step(settings: CompressSettings, teacher_config, arch: Architecture, train) -> dict[str, Any]:
     """Median wall seconds of a teacher forward, a student training step and a student forward (see module)."""
     import torch
-
-    from polydistill.distill.precision import autocast, resolve_precision
-    from polydistill.modeling import load_model, load_tokenizer
 
     training = settings.training
     resolved = resolve_precision(training.precision)

@@ -15,8 +15,15 @@ from typing import Any
 
 from polydistill.compress.stages import Context
 from polydistill.errors import PolydistillError
-from polydistill.io import COMPRESS_FILE
+from polydistill.io import (
+    COMPRESS_FILE,
+    atomic_output_dir,
+    atomic_write_json,
+    is_polydistill_output,
+    read_record,
+)
 from polydistill.steps import differs_in
+from polydistill.student.card import command_line
 
 __all__ = ["claimed", "final_outputs", "record_command"]
 
@@ -26,7 +33,6 @@ def _claim(root: Path, fp: dict[str, Any], overwrite: bool) -> bool:
     command's run (resume). With ``overwrite``, an earlier run is set aside (renamed, not deleted) until the new
     one finishes."""
     from polydistill.compress.records import CompressRecord
-    from polydistill.io import is_polydistill_output, read_record
 
     _restore_previous(root)  # an --overwrite run that was killed: the earlier result comes back first
     record_path = root / COMPRESS_FILE
@@ -98,9 +104,6 @@ def claimed(root: Path, fp: dict[str, Any], overwrite: bool) -> Iterator[bool]:
 def record_command(root: Path, fp: dict[str, Any]) -> None:
     """Write ``DIR/compress.json`` (the fingerprint and the command line): from here on ``DIR`` belongs to this
     command (the plan passed every refusal)."""
-    from polydistill.io import atomic_write_json
-    from polydistill.student.card import command_line
-
     atomic_write_json(root / COMPRESS_FILE, {
         "fingerprint": fp, "command": command_line(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -108,8 +111,6 @@ def record_command(root: Path, fp: dict[str, Any]) -> None:
 
 def final_outputs(ctx: Context) -> dict[str, Path]:
     """``DIR/model`` and ``DIR/model-int8``: copies of the KD and int8 stages' outputs (written atomically)."""
-    from polydistill.io import atomic_output_dir
-
     outputs = {"model": ctx.root / "model", "int8": ctx.root / "model-int8"}
     for key, stage in (("model", "kd"), ("int8", "int8")):
         source = ctx.model_dir(stage)

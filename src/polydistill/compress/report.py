@@ -24,8 +24,11 @@ import numpy as np
 
 from polydistill.compress.records import Bench, Evaluation
 from polydistill.compress.stages import MODEL_TITLES, STAGES, Context, evaluation_file
-from polydistill.io import atomic_write_json, atomic_write_text, read_record
+from polydistill.io import CARD_FILE, atomic_write_json, atomic_write_text, read_record
+from polydistill.reporting import stats
+from polydistill.reporting.plots import pyplot, save_figure  # the one figure-saving helper
 from polydistill.reporting.stats import CONFIDENCE
+from polydistill.student.card import public_report, record_test_results
 
 FINAL = "int8"  # the deployable: targets are judged on it
 RETENTION_TARGETS = {"seen": "target_retention_seen", "unseen": "target_retention_unseen"}  # group → setting
@@ -56,8 +59,6 @@ def _f1(report: dict[str, Any], members: list[str]) -> float | None:
 def group_examples(evaluation: dict[str, Any], members: list[str], group: str):
     """The test predictions of one evaluate-stage file (``stages/*-evaluate/NAME.json``) on the languages
     ``members``, as the bootstrap's :class:`~polydistill.reporting.stats.GroupExamples`."""
-    from polydistill.reporting import stats
-
     ex, task, label_names = evaluation["examples"], evaluation["report"]["task"], evaluation["report"]["label_names"]
     per_language = []
     for lang in members:
@@ -76,8 +77,6 @@ def retention_interval(teacher, students, resamples: int, seed: int = 0) -> dict
     """Student F1 ÷ teacher F1 on the same examples and its paired-bootstrap percentile interval.
     ``students``: one run's examples, or several runs' (seeds of one recipe), whose F1 is averaged on every
     resample (the seed-averaged F1 over resampled test examples, as the grid's claims tables do)."""
-    from polydistill.reporting import stats
-
     students = [students] if isinstance(students, stats.GroupExamples) else list(students)
     stats.check_paired([teacher, *students])
     t_full = teacher.full()
@@ -411,8 +410,6 @@ def _stage_words(stage: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- plots
 def plot(report: dict[str, Any], out: Path) -> list[Path]:
-    from polydistill.reporting.plots import pyplot, save_figure  # the one figure-saving helper
-
     q, sp = report["quality"], report["speed"]
     written = []
     plt = pyplot()
@@ -486,9 +483,6 @@ def write_report(ctx: Context, outputs: dict[str, str]) -> tuple[dict[str, Any],
 def write_model_cards(outputs: dict[str, Path], report: dict[str, Any]) -> None:
     """The final models' cards get the report card's title, targets and quality sections appended (no machine
     paths: :func:`~polydistill.student.card.public_report`) and its test F1 in their ``model-index``."""
-    from polydistill.io import CARD_FILE
-    from polydistill.student.card import public_report, record_test_results
-
     summary = "\n".join(_summary_lines(public_report(report), heading="##"))
     for key, path in outputs.items():
         card = path / CARD_FILE

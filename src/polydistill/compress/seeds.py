@@ -19,6 +19,7 @@ from polydistill.compress.report import RETENTION_TARGETS, group_examples, reten
 from polydistill.compress.stages import MODEL_TITLES
 from polydistill.errors import PolydistillError, require
 from polydistill.io import read_record
+from polydistill.reporting.stats import paired_bootstrap
 
 MODELS = tuple(name for name in MODEL_TITLES if name != "teacher")  # every student a report card scores
 
@@ -130,8 +131,6 @@ def recipe_difference(a_dirs: Sequence[str | Path], b_dirs: Sequence[str | Path]
     """Recipe A − recipe B: the seed-averaged F1 of ``model`` over the runs ``a_dirs`` minus that over ``b_dirs``
     (each side: seeds of one command), per group, with a paired-bootstrap 95 % interval over the test examples.
     Both sides must come from one teacher scored on the same test examples (the comparison of methods)."""
-    from polydistill.reporting.stats import paired_bootstrap
-
     require(model in MODELS, f"--model {model} is not a student of a compress run; choose one of "
                              f"{', '.join(MODELS)}.")
     sides = []

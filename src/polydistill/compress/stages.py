@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import count_parameters, task_of
 from polydistill.compress.plan import (
     DEFAULT_COVERAGE,
     STAGES,
@@ -52,10 +53,12 @@ from polydistill.compress.plan import (
     teacher_architecture,
 )
 from polydistill.data.types import TaskData
-from polydistill.distill.run import step_report_callback
+from polydistill.distill.run import RunRecord, step_report_callback
+from polydistill.distill.settings import TINYBERT_WEIGHTS, KDSettings, TrainSettings
 from polydistill.errors import PolydistillError
-from polydistill.io import atomic_write_json
+from polydistill.io import RUN_FILE, atomic_write_json, read_record
 from polydistill.steps import MARKER, Step
+from polydistill.student.build import build_student
 
 MODEL = "model"  # the model directory inside a stage folder
 # the models compared in evaluate / bench, in pipeline order, with the stage that made them
@@ -243,7 +246,6 @@ def warn_cache_budget(ctx: Context, needed: int) -> None:
 def _parameter_limit(ctx: Context, measured: list[dict[str, Any]], record: dict[str, Any]) -> int:
     """``--target-params`` as a bound on the candidates: the vocabulary stage's plan is made now (no weights are
     written) and each candidate's parameters are counted with that vocabulary."""
-    from polydistill.architectures import count_parameters
     from polydistill.compress.measure import parameters_with_vocab
     from polydistill.vocab.reduce import plan_vocab
 
@@ -262,7 +264,6 @@ def _meta_model(config):
     """The teacher's architecture, head included, without its weights (for counting parameters)."""
     import torch
 
-    from polydistill.architectures import task_of
     from polydistill.modeling import auto_class
 
     with torch.device("meta"):
@@ -397,8 +398,6 @@ def _calibration(ctx: Context, tokenizer):
 
 def run_depth(ctx: Context) -> dict[str, Any]:
     """The vocabulary-reduced teacher's layers copied at full width (the paper's map, or importance)."""
-    from polydistill.student.build import build_student
-
     s, arch, teacher = ctx.settings, ctx.architecture, ctx.model_dir("vocab")
     record: dict[str, Any] = {}
     if s.layer_map.strip().lower() == "importance":
@@ -420,7 +419,6 @@ def run_depth(ctx: Context) -> dict[str, Any]:
 def run_width(ctx: Context) -> dict[str, Any]:
     """Hidden size and FFN chosen by importance (or uniformly), on the depth stage's teacher layers."""
     from polydistill.modeling import load_model, load_tokenizer
-    from polydistill.student.build import build_student
 
     if not ctx.width_changes:
         return {"skipped": "the width is the teacher's; KD starts from the depth copy"}
@@ -447,8 +445,6 @@ def check_kd_weights(kd_weights: dict[str, float], width_changes: bool = True):
     checks them before its first stage."""
     from pydantic import ValidationError
 
-    from polydistill.distill.settings import TINYBERT_WEIGHTS, KDSettings
-
     try:
         return KDSettings(weights={**TINYBERT_WEIGHTS, "rel": 1.0 if width_changes else 0.0, **kd_weights})
     except ValidationError as err:
@@ -472,9 +468,6 @@ def kd_cache_record(result, schedule: Schedule) -> dict[str, Any] | None:
         return {"off": "the KD schedule covers under one epoch (the cache cannot pay)"}
     record = result.extra.get("teacher_cache")
     if record is None and result.already_done:
-        from polydistill.distill.run import RunRecord
-        from polydistill.io import RUN_FILE, read_record
-
         path = Path(result.output_dir) / RUN_FILE
         record = read_record(path, RunRecord).teacher_cache if path.is_file() else None
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()} if record else None
@@ -484,7 +477,6 @@ def run_kd(ctx: Context) -> dict[str, Any]:
     """TinyBERT KD from the vocabulary-reduced teacher (resumes from its checkpoints after a kill), with the
     unlabelled inputs of ``--unlabelled-data`` in its training set (KD terms only, never CE)."""
     from polydistill.distill.kd import distill
-    from polydistill.distill.settings import TrainSettings
 
     s = ctx.settings
     schedule = Schedule.from_dict(ctx.plan["schedule"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from polydistill.data.types import TaskType
 from polydistill.errors import PolydistillError
+from polydistill.io import check_utf8_text
 
 Columns = dict[str, list[Any]]
 SplitColumns = dict[str, Columns]  # canonical split name -> columns
@@ -76,8 +77,6 @@ def read_text_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        from polydistill.io import check_utf8_text
-
         check_utf8_text(path)  # names the first bad line
         raise PolydistillError(f"{path} is not UTF-8 text ({err.reason}); the file is corrupt.") from None
     lines = text.split("\n")

@@ -17,12 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import get_adapter
+from polydistill.data.load import content_fingerprint
 from polydistill.data.types import IGNORE_INDEX, LABEL, LANGUAGE, TAGS, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError
+from polydistill.io import atomic_output_dir
+from polydistill.ranks import is_main_process
 
 CACHE_ENV = "POLYDISTILL_CACHE_DIR"
 WORD_IDS = "word_ids"  # token tasks: the word of each position (-1: special token)
@@ -48,8 +53,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def cache_key(data: TaskData, tokenizer, max_length: int) -> str:
-    from polydistill.data.load import content_fingerprint
-
     # hash the splits as they are now (~0.15 s for all of MASSIVE), not data.fingerprint: callers may
     # cap or reshuffle splits after loading, and a stale key would serve the wrong examples
     data_fp = content_fingerprint(data.splits, data.name, data.task, *data.label_names)
@@ -62,11 +65,6 @@ def fit_max_length(max_length: int, *models, note: bool = True) -> int:
     with a one-line note on stderr when it is capped: longer inputs would overflow the position
     embeddings (a shape error deep in the forward pass). Training, KD and lm-distill pick their
     tokenisation length here; evaluation caps the same way and reports it in its warnings."""
-    import sys
-
-    from polydistill.architectures import get_adapter
-    from polydistill.ranks import is_main_process
-
     limits = []
     for model in models:
         if model is None:
@@ -143,7 +141,6 @@ def tokenize_task_data(data: TaskData, tokenizer, max_length: int = 128, cache_d
     })
     if entry is None:
         return tokenized
-    from polydistill.io import atomic_output_dir
 
     with atomic_output_dir(entry, overwrite=True, own=True) as tmp:
         tokenized.save_to_disk(str(tmp))

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from polydistill.data.base import read_text_lines
+from polydistill.data.load import load_task_data
 from polydistill.data.types import IGNORE_INDEX, LABEL, LANGUAGE, TAGS, TEXT, TOKENS
 from polydistill.errors import PolydistillError, require
 
@@ -61,8 +63,6 @@ def parse_source(source: str) -> tuple[str, str, Path | str]:
 
 
 def _read_file(path: Path) -> list:
-    from polydistill.data.base import read_text_lines
-
     lines = [line for line in read_text_lines(path) if line.strip()]
     if path.suffix != ".jsonl":
         return lines
@@ -79,8 +79,6 @@ def _read_file(path: Path) -> list:
 
 
 def _from_dataset(source: str, task: str, data_root) -> tuple[list, list[str]]:
-    from polydistill.data.load import load_task_data
-
     name, _, languages = source.partition(":")
     data = load_task_data(name, languages=languages or "all", data_root=data_root, purpose="evaluate")
     require(data.task == task, f"The unlabelled data {source} is a {data.task} dataset, but the task is {task}.")

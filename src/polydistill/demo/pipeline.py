@@ -12,13 +12,19 @@ Teacher: ``--teacher DIR_OR_HUB_ID`` if given; otherwise a small BERT encoder is
 
 from __future__ import annotations
 
+import heapq
+import json
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from polydistill.errors import PolydistillError
+from polydistill.io import atomic_output_dir
+from polydistill.modeling import load_config
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 SEEN = ["en-US", "de-DE", "es-ES", "fr-FR"]
@@ -39,8 +45,6 @@ class DemoResult:
 
 
 def sample_texts(split: str = "train") -> list[str]:
-    import json
-
     texts = []
     for locale in SEEN:
         for line in (SAMPLE_DIR / "massive" / "data" / f"{locale}.jsonl").read_text(encoding="utf-8").splitlines():
@@ -56,10 +60,6 @@ def wordpiece_vocab(texts: list[str], normalizer, pre_tokenizer, vocab_size: int
     trainer breaks count ties by ids assigned in hash order, so its vocabulary changed from run to run;
     here ties go to the lexicographically smallest pair. Ids: specials, then the characters (word-initial,
     then ``##``), then the merged tokens in merge order, up to ``vocab_size``."""
-    import heapq
-    from collections import Counter, defaultdict
-    from itertools import pairwise
-
     counts = Counter(word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
     words = [[w[0], *(f"##{c}" for c in w[1:])] for w in sorted(counts)]
     freq = [counts[w] for w in sorted(counts)]
@@ -115,8 +115,6 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizer
-
-    from polydistill.io import atomic_output_dir
 
     if (out / "config.json").is_file():
         return out
@@ -201,7 +199,6 @@ def run_demo(
     from polydistill.experiments.report import write_report
     from polydistill.experiments.runner import run_grid
     from polydistill.experiments.schema import expand_path
-    from polydistill.modeling import load_config
 
     start = time.time()
     out = Path(out)

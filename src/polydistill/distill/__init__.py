@@ -8,6 +8,8 @@ lazily so that ``import polydistill.distill`` stays cheap.
 
 from __future__ import annotations
 
+import importlib
+
 _EXPORTS = {
     "TrainSettings": "polydistill.distill.settings",
     "KDSettings": "polydistill.distill.settings",
@@ -23,8 +25,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        import importlib
-
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         # importing a submodule binds its name here (finetune, ...): rebind it to the function
         globals()[name] = value

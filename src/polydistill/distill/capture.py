@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import Tensor, nn
 
+from polydistill.architectures import get_adapter
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
@@ -105,8 +107,6 @@ class LayerCapture:
 
     def __init__(self, model: nn.Module, layers: list[int], *, embeddings: bool, hidden: bool, attention: bool,
                  attention_kind: str = "probs", mode: str | None = None, qkv: bool = False):
-        from polydistill.architectures import get_adapter
-
         self.model = model
         self.adapter = get_adapter(model)
         self.num_heads = self.adapter.num_heads(model.config)

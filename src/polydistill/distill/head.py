@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from polydistill.architectures import get_adapter
 from polydistill.data.types import IGNORE_INDEX
+from polydistill.distill.checks import classifier_output_layer
 
 PROBE_EXAMPLES = 2048  # training examples whose features fit the probe
 PROBE_POSITIONS = 50_000  # at most this many token positions (NER) enter the fit
@@ -31,16 +33,12 @@ PROBE_POSITIONS = 50_000  # at most this many token positions (NER) enter the fi
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The task head's own parameters (the classifier; not a pretrained pooler)."""
-    from polydistill.architectures import get_adapter
-
     classifier = get_adapter(model).head(model).get("classifier")
     return [p for p in classifier.parameters() if p.requires_grad] if classifier is not None else []
 
 
 def output_layer(model: nn.Module) -> nn.Linear:
     """The Linear that produces the logits (``classifier`` or ``classifier.out_proj``)."""
-    from polydistill.distill.checks import classifier_output_layer
-
     layer = classifier_output_layer(model)
     if layer is None:
         raise ValueError(f"{type(model).__name__} has no Linear producing num_labels outputs")

@@ -26,12 +26,25 @@ from polydistill.distill.checks import (
     check_teacher_trained,
     check_vocabularies,
 )
+from polydistill.distill.precision import resolve_precision
 from polydistill.distill.run import RunResult, model_digest
 from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.distill.task import freeze_word_embeddings, resolve_model, train_task
+from polydistill.distill.teacher_cache import (
+    cache_key,
+    default_cache_root,
+    describe,
+    estimate_bytes,
+    over_budget,
+)
 from polydistill.distill.trainer import attach_projection, objective_of
 from polydistill.errors import PolydistillError, require_types
+from polydistill.evaluate.evaluate import RunFileSummary
+from polydistill.evaluate.gate import weak_teacher_reason
+from polydistill.io import RUN_FILE, read_record
 from polydistill.modeling import load_model, load_tokenizer, resolve_model_dir
+from polydistill.ranks import is_main_process
+from polydistill.student.layer_maps import resolve_layer_map
 from polydistill.student.provenance import Provenance
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -56,9 +69,6 @@ def cache_spec(kd: KDSettings, teacher_config, layer_map: list[int], token_task:
 
 def warn_cache_skipped(record: dict) -> None:
     """The one warning line of a skipped cache (main process, stderr): every KD step then runs the teacher."""
-    from polydistill.distill.teacher_cache import describe
-    from polydistill.ranks import is_main_process
-
     if is_main_process():
         print(f"warning: {describe(record)}; every KD step runs the teacher (slower; a larger --teacher-cache-gb "
               "builds it).", file=sys.stderr, flush=True)
@@ -70,9 +80,6 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
     "bytes"}``), or the record of why the cache is skipped (``{"skipped": why, ...}``: left padding, or over
     ``teacher_cache_gb`` by :func:`~polydistill.distill.teacher_cache.over_budget`, with a warning); None when
     the cache is off. The trainer records either in the run's ``teacher_cache``."""
-    from polydistill.distill.precision import resolve_precision
-    from polydistill.distill.teacher_cache import cache_key, default_cache_root, estimate_bytes, over_budget
-
     if not kd.teacher_cache:
         return None
     if getattr(tokenizer, "padding_side", "right") != "right":
@@ -94,10 +101,6 @@ def _cache_plan(kd: KDSettings, teacher, teacher_digest: str, layer_map: list[in
 
 def check_teacher_learned(source: str | Path | None, data: TaskData, kd: KDSettings) -> None:
     """The teacher gate (evaluate/gate.py) for a teacher (directory or hub id) with a fine-tuning record."""
-    from polydistill.evaluate.evaluate import RunFileSummary
-    from polydistill.evaluate.gate import weak_teacher_reason
-    from polydistill.io import RUN_FILE, read_record
-
     if kd.allow_weak_teacher or source is None or not (resolve_model_dir(source) / RUN_FILE).is_file():
         return
     record = read_record(resolve_model_dir(source) / RUN_FILE, RunFileSummary)
@@ -111,8 +114,6 @@ def check_teacher_learned(source: str | Path | None, data: TaskData, kd: KDSetti
 
 def kd_layer_map(kd: KDSettings, provenance: Provenance | None, n_teacher: int, n_student: int) -> list[int]:
     """The 0-indexed teacher layer for each student layer (see the module doc)."""
-    from polydistill.student.layer_maps import resolve_layer_map
-
     spec = kd.layer_map
     recorded = provenance.teacher_layers if provenance is not None else None
     if spec == "provenance" and not recorded:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import pickle
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from polydistill.distill.checkpoints import last_complete_checkpoint
-from polydistill.distill.settings import TrainSettings
+from polydistill.distill.settings import TRACKERS, TrainSettings
 from polydistill.errors import PolydistillError, TrainingDiverged
 from polydistill.io import (
     LOG_FILE,
@@ -52,6 +53,7 @@ from polydistill.io import (
 )
 from polydistill.logs import interactive
 from polydistill.steps import Step, StepOutputGone, differences
+from polydistill.student.card import command_line
 from polydistill.student.model_dir import save_model_dir
 from polydistill.student.provenance import Provenance
 
@@ -241,10 +243,6 @@ def _callbacks(job: TrainingJob, work: Path, main: bool) -> list:
 
 def check_trackers(trackers: list[str]) -> None:
     """Each tracker of ``--report-to`` has its package, before any slow work (one sentence otherwise)."""
-    import importlib.util
-
-    from polydistill.distill.settings import TRACKERS
-
     for name in trackers:
         package = TRACKERS[name]
         if importlib.util.find_spec(package) is None:
@@ -285,8 +283,6 @@ def _quiet_progress():
 
 def _plain_progress():
     """What a redirected log gets instead of bars: one plain line per logged step (losses, dev metrics)."""
-    import sys
-
     from transformers import TrainerCallback
 
     class PlainProgress(TrainerCallback):
@@ -548,8 +544,6 @@ def _barrier(args) -> None:
 
 
 def _hand_over(job: TrainingJob, trainer, result: RunResult, fingerprint: dict[str, Any], precision: str) -> None:
-    from polydistill.student.card import command_line
-
     settings, work = job.settings, job.settings.work_dir
     run = {
         "stage": job.stage,

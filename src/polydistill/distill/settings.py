@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from polydistill.errors import PolydistillError
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeding accept 0 … 2**32 - 1
 HeadInit = Literal["probe", "random"]
 # Fields that say where a run writes or how it shows progress, not what it computes: they do not
 # enter the run's fingerprint, so changing them never blocks a resume.
 RUN_ONLY_FIELDS = frozenset({"output_dir", "resume", "overwrite", "progress", "save_total_limit", "keep_checkpoints",
-                             "cache_dir", "logging_steps", "allow_weak_teacher", "report_to", "push_to_hub"})
+                             "cache_dir", "logging_steps", "allow_weak_teacher", "report_to", "push_to_hub",
+                             "teacher_head_dir"})
 # Experiment trackers a run can log to: transformers' own integrations, each with the package it needs.
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
 M = TypeVar("M", bound=BaseModel)
@@ -125,7 +128,6 @@ class TrainSettings(Training):
     @field_validator("push_to_hub")
     @classmethod
     def _repo_id(cls, value: str | None) -> str | None:
-        from polydistill.errors import PolydistillError
         from polydistill.hub import check_repo_id
 
         try:
@@ -274,9 +276,14 @@ class LMDistillSettings(_LMTraining):
     mlm_probability: float = Field(0.15, gt=0, le=1, description="Share of tokens masked for MLM.")
     mlm_smoothing: float = Field(0.7, ge=0, description="Mask token w with probability ∝ count(w)^-s (0 = uniform).")
     fit_teacher_head_steps: int = Field(
-        300, ge=0, description="Teacher without an MLM head (e.g. e5): train a head on the frozen teacher for this "
-        "many steps first, giving soft targets; 0 drops the soft-target term (with a warning) and keeps MLM + cosine.")
+        300, ge=0, description="Teacher without an MLM head (e.g. e5): fit a head on the frozen teacher's states at "
+        "the masked tokens of this many batches first (to its best held-out MLM loss), giving soft targets; 0 drops "
+        "the soft-target term (with a warning) and keeps MLM + cosine.")
     fit_teacher_head_lr: float = Field(1e-3, gt=0, description="Learning rate of that head fit.")
+    teacher_head_dir: Path | None = Field(
+        None, description="Keep that fitted head in this folder, named by what decides it (teacher weights, corpus, "
+        "fit and masking settings), so runs that differ only in the distillation (loss weights, temperature, steps) "
+        "fit it once (default: the run's work dir).")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share of the corpus held out for validation.")
     max_lines: int | None = Field(None, ge=1, description="Use only the first N corpus lines.")
 

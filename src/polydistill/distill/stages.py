@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from polydistill.data.tokenize import fit_max_length
 from polydistill.data.types import TaskData
 from polydistill.distill.run import RunResult
 from polydistill.distill.settings import KDSettings, TrainSettings
 from polydistill.errors import require
+from polydistill.modeling import load_config, load_tokenizer
+from polydistill.student.build import build_student
+from polydistill.student.provenance import read_provenance
 
 
 def _split_budget(settings: TrainSettings, share: float) -> tuple[dict, dict]:
@@ -31,13 +35,9 @@ def distill_in_stages(teacher: str | Path, data: TaskData, settings: TrainSettin
                       width_select: str = "importance", unlabelled=None, callbacks=()) -> RunResult:
     """depth (weight copy + KD at full width) → width (importance on the depth student, or ``uniform``) → KD.
     ``unlabelled`` (teacher-labelled augmentation, see data/unlabelled.py) joins both stages' KD."""
-    from polydistill.data.tokenize import fit_max_length
     from polydistill.distill.kd import distill
-    from polydistill.modeling import load_config, load_tokenizer
-    from polydistill.student.build import build_student
     from polydistill.student.calibration import calibration_from_task_data
     from polydistill.student.importance import importance_plan
-    from polydistill.student.provenance import read_provenance
 
     require(0 < depth_share < 1, f"The depth stage's share of the budget must be in (0, 1), not {depth_share}.")
     first, second = _split_budget(settings, depth_share)

@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.architectures import task_of
+from polydistill.data.load import content_fingerprint
+from polydistill.data.tokenize import data_collator, fit_max_length, tokenize_task_data
 from polydistill.data.types import TaskData
 from polydistill.distill.checks import check_labels, labels_compatible
 from polydistill.distill.head import head_parameters, probe_head
 from polydistill.distill.run import RunResult, TrainingJob, model_digest, run_training
 from polydistill.distill.settings import TrainSettings
+from polydistill.distill.teacher_cache import EXAMPLE_INDEX
 from polydistill.errors import PolydistillError
+from polydistill.evaluate.metrics import make_compute_metrics
 from polydistill.modeling import load_config, load_model, load_tokenizer, resolve_model_dir
 from polydistill.student.provenance import Provenance, read_provenance
 
@@ -85,8 +89,6 @@ def freeze_word_embeddings(model, provenance: Provenance | None) -> None:
 
 def data_identity(data: TaskData) -> dict[str, Any]:
     """What identifies the training data of a run: dataset, languages and the splits' content."""
-    from polydistill.data.load import content_fingerprint
-
     used = {split: data.splits[split] for split in ("train", "validation")}
     return {"name": data.name, "languages": list(data.languages),
             "content": content_fingerprint(used, data.name, data.task, *data.label_names)}
@@ -100,9 +102,6 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
     function of the tokenised training split giving the trainer's teacher-cache settings (KD).
     ``unlabelled``: extra training inputs whose labels are IGNORE_INDEX (KD augmentation: they count
     in the teacher-matching terms only; see data/unlabelled.py)."""
-    from polydistill.data.tokenize import data_collator, fit_max_length, tokenize_task_data
-    from polydistill.evaluate.metrics import make_compute_metrics
-
     for split in ("train", "validation"):
         if split not in data.splits or len(data.splits[split]) == 0:
             raise PolydistillError(f"{data.name} has no {split} examples; training needs train and validation splits.")
@@ -127,8 +126,6 @@ def train_task(stage: str, resolved: Resolved, data: TaskData, settings: TrainSe
     train_split = tokenized["train"]
     cache = teacher_cache(train_split) if teacher_cache is not None else None
     if cache and "path" in cache:  # each row carries its index, to look its teacher outputs up
-        from polydistill.distill.teacher_cache import EXAMPLE_INDEX
-
         train_split = train_split.add_column(EXAMPLE_INDEX, list(range(len(train_split))))
     head = head_parameters(resolved.model) if resolved.new_head else []
     initialise = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polydistill.errors import PolydistillError
+from polydistill.io import atomic_output_dir
 from polydistill.logs import interactive
 
 EXAMPLE_INDEX = "example_index"  # column of the training split: the row's position, for cache lookups
@@ -51,8 +54,6 @@ def keep_bytes() -> int:
     try:
         gb = float(raw) if raw else DEFAULT_KEEP_GB
     except ValueError:
-        from polydistill.errors import PolydistillError
-
         raise PolydistillError(f"${KEEP_ENV} must be a number of GB, got {raw!r}.") from None
     return int(gb * 1e9)
 
@@ -60,8 +61,6 @@ def keep_bytes() -> int:
 def prune(root: Path, budget: int, keep: Path) -> list[Path]:
     """Delete the least recently used caches under ``root`` until the folder fits ``budget`` bytes;
     ``keep`` (the cache just saved or read) always stays. Returns the deleted cache folders."""
-    import shutil
-
     entries = []
     for folder in root.iterdir() if root.is_dir() else ():
         if folder.name.startswith("."):  # another process's cache being written (io.atomic_output_dir)
@@ -212,8 +211,6 @@ class TeacherCache:
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
-
-        from polydistill.io import atomic_output_dir
 
         with atomic_output_dir(path, overwrite=True, own=True) as tmp:
             save_file({"lengths": self.lengths, **self.tensors}, str(tmp / OUTPUTS_FILE),

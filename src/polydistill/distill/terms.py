@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, TypeVar
 
 from torch import Tensor
@@ -121,8 +122,6 @@ PLUGIN_GROUP = "polydistill.kd_terms"
 def load_plugins() -> list[str]:
     """Import the modules of installed packages that declare KD terms under the entry-point group
     ``polydistill.kd_terms`` (their import registers the terms); returns the names loaded."""
-    from importlib.metadata import entry_points
-
     loaded = []
     for entry in entry_points(group=PLUGIN_GROUP):
         entry.load()

@@ -33,12 +33,13 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from polydistill.architectures import get_adapter
 from polydistill.data.tokenize import KD_POSITIONS
 from polydistill.data.types import IGNORE_INDEX
 from polydistill.distill.capture import LayerCapture
 from polydistill.distill.checkpoints import last_complete_checkpoint
 from polydistill.distill.settings import KDSettings
-from polydistill.distill.teacher_cache import EXAMPLE_INDEX, TeacherCache
+from polydistill.distill.teacher_cache import EXAMPLE_INDEX, TeacherCache, cached_or_built
 from polydistill.distill.terms import KDTerm, TermInputs, get_term
 from polydistill.errors import PolydistillError, TrainingDiverged
 
@@ -151,15 +152,11 @@ class PolydistillTrainer(Trainer):
 
     @staticmethod
     def _n_layers(model: nn.Module) -> int:
-        from polydistill.architectures import get_adapter
-
         return len(get_adapter(model).layers(model))
 
     @classmethod
     def _relation_setup(cls, student: nn.Module, teacher: nn.Module, kd: KDSettings) -> tuple[int, int]:
         """(teacher layer, relation heads) of the relation term, checked against both models."""
-        from polydistill.architectures import get_adapter
-
         n_teacher = cls._n_layers(teacher)
         layer = kd.relation_layer if kd.relation_layer is not None else default_relation_layer(n_teacher)
         if layer >= n_teacher:
@@ -176,8 +173,6 @@ class PolydistillTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         if self.cache_plan and "path" in self.cache_plan and self.cache is None:
-            from polydistill.distill.teacher_cache import cached_or_built
-
             self.cache, info = cached_or_built(
                 Path(self.cache_plan["path"]), self._teacher_side, self.train_dataset, self.data_collator,
                 self.args.per_device_eval_batch_size, self.cache_plan["dtype"], self.is_world_process_zero())

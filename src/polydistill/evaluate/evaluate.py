@@ -16,11 +16,17 @@ from typing import Any
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
-from polydistill.data.types import LANGUAGE, TEXT, TOKENS, TaskData
+from polydistill.architectures import get_adapter, task_of
+from polydistill.data.languages import resolve_languages
+from polydistill.data.load import ADAPTERS
+from polydistill.data.tokenize import WORD_IDS, data_collator, tokenize_task_data
+from polydistill.data.types import LANGUAGE, TAGS, TEXT, TOKENS, TaskData
 from polydistill.errors import PolydistillError, require_types
 from polydistill.evaluate.baselines import majority_label, majority_scores, random_ner_scores
 from polydistill.evaluate.metrics import classification_scores, ner_scores
+from polydistill.io import RUN_FILE, read_record
 from polydistill.logs import interactive
+from polydistill.modeling import is_hub_id, load_tokenizer, resolve_model_dir
 
 
 @dataclass
@@ -86,9 +92,6 @@ def _label_mapping(config, label_names: list[str]) -> list[int] | None:
 
 def _select_languages(data: TaskData, split_ds, languages) -> list[str]:
     """Languages of the split to score: all present, or the requested codes / partitions among them."""
-    from polydistill.data.languages import resolve_languages
-    from polydistill.data.load import ADAPTERS
-
     in_split = set(split_ds[LANGUAGE])
     present = [code for code in data.languages if code in in_split] or sorted(in_split)
     if languages is None:
@@ -109,9 +112,6 @@ def predict(model, tokenizer, data: TaskData, split: str, batch_size: int = 64, 
     """
     import torch
     from datasets import DatasetDict
-
-    from polydistill.data.tokenize import WORD_IDS, data_collator, tokenize_task_data
-    from polydistill.data.types import TAGS
 
     source = data.splits[split]
     view = TaskData(name=data.name, task=data.task, label_names=data.label_names,
@@ -194,9 +194,6 @@ class RunFileSummary(TypedDict, total=False):
 
 def training_languages(model_dir: str | Path, dataset: str) -> list[str] | None:
     """The languages a model directory (or hub id) was trained on for ``dataset`` (its run.json), or None."""
-    from polydistill.io import RUN_FILE, read_record
-    from polydistill.modeling import is_hub_id, resolve_model_dir
-
     path = (resolve_model_dir(model_dir) if is_hub_id(model_dir) else Path(model_dir)) / RUN_FILE
     if not path.is_file():
         return None
@@ -214,9 +211,7 @@ def evaluate_model(model, tokenizer, data: TaskData, split: str = "test", langua
     languages the model was trained on; read from a model directory's run.json when not given, and
     the paper's seen/unseen partition when neither says.
     """
-    from polydistill.architectures import get_adapter, task_of
     from polydistill.export.runtimes import load_for_inference
-    from polydistill.modeling import load_tokenizer
 
     require_types(data=(data, TaskData, "a TaskData (polydistill.data.load_task_data)"),
                   split=(split, str, "a split name such as test"), batch_size=(batch_size, int, "a whole number"),
@@ -291,8 +286,6 @@ def _one_split(split, ds):
 
 def _groups(dataset: str, chosen: list[str], seen: list[str] | None) -> dict[str, list[str]]:
     """seen / unseen (/ test-only): from the languages the model trained on when known, else the paper's."""
-    from polydistill.data.load import ADAPTERS
-
     if seen is not None:
         groups = {"seen": [lang for lang in chosen if lang in seen],
                   "unseen": [lang for lang in chosen if lang not in seen]}

@@ -265,7 +265,8 @@ def eliquare_claims_markdown(rows: Sequence[EliquareRow], resamples: int | None 
 
 def lm_students_markdown(records: Sequence[dict[str, Any]]) -> str | None:
     """One row per distinct lm-distilled init of the records: its corpus, vocabulary, the MLM-head fit of a
-    head-less teacher (first → last loss against the uniform ln |V|) and the distillation; None when none."""
+    head-less teacher (held-out MLM loss of the fresh and of the kept head against the uniform ln |V|) and the
+    distillation; None when none."""
     seen: dict[str, dict[str, Any]] = {}
     for rec in records:
         info = rec.get("lm_student")
@@ -273,7 +274,7 @@ def lm_students_markdown(records: Sequence[dict[str, Any]]) -> str | None:
             seen.setdefault(info["init_dir"], info)
     if not seen:
         return None
-    lines = ["| language | variant | corpus lines | vocabulary | teacher MLM head (fit: first → last, uniform) | "
+    lines = ["| language | variant | corpus lines | vocabulary | teacher MLM head (held-out loss: fresh → fitted, uniform) | "
              "best val loss | lm-distill train s |", "|---|---|---|---|---|---|---|"]
     for info in sorted(seen.values(), key=lambda i: (i["language"], i["variant"])):
         lm, vocab = info["lm_distill"], info.get("vocab_reduction")

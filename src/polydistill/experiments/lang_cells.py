@@ -118,7 +118,8 @@ def _distill(teacher: str | Path, corpus: Path, out: Path, lm: LMCell,
         **lm.training.model_dump(), "layers": lm.layers, "layer_map": lm.layer_map, "alpha_ce": v.alpha_ce,
         "alpha_mlm": v.alpha_mlm, "alpha_cos": v.alpha_cos, "alpha_mse": v.alpha_mse, "temperature": v.temperature,
         "fit_teacher_head_steps": lm.fit_teacher_head_steps, "fit_teacher_head_lr": lm.fit_teacher_head_lr,
-        "seed": lm.seed, "output_dir": out, "resume": True, "overwrite": False, "progress": False})
+        "seed": lm.seed, "output_dir": out, "resume": True, "overwrite": False, "progress": False,
+        "teacher_head_dir": out.parent})  # variants that differ only in the distillation share the head fit
     start = time.time()
     result = lm_distill(teacher, [str(corpus)], settings, callbacks=step_report_callback(on_step))
     provenance = read_provenance(result.output_dir)

@@ -91,7 +91,8 @@ class LanguageStudents(_Strict):
         default_factory=lambda: {"triplet": LMVariant()}, min_length=1,
         description="named language-specific student recipes (the lm row dimension)")
     lm_training: LMTraining = Field(default_factory=LMTraining, description="lm-distill's training settings")
-    fit_teacher_head_steps: int = Field(300, ge=0, description="head-less teacher (e5): MLM head fit steps first")
+    fit_teacher_head_steps: int = Field(300, ge=0, description="head-less teacher (e5): batches of masked tokens its "
+                                                                            "MLM head is fitted on first")
     fit_teacher_head_lr: float = Field(1e-3, gt=0)
     vocab_min_sentence_freq: float = Field(0.0005, ge=0, le=1, description="VocabReduce threshold (share of the "
                                                                              "corpus sentences a kept sub-word is in)")

@@ -23,6 +23,7 @@ import numpy as np
 
 from polydistill.errors import PolydistillError
 from polydistill.experiments.tables import flatten, run_examples
+from polydistill.reporting import stats
 from polydistill.reporting.tables import markdown_rows
 
 TABLE1 = "cpu-table1-all-languages"
@@ -177,8 +178,6 @@ class _Runs:
 
 def _evaluate(claim: PaperClaim, comparison: Comparison, runs: _Runs, dataset: str, resamples: int, seed: int,
               ) -> ClaimRow | None:
-    from polydistill.reporting import stats
-
     for group in comparison.groups:
         sides = [runs.side_rows(side, dataset, group) for _, side in comparison.terms]
         if all(sides):
@@ -209,8 +208,6 @@ def _evaluate(claim: PaperClaim, comparison: Comparison, runs: _Runs, dataset: s
 def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | None = None, seed: int | None = None,
                      datasets: Sequence[str] = DATASETS) -> list[ClaimRow]:
     """One row per (paper claim, dataset): the first comparison the store's grids can evaluate decides it."""
-    from polydistill.reporting import stats
-
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
     runs = _Runs(grids)
@@ -228,8 +225,6 @@ def paper_claim_rows(grids: dict[str, list[dict[str, Any]]], resamples: int | No
 
 
 def paper_claims_markdown(rows: list[ClaimRow], resamples: int | None = None) -> str:
-    from polydistill.reporting import stats
-
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     lines = markdown_rows(HEADER, rows)
     note = (f"\nDifference: the comparison's F1 points (seed means; seeds per side in *seeds*); 95 % CI: paired "

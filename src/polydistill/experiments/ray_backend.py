@@ -35,11 +35,15 @@ from polydistill.experiments.runner import (
     GridSummary,
     TeacherGateError,
     _cleanup,
+    execute,
     prepare_grid,
+    quiet_libraries,
     raise_if_failed,
 )
 from polydistill.experiments.schema import ExperimentConfig
+from polydistill.experiments.store import open_store
 from polydistill.io import try_lock
+from polydistill.ranks import world_size
 
 INSTALL = "--backend ray needs Ray, which is not installed: pip install 'polydistill[ray]'."
 # variables a cell reads that a cluster's workers do not inherit from the driver (a local cluster does)
@@ -71,7 +75,6 @@ def require_ray():
 def check(settings: RaySettings):
     """The ``ray`` module for ``settings``, or one sentence: Ray missing, flags that contradict each other."""
     ray = require_ray()
-    from polydistill.ranks import world_size
 
     if world_size() > 1:
         raise PolydistillError("--backend ray starts its own worker processes: run it as one process, not under "
@@ -92,9 +95,6 @@ def run_cell(spec: RunSpec, teacher_spec: RunSpec | None, work_dir: str, grid: s
     """One cell on a worker: ``("done", record)``, ``("fail", why)`` (the cell has no result), ``("gate", why)``
     (a weak teacher: the grid stops) or ``("abort", why)`` (this worker cannot run any cell)."""
     import torch
-
-    from polydistill.experiments.runner import execute, quiet_libraries
-    from polydistill.experiments.store import open_store
 
     if Path(cwd).is_dir():  # relative paths of the config (models, data, work dir) as the driver reads them
         os.chdir(cwd)

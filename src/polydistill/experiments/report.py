@@ -2,7 +2,8 @@
 rows = models/inits, columns = teacher × dataset [× eval group] + Avg, mean ± std over seeds, as Markdown,
 CSV and LaTeX), plots, teachers and paper-claims tables; below them the claims table
 (the differences the paper's claims rest on, with paired-bootstrap 95 % CIs and a verdict, see
-:mod:`polydistill.reporting.stats`); and the named docs blocks that ``--update-docs`` rewrites.
+:mod:`polydistill.reporting.stats`); and the named docs blocks that ``--update-docs`` rewrites and
+``--check-docs`` compares (:mod:`polydistill.reporting.docs`).
 
 Only the dimensions that vary in a store become row or column labels, so a Table-1 grid gives a
 Table-1-shaped table and a §4.2 grid gives the zero-shot table without extra configuration.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,7 +39,8 @@ from polydistill.experiments.tables import (
 )
 from polydistill.experiments.teachers import teachers_markdown
 from polydistill.io import atomic_write_text
-from polydistill.reporting.docs import docs_blocks
+from polydistill.reporting import stats
+from polydistill.reporting.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 
 # ---------------------------------------------------------------- claims (bootstrap CIs)
 
@@ -121,8 +124,6 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
     Students are compared within one (teacher, dataset, eval group, layers, hidden, training
     languages, fraction); seeds are averaged (the same resamples for every seed).
     """
-    from polydistill.reporting import stats
-
     resamples = stats.DEFAULT_RESAMPLES if resamples is None else resamples
     seed = stats.DEFAULT_SEED if seed is None else seed
     rows = flatten(records)
@@ -220,8 +221,6 @@ def _claim_columns(claims: list[Claim]) -> list[int]:
 
 def claims_markdown(claims: list[Claim], resamples: int | None = None) -> str:
     """The claims table (Markdown) and a note on how to read it."""
-    from polydistill.reporting.stats import DEFAULT_RESAMPLES
-
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     if not claims:
         return "No claim applies: the report has no pair of rows that the paper's claims compare.\n"
@@ -363,10 +362,6 @@ def report_blocks(work_dir: str | Path, resamples: int | None = None, seed: int 
 
 def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: int | None = None,
                seed: int | None = None) -> dict[str, Path]:
-    import json
-
-    from polydistill.reporting.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
-
     rows = flatten(records)
     table = build_table(rows) if rows else None
     written: dict[str, Path] = {}
@@ -404,19 +399,3 @@ def _write_one(records: list[dict[str, Any]], out: Path, title: str, resamples: 
     for path in plot_loss_curves(records, out):
         written[path.stem] = path
     return written
-
-
-# ---------------------------------------------------------------- docs blocks (the grid report's check)
-
-
-def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[str]:
-    """One line per docs block that differs from the report (or names a grid the report lacks)."""
-    problems = []
-    for name, body in docs_blocks(text, source).items():
-        if name not in blocks:
-            problems.append(f"{source}: block {name!r} names no grid of the report "
-                            f"(report blocks: {', '.join(blocks) or 'none'}).")
-        elif body != blocks[name].strip():
-            problems.append(f"{source}: block {name!r} differs from the report; run polydistill grid report DIR "
-                            f"--update-docs {source}.")
-    return problems

@@ -16,6 +16,7 @@ store. Safe to kill at any moment:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -25,12 +26,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from polydistill.data import load_capped_task_data
+from polydistill.data.unlabelled import load_unlabelled
 from polydistill.distill.run import RunRecord, step_report_callback
-from polydistill.distill.settings import Training
+from polydistill.distill.settings import Training, TrainSettings
+from polydistill.distill.stages import distill_in_stages
 from polydistill.errors import PolydistillError
+from polydistill.evaluate import evaluate_model
+from polydistill.evaluate.gate import weak_teacher_reason
 from polydistill.experiments.grid import RunSpec, expand
 from polydistill.experiments.schema import ExperimentConfig
-from polydistill.experiments.store import ResultStore, open_store
+from polydistill.experiments.store import ResultStore, encode_language, encode_predictions, open_store
 from polydistill.io import (
     PROVENANCE_FILE,
     RUN_FILE,
@@ -39,7 +45,11 @@ from polydistill.io import (
     read_record,
     try_lock,
 )
+from polydistill.modeling import load_model, load_tokenizer
+from polydistill.ranks import barrier, is_main_process, world_size
 from polydistill.steps import Step, StepOutputGone, named_by_path
+from polydistill.student.build import build_student
+from polydistill.student.provenance import read_provenance
 
 EVAL_SEED = 0  # eval caps and dataset subsets are fixed across seeds: seeds vary training only
 
@@ -61,8 +71,6 @@ def default_work_dir(config: ExperimentConfig) -> Path:
 
 
 def _load(spec: RunSpec, languages, fraction: float | None, purpose: str = "train"):
-    from polydistill.data import load_capped_task_data
-
     return load_capped_task_data(spec.dataset, languages=languages, data_root=spec.data_root, fraction=fraction,
                                  seed=EVAL_SEED, purpose=purpose, max_dev_per_language=spec.max_dev_per_language,
                                  max_test_per_language=spec.max_eval_per_language, cap_seed=EVAL_SEED)
@@ -83,8 +91,6 @@ def _training(spec: RunSpec) -> Training:
 
 
 def _settings(spec: RunSpec, output_dir: Path, freeze: bool):
-    from polydistill.distill.settings import TrainSettings
-
     return TrainSettings(
         **_training(spec).model_dump(exclude={"freeze_word_embeddings"}), freeze_word_embeddings=freeze,
         output_dir=output_dir, seed=spec.seed, resume=True, overwrite=False,
@@ -121,8 +127,6 @@ def _run_result_dict(result) -> dict[str, Any]:
 
 
 def _record_from_model_dir(model_dir: Path) -> dict[str, Any]:
-    import json
-
     saved = read_record(model_dir / "run.json", RunRecord).result
     log = model_dir / "log.jsonl"
     history = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()] \
@@ -151,9 +155,6 @@ def _teacher_dir(store: ResultStore, spec: RunSpec) -> Path:
 def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     """The student of a cell: in memory (``out`` None), or written once to ``out`` (by the main process
     under torchrun; the others wait for it). Importance selection is calibrated on the train split."""
-    from polydistill.ranks import barrier, is_main_process
-    from polydistill.student.build import build_student
-
     if out is not None and build_step(out).done() is not None:
         return None  # built by an earlier attempt (atomic, so complete)
     built = None
@@ -161,7 +162,6 @@ def _build(spec: RunSpec, teacher_dir: Path, out: Path | None):
     if out is None or is_main_process():
         calibration = None
         if spec.width_select == "importance":
-            from polydistill.modeling import load_tokenizer
             from polydistill.student.calibration import calibration_from_task_data
 
             max_length = spec.training.max_length if spec.training else 128
@@ -195,8 +195,6 @@ def train_step(run_dir: Path) -> Step:
 def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
            on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train the run's model into ``run_dir/model``; idempotent across kills."""
-    from polydistill.ranks import is_main_process
-
     step = train_step(run_dir)
     model_dir = run_dir / "model"
     with contextlib.suppress(StepOutputGone):  # a record without its model: trained again
@@ -230,12 +228,8 @@ def _train(spec: RunSpec, store: ResultStore, run_dir: Path,
             kd = spec.kd_settings.model_copy(update={"allow_weak_teacher": True})
         unlabelled = None
         if spec.kd and spec.unlabelled:
-            from polydistill.data.unlabelled import load_unlabelled
-
             unlabelled = load_unlabelled(spec.unlabelled, data.task, spec.data_root, spec.unlabelled_max, spec.seed)
         if kd is not None and spec.stages == 2:
-            from polydistill.distill.stages import distill_in_stages
-
             result = distill_in_stages(str(teacher_dir), data, settings, kd, layers=spec.layers, hidden=spec.hidden,
                                        intermediate=spec.intermediate, layer_map=spec.layer_map,
                                        width_select=spec.width_select, unlabelled=unlabelled,
@@ -272,9 +266,6 @@ def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
     """Test-split scores for every eval group, plus per-language scores over their union, and the
     gold and predicted label of every test example per group and language (``predictions``, packed
     by :func:`polydistill.experiments.store.encode_predictions`) for paired statistics."""
-    from polydistill.evaluate import evaluate_model
-    from polydistill.experiments.store import encode_language, encode_predictions
-
     groups: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     per_language: dict[str, Any] = {}
@@ -304,8 +295,6 @@ def evaluate_groups(spec: RunSpec, model, tokenizer) -> dict[str, Any]:
 
 
 def _load_trained(path: Path):
-    from polydistill.modeling import load_model, load_tokenizer
-
     return load_model(str(path)), load_tokenizer(str(path))
 
 
@@ -314,8 +303,6 @@ class TeacherGateError(PolydistillError):
 
 
 def _gate(spec: RunSpec, train: dict[str, Any], margin: float | None) -> None:
-    from polydistill.evaluate.gate import weak_teacher_reason
-
     if margin is None:
         return
     reason = weak_teacher_reason(train.get("best_dev_f1"), train_data(spec), margin)
@@ -351,8 +338,6 @@ def execute(spec: RunSpec, store: ResultStore, teacher_spec: RunSpec | None = No
         metrics = evaluate_groups(spec, model, tokenizer)
         provenance = None
         if spec.kind == "student":
-            from polydistill.student.provenance import read_provenance
-
             lm_init = (train.get("lm_student") or {}).get("init_dir")
             provenance = read_provenance(lm_init if spec.lm is not None else run_dir / "init")
     return {
@@ -424,7 +409,6 @@ def run_grid(
         import torch
 
         torch.set_num_threads(config.torch_threads)
-    from polydistill.ranks import barrier, is_main_process, world_size
 
     # Under torchrun every process runs the same cells in the same order (each training is one DDP
     # job); the main process alone locks, writes results and cleans up. Such a grid owns its work dir.

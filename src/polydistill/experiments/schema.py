@@ -8,6 +8,7 @@ environment variables so the same file works on every machine.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -235,8 +236,6 @@ def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
 def builtin_configs() -> dict[str, Path]:
     """The grid configs shipped in the package (``polydistill/configs/{cpu,paper}/*.yaml``; the repository's
     ``configs/`` folder is the same files), by ``cpu/<name>`` / ``paper/<name>``."""
-    from importlib import resources
-
     root = Path(str(resources.files("polydistill") / "configs"))
     return {f"{p.parent.name}/{p.stem}": p for p in sorted(root.glob("*/*.yaml"))}
 

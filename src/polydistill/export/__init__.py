@@ -17,6 +17,7 @@ onnx / onnxruntime are optional (``pip install polydistill[export]``) and import
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["ONNX_FILE", "RUNTIMES", "ExportResult", "ExportedModel", "export_model", "export_runtime", "is_exported_dir",
@@ -38,7 +39,5 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)

@@ -17,17 +17,25 @@ record and a ``README.md`` model card.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import shutil
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import count_parameters, get_adapter, task_of
 from polydistill.errors import PolydistillError, require
-from polydistill.export.runtime import OPENVINO_FILE, onnx_files, require_runtime
+from polydistill.export import ONNX_FILE
+from polydistill.export.machine import machine_profile
+from polydistill.export.runtime import OPENVINO_FILE, onnx_files, require_runtime, session_options
+from polydistill.hub import push_model_dir
+from polydistill.io import RUN_FILE, WEIGHT_SUFFIXES, check_output_dir, package_versions
+from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
 
 QUANTIZATIONS = ("int8", "none")
 EXPORTERS = ("torchscript", "dynamo")
@@ -59,8 +67,6 @@ class Calibration:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
         try:
@@ -91,8 +97,6 @@ def _traceable(model, names: list[str], output: str):
 
 
 def _input_names(model, tokenizer) -> list[str]:
-    import inspect
-
     accepted = set(inspect.signature(model.forward).parameters)
     produced = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
     names = ["input_ids", "attention_mask"]
@@ -318,10 +322,6 @@ def source_checks(source: str | os.PathLike) -> None:
 
 def load_source(source: str | os.PathLike) -> SourceModel:
     """The fp32 model of ``source`` (a model directory or hub id of a supported architecture)."""
-    from polydistill.architectures import get_adapter, task_of
-    from polydistill.io import WEIGHT_SUFFIXES
-    from polydistill.modeling import load_config, load_model, load_tokenizer, quiet_loading
-
     source_checks(source)
     config = load_config(source)
     adapter = get_adapter(config)  # an unsupported architecture is refused by name
@@ -344,11 +344,6 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     """Export ``source`` (a model directory or hub id: sequence / token classifier or bare encoder of a
     supported architecture) to ``out`` as ONNX; ``quantize="int8"`` (default) quantises it, dynamically
     or, with ``calibration_data`` (a ``TaskData``), statically. ``push_to_hub``: a repo id to upload to."""
-    from polydistill.architectures import count_parameters
-    from polydistill.export import ONNX_FILE
-    from polydistill.export.machine import machine_profile
-    from polydistill.export.runtime import session_options
-    from polydistill.io import RUN_FILE, check_output_dir, package_versions
     from polydistill.student.model_dir import save_model_dir
     from polydistill.student.provenance import Provenance, read_provenance
 
@@ -426,7 +421,5 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
         if source_dir.is_dir() and (source_dir / RUN_FILE).is_file():
             shutil.copy2(source_dir / RUN_FILE, tmp / RUN_FILE)
     if push_to_hub:
-        from polydistill.hub import push_model_dir
-
         push_model_dir(out, push_to_hub, token=token)
     return ExportResult(Path(out), record)

@@ -10,12 +10,18 @@ with the tokenizer's ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) a
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from polydistill.architectures import ParamCounts, task_of
 from polydistill.errors import PolydistillError
+from polydistill.export import ONNX_FILE
+from polydistill.export.machine import CPU_FLAGS, parse_cpuinfo, read_cpuinfo
+from polydistill.modeling import load_config
 
 INSTALL_HINT = "pip install polydistill[export]"
 OPENVINO_FILE = "openvino_model.xml"  # the IR of an OpenVINO runtime directory (optimum-intel's name)
@@ -25,8 +31,6 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8
 
 def require_runtime(*packages: str) -> None:
     """Import ``packages`` (default onnx and onnxruntime) or raise one sentence naming the extra."""
-    import importlib
-
     for package in packages or ("onnx", "onnxruntime"):
         try:
             importlib.import_module(package)
@@ -46,8 +50,6 @@ def is_exported_dir(path: str | os.PathLike) -> bool:
 
 
 def _choose_file(path: Path, file_name: str | None) -> Path:
-    from polydistill.export import ONNX_FILE
-
     if file_name:
         chosen = path / file_name
         if not chosen.is_file():
@@ -66,8 +68,6 @@ def _choose_file(path: Path, file_name: str | None) -> Path:
 
 def cpu_isa_flags() -> dict[str, bool]:
     """The x86 instruction-set extensions that matter for int8 / bf16 (from /proc/cpuinfo; all False elsewhere)."""
-    from polydistill.export.machine import CPU_FLAGS, parse_cpuinfo, read_cpuinfo
-
     flags = parse_cpuinfo(read_cpuinfo()).flags
     return {flag: flag in flags for flag in dict.fromkeys((*ISA_FLAGS, *CPU_FLAGS))}
 
@@ -184,8 +184,6 @@ class ExportedModel:
     def parameter_counts(self):
         """Parameter counts of the model it was exported from (recorded at export); else the ONNX
         initializers' element count as the total (the split into embeddings / encoder unknown: 0)."""
-        import math
-
         import onnx
 
         def initializers() -> int:
@@ -198,8 +196,6 @@ class ExportedModel:
 def recorded_parameter_counts(record: dict[str, Any], count_total: Callable[[], int]):
     """The parameter counts an export record holds (of the model it was exported from); else
     ``count_total()`` as the total (the split into embeddings / encoder unknown: 0)."""
-    from polydistill.architectures import ParamCounts
-
     recorded = record.get("parameters")
     if isinstance(recorded, dict):
         try:
@@ -228,8 +224,6 @@ def session_options(threads: int | None = None):
 def load_exported(path: str | os.PathLike, *, threads: int | None = None, file_name: str | None = None,
                   providers: list[str] | None = None) -> ExportedModel:
     """An exported model directory, ready to call like a transformers model (see :class:`ExportedModel`)."""
-    from polydistill.architectures import task_of
-    from polydistill.modeling import load_config
     from polydistill.student.provenance import read_provenance
 
     folder = Path(path).expanduser()

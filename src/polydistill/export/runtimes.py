@@ -27,19 +27,48 @@ the candidates side by side — is :func:`polydistill.bench.select.export_auto`,
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from polydistill.architectures import count_parameters, task_of
 from polydistill.errors import PolydistillError, require
-from polydistill.export.convert import SourceModel, load_source
-from polydistill.export.machine import MachineProfile
-from polydistill.export.runtime import OPENVINO_FILE
+from polydistill.export import ONNX_FILE
+from polydistill.export.convert import (
+    CHECK_SENTENCES,
+    EXPORTERS,
+    ExportResult,
+    SourceModel,
+    _quantize,
+    _quiet_root_logger,
+    _versions,
+    load_source,
+    prepare_calibration,
+    trace_to_onnx,
+)
+from polydistill.export.machine import MachineProfile, machine_profile
+from polydistill.export.runtime import (
+    OPENVINO_FILE,
+    ExportedModel,
+    is_exported_dir,
+    load_exported,
+    recorded_parameter_counts,
+    require_runtime,
+)
+from polydistill.hub import push_model_dir
+from polydistill.io import RUN_FILE, check_output_dir, package_versions
+from polydistill.modeling import load_config, load_model
 from polydistill.student.model_dir import ModelDir, save_model_dir
+from polydistill.student.provenance import Provenance, read_provenance
 
 AUTO = "auto"
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-unfused", "onnx-int8-static", "openvino",
@@ -85,8 +114,6 @@ def parse_runtimes(text: str | Sequence[str], allow_auto: bool = False) -> list[
 
 
 def installed(package: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(package) is not None
 
 
@@ -123,8 +150,6 @@ def fuse_onnx(fp32: Path, out: Path, config) -> dict[str, Any]:
     stays portable across CPUs); the fused operator counts."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from polydistill.export.convert import _quiet_root_logger
-
     with _quiet_root_logger():
         optimized = optimize_model(str(fp32), model_type="bert", num_heads=int(config.num_attention_heads),
                                    hidden_size=int(config.hidden_size), opt_level=0)
@@ -157,8 +182,6 @@ class CandidateBuilder:
     # -- shared intermediates ------------------------------------------------------------------
     def unfused(self) -> Path:
         if self._unfused is None:
-            from polydistill.export.convert import trace_to_onnx
-
             folder = self.scratch / "traced"
             folder.mkdir()
             path = folder / "model.onnx"
@@ -216,8 +239,6 @@ class CandidateBuilder:
         return record
 
     def _torch(self, folder: Path, spec: RuntimeSpec) -> dict[str, Any]:
-        import copy
-
         import torch
 
         dtype = torch.bfloat16 if spec.precision == "bf16" else torch.float32
@@ -229,9 +250,6 @@ class CandidateBuilder:
                 "bytes": _bytes(folder, files), "loader": "transformers.AutoModel… (dtype from config.json)"}
 
     def _onnx(self, folder: Path, spec: RuntimeSpec) -> dict[str, Any]:
-        from polydistill.export import ONNX_FILE
-        from polydistill.export.convert import _quantize
-
         out = folder / ONNX_FILE
         if not spec.fused:
             record: dict[str, Any] = {"file": ONNX_FILE, "fusion": None, "graph": "traced, unfused (onnxruntime applies "
@@ -257,8 +275,6 @@ class CandidateBuilder:
     def _openvino(self, folder: Path, spec: RuntimeSpec) -> dict[str, Any]:
         require_openvino()
         import openvino as ov
-
-        from polydistill.export.convert import _quantize
 
         source = self.unfused()
         record: dict[str, Any] = {"file": OPENVINO_FILE, "openvino": ov.__version__, "converted_from": "traced ONNX "
@@ -298,8 +314,6 @@ def require_openvino() -> None:
 def require_packages(runtime: str) -> None:
     """The packages an export to ``runtime`` (one of :data:`RUNTIMES`) needs, one sentence naming a missing one:
     :func:`export_runtime` checks them, and compress before its first stage."""
-    from polydistill.export.runtime import require_runtime
-
     spec = SPECS[runtime]
     if spec.format != "safetensors":
         require_runtime()
@@ -313,9 +327,6 @@ def is_openvino_dir(path: str | os.PathLike) -> bool:
 
 def runtime_of_dir(path: str | os.PathLike) -> str:
     """The runtime an exported directory was written for (its export record), else guessed from its files."""
-    from polydistill.export.runtime import is_exported_dir
-    from polydistill.student.provenance import read_provenance
-
     folder = Path(path)
     prov = read_provenance(folder) if folder.is_dir() else None
     record = prov.get("export") if prov is not None else None
@@ -332,8 +343,6 @@ class _OpenVINOSession:
     """An OpenVINO compiled model behind the few calls :class:`ExportedModel` makes of an onnxruntime session."""
 
     def __init__(self, compiled) -> None:
-        from types import SimpleNamespace
-
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self._inputs = [SimpleNamespace(name=i.get_any_name()) for i in compiled.inputs]
@@ -356,8 +365,6 @@ class _OpenVINOSession:
 
 
 def _openvino_model_class():
-    from polydistill.export.runtime import ExportedModel
-
     class OpenVINOModel(ExportedModel):
         """An OpenVINO IR directory, called like a transformers model (CPU, inference only)."""
 
@@ -370,10 +377,6 @@ def _openvino_model_class():
                     "quantization": self.export_record.get("precision", "unknown")}
 
         def parameter_counts(self):
-            import math
-
-            from polydistill.export.runtime import recorded_parameter_counts
-
             ops = self.session.compiled.get_runtime_model().get_ops()
             return recorded_parameter_counts(self.export_record, lambda: sum(
                 math.prod(int(dim) for dim in op.get_output_shape(0)) for op in ops if op.get_type_name() == "Constant"))
@@ -384,10 +387,6 @@ def _openvino_model_class():
 def load_openvino(path: str | os.PathLike, *, threads: int | None = None):
     """An OpenVINO IR directory on the CPU with ``threads`` inference threads (default torch's), one stream."""
     import torch
-
-    from polydistill.architectures import task_of
-    from polydistill.modeling import load_config
-    from polydistill.student.provenance import read_provenance
 
     require_openvino()
     import openvino as ov
@@ -412,9 +411,6 @@ def load_openvino(path: str | os.PathLike, *, threads: int | None = None):
 def load_runtime_dir(path: str | os.PathLike, *, threads: int | None = None):
     """Any runtime directory, called like a transformers model: OpenVINO IR, ONNX (onnxruntime), or a
     PyTorch directory in the dtype it was saved in (bf16 safetensors load as bf16)."""
-    from polydistill.export.runtime import is_exported_dir, load_exported
-    from polydistill.modeling import load_model
-
     folder = Path(str(path)).expanduser()
     if is_openvino_dir(folder):
         return load_openvino(folder, threads=threads)
@@ -428,9 +424,6 @@ def load_for_inference(source: str | os.PathLike, task: Any = None, threads: int
     ``.onnx`` file) through onnxruntime (:func:`polydistill.export.load_exported`, called like a
     transformers model), else :func:`load_model` (bf16 safetensors load as bf16). Evaluation and
     benchmarking load models through this."""
-    from polydistill.export.runtime import is_exported_dir, load_exported
-    from polydistill.modeling import load_model
-
     folder = Path(str(source)).expanduser()
     if is_openvino_dir(folder):
         return load_openvino(folder, threads=threads)
@@ -501,10 +494,6 @@ class Built:
 
 def base_record(src: SourceModel, built: Built) -> dict[str, Any]:
     """The export record of a runtime directory (``polydistill.json`` → ``export``)."""
-    from polydistill.architectures import count_parameters
-    from polydistill.export.convert import _versions
-    from polydistill.io import package_versions
-
     spec = SPECS[built.name]
     record: dict[str, Any] = {
         **built.record,
@@ -529,8 +518,6 @@ def base_record(src: SourceModel, built: Built) -> dict[str, Any]:
 
 
 def _version(package: str) -> str:
-    from importlib import metadata
-
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -548,9 +535,6 @@ def write_runtime_dir(target: ModelDir, src: SourceModel, built: Built, record: 
     """Fill the output being written (:func:`~polydistill.student.model_dir.save_model_dir`) with ``built``'s
     files and the source's ``run.json``; its provenance (the ``export`` record) and card are written when the
     writer's block ends."""
-    from polydistill.io import RUN_FILE
-    from polydistill.student.provenance import Provenance, read_provenance
-
     previous = read_provenance(src.path) if src.path.is_dir() else None
     target.provenance = (previous or Provenance()).with_step(
         "export", record, **({} if previous is not None and previous.task else {"task": src.task}))
@@ -569,10 +553,6 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
                    token: str | None = None):
     """Write ``source`` to ``out`` in the standard form of ``runtime`` (one of :data:`RUNTIMES`), with its
     outputs compared with the fp32 PyTorch model and the machine profile in the export record."""
-    from polydistill.export.convert import CHECK_SENTENCES, EXPORTERS, ExportResult, prepare_calibration
-    from polydistill.export.machine import machine_profile
-    from polydistill.io import check_output_dir
-
     require(runtime in RUNTIMES, f"Unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)} (or auto).")
     require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
     require(14 <= opset <= 20, f"ONNX opset {opset} is not supported here; use 14 to 20.")
@@ -604,7 +584,5 @@ def export_runtime(source: str | os.PathLike, out: str | os.PathLike, runtime: s
         write_runtime_dir(target, src, built, record)
         shutil.rmtree(scratch)
     if push_to_hub:
-        from polydistill.hub import push_model_dir
-
         push_model_dir(out, push_to_hub, token=token)
     return ExportResult(Path(out), record)

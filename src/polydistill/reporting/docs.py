@@ -1,7 +1,7 @@
 """Named docs blocks: the text between ``<!-- KIND:begin NAME -->`` and ``<!-- KIND:end NAME -->`` lines of a
-Markdown file, read (:func:`docs_blocks`) and rewritten in place (:func:`update_docs`). The grid report writes
-``polydistill`` blocks, ``compress-seeds`` writes ``compress-seeds`` / ``compress-against`` blocks; what goes in
-a block is the caller's."""
+Markdown file, read (:func:`docs_blocks`), rewritten in place (:func:`update_docs`) and compared with freshly
+rendered blocks (:func:`docs_drift`, the ``--check-docs`` check). The grid report writes ``polydistill`` blocks,
+``compress-seeds`` writes ``compress-seeds`` / ``compress-against`` blocks; what goes in a block is the caller's."""
 
 from __future__ import annotations
 
@@ -72,3 +72,16 @@ def update_docs(path: str | Path, blocks: dict[str, str], kind: str = "polydisti
     if new != text:
         atomic_write_text(path, new)
     return updated, missing
+
+
+def docs_drift(text: str, blocks: dict[str, str], source: str = "docs") -> list[str]:
+    """One line per docs block that differs from the report (or names a grid the report lacks)."""
+    problems = []
+    for name, body in docs_blocks(text, source).items():
+        if name not in blocks:
+            problems.append(f"{source}: block {name!r} names no grid of the report "
+                            f"(report blocks: {', '.join(blocks) or 'none'}).")
+        elif body != blocks[name].strip():
+            problems.append(f"{source}: block {name!r} differs from the report; run polydistill grid report DIR "
+                            f"--update-docs {source}.")
+    return problems

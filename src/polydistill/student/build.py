@@ -17,7 +17,9 @@ from typing import Any
 
 from polydistill.architectures import ArchitectureAdapter, count_parameters, get_adapter, task_of
 from polydistill.errors import PolydistillError, require, require_types
+from polydistill.io import check_output_dir, package_versions
 from polydistill.student.layer_maps import LAYER_MAPS, explicit_length, resolve_layer_map
+from polydistill.student.model_dir import save_model_dir
 from polydistill.student.provenance import STUDENT_RECORD_VERSION, Provenance
 from polydistill.student.selection import WidthPlan, uniform_plan
 
@@ -148,9 +150,7 @@ def build_student(
     """
     import torch
 
-    from polydistill.io import check_output_dir, package_versions
     from polydistill.modeling import auto_class, load_model, load_tokenizer
-    from polydistill.student.model_dir import save_model_dir
     from polydistill.student.weights import copy_weights
 
     require(init in INITS, f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")

@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from polydistill.data.load import load_task_data
+from polydistill.data.tokenize import data_collator, tokenize_task_data
+from polydistill.data.types import TaskData
 from polydistill.errors import PolydistillError, require
 
 
@@ -32,8 +35,6 @@ class CalibrationSet:
 def calibration_from_task_data(data, tokenizer, size: int = 256, seed: int = 0, max_length: int = 128,
                                batch_size: int = 8, split: str = "train") -> CalibrationSet:
     """A seeded random subset of ``size`` examples of ``data`` (a TaskData), tokenised and batched."""
-    from polydistill.data.tokenize import data_collator, tokenize_task_data
-
     require(size >= 1, f"--calibration-size must be at least 1, not {size}.")
     require(split in data.splits and len(data.splits[split]) > 0,
             f"The calibration data {data.name} has no {split!r} examples; pick a dataset/languages with a "
@@ -41,7 +42,6 @@ def calibration_from_task_data(data, tokenizer, size: int = 256, seed: int = 0, 
     pool = data.splits[split]
     n = min(size, len(pool))
     subset = pool.shuffle(seed=seed).select(range(n))
-    from polydistill.data.types import TaskData
 
     small = TaskData(name=data.name, task=data.task, label_names=data.label_names,
                      splits=type(data.splits)({split: subset}), languages=data.languages)
@@ -58,8 +58,6 @@ def load_calibration(tokenizer, dataset: str, languages: str | list[str] = "all"
                      data_root: str | None = None, seed: int = 0, max_length: int = 128,
                      batch_size: int = 8) -> CalibrationSet:
     """Calibration batches from a dataset name, with the same flags as every other stage."""
-    from polydistill.data.load import load_task_data
-
     data = load_task_data(dataset, languages=languages, data_root=data_root, seed=seed, purpose="train")
     return calibration_from_task_data(data, tokenizer, size=size, seed=seed, max_length=max_length,
                                       batch_size=batch_size)

@@ -9,6 +9,7 @@ fine-tuned teacher, a distilled student, an lm-distilled student, a vocabulary-r
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -138,8 +139,6 @@ def _lineage(sources: list[tuple[Any, str]]) -> list[tuple[str | None, Path | No
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         value = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):

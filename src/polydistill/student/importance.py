@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from polydistill.errors import PolydistillError
+from polydistill.modeling import load_model, load_tokenizer
 from polydistill.student.calibration import CalibrationSet, calibration_from_task_data, load_calibration
 from polydistill.student.importance_plan import importance_plan, plan_from_scores
 from polydistill.student.importance_scores import CRITERIA, ImportanceScores, score_importance, top_k
 from polydistill.student.layer_importance import LayerSelection, importance_layers, layer_importance
-from polydistill.student.selection import WidthPlan
+from polydistill.student.layer_maps import resolve_layer_map
+from polydistill.student.selection import WidthPlan, uniform_plan
 
 __all__ = ["CRITERIA", "CalibrationSet", "ImportanceChoice", "ImportanceScores", "LayerSelection",
            "calibration_from_task_data", "choose_by_importance", "importance_layers", "importance_plan",
@@ -56,10 +58,6 @@ def choose_by_importance(teacher, *, calibration_data: str | None, calibration_l
     """Load the teacher and calibration data once; choose layers (``layer_map='importance'``) and/or
     the width plan (``width_select='importance'``) by importance; anything else is left to
     ``build_student``'s own defaults (``None``)."""
-    from polydistill.modeling import load_model, load_tokenizer
-    from polydistill.student.layer_maps import resolve_layer_map
-    from polydistill.student.selection import uniform_plan
-
     if calibration_data is None:
         raise PolydistillError(
             "Importance selection (--width-select importance or --layer-map importance) needs "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from polydistill.architectures import get_adapter
+from polydistill.modeling import load_model
 from polydistill.student.importance_scores import ImportanceScores, score_importance, top_k
 from polydistill.student.selection import WidthPlan, target_sizes
 
@@ -77,8 +78,6 @@ def importance_plan(teacher, *, tokenizer=None, hidden: int | None = None, inter
     del tokenizer  # the calibration batches are already tokenised with the teacher's tokenizer
     model = teacher
     if isinstance(teacher, (str, bytes)) or hasattr(teacher, "__fspath__"):
-        from polydistill.modeling import load_model
-
         model = load_model(teacher)
     config = model.config
     if teacher_layers is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polydistill.architectures import task_of
+from polydistill.architectures import count_parameters, task_of
 from polydistill.errors import PolydistillError, require
 from polydistill.io import (
     atomic_write_json,
@@ -33,6 +33,7 @@ from polydistill.io import (
     package_versions,
     read_json,
 )
+from polydistill.modeling import load_config, load_tokenizer, resolve_model_dir
 from polydistill.student.model_dir import save_model_dir
 from polydistill.student.provenance import Provenance, read_provenance
 from polydistill.student.usage import copy_usage_files
@@ -149,8 +150,6 @@ def plan_vocab(
     corpus_description: str = "custom corpus",
 ) -> VocabPlanning:
     """The kept set for ``sentences`` and/or ``sources`` and its coverage report on ``heldout``."""
-    from polydistill.modeling import load_config, load_tokenizer, resolve_model_dir
-
     check_sentence_options(min_sentence_freq, max_tokens)
     require(wordfreq_min_freq >= 0, f"--wordfreq-min-freq must be ≥ 0, not {wordfreq_min_freq}.")
     name, model_dir = str(model_dir), resolve_model_dir(model_dir)  # a directory, or a hub id's snapshot
@@ -227,7 +226,6 @@ def vocab_reduce(
         check_output_dir(out, overwrite)  # refuse before the slow work
     if report_path is not None:
         check_output_path(report_path, kind="file")
-    from polydistill.modeling import resolve_model_dir
 
     name, model_dir = str(model_dir), resolve_model_dir(model_dir)  # a directory, or a hub id's snapshot
     planning = plan_vocab(name, sentences, sources=sources, heldout=heldout, keep_text=keep_text,
@@ -276,8 +274,6 @@ def vocab_reduce(
 
 def _record(model_dir: str | Path, plan: VocabPlan, report: dict, model, new_model, description: str | None,
             sources) -> dict:
-    from polydistill.architectures import count_parameters
-
     descriptions = ([description] if description is not None else []) + [s.description for s in sources]
     record = {
         "source": str(model_dir),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polydistill.data.languages import iso_language
+from polydistill.data.load import load_task_data
 from polydistill.errors import PolydistillError, require
 from polydistill.io import check_utf8_text
 
@@ -194,8 +195,6 @@ def dataset_sources(name: str, languages, data_root: str | None = None, splits: 
                     heldout_split: str | None = "validation") -> tuple[list[TextSource], list[HeldoutText]]:
     """Per language of the dataset: the inputs of ``splits`` as a source, the inputs of ``heldout_split``
     as held-out text."""
-    from polydistill.data.load import load_task_data
-
     splits = _check_splits(splits, "--dataset-splits")
     if heldout_split is not None:
         _check_splits([heldout_split], "--heldout-split")

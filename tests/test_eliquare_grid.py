@@ -290,3 +290,16 @@ def test_shipped_eliquare_configs():
     variants = {t: {s.lm.variant for s in specs if s.lm} for t, specs in cpu.items()}
     for claim in ELIQUARE_CLAIMS:
         assert {term.variant for term in claim.terms if term.variant} <= variants[claim.table], claim.text
+    # every (claim, language, term) has its cells in the CPU grid: no claim row is "not run" by design
+    def model_of(spec):
+        if spec.kind == "teacher":
+            return "teacher", ""
+        if spec.lm is not None:
+            return "lm-distill", spec.lm.variant
+        return ("from-teacher + KD" if spec.kd else spec.init), ""
+
+    cells = {t: {(*model_of(s), s.train_languages[0]) for s in specs} for t, specs in cpu.items()}
+    for claim in ELIQUARE_CLAIMS:
+        for language in claim.languages:
+            for term in claim.terms:
+                assert (term.model, term.variant, language) in cells[claim.table], (claim.text, language, term)

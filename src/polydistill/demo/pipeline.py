@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.errors import PolydistillError
-from polydistill.io import atomic_output_dir
 from polydistill.modeling import load_config
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -135,13 +134,12 @@ def build_small_encoder(out: Path, seed: int = 0) -> Path:
                         intermediate_size=256, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = BertModel(config)
-    from polydistill.student.card import write_card
+    from polydistill.student.model_dir import save_model_dir
     from polydistill.student.provenance import Provenance
 
-    with atomic_output_dir(out, overwrite=True, own=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_card(tmp, "demo-encoder", Provenance(task="base"), source=None)
+    with save_model_dir(out, "demo-encoder", model=model, tokenizer=tokenizer, provenance=Provenance(task="base"),
+                        overwrite=True, own=True):
+        pass  # the demo's cache entry: replaced whatever is there
     return out
 
 

@@ -44,15 +44,15 @@ class ModelDir:
 def save_model_dir(out: str | os.PathLike, stage: str, *, model: Any = None, tokenizer: Any = None,
                    provenance: Provenance | None = None, run: dict[str, Any] | None = None,
                    source: str | None = None, overwrite: bool = False, lock: bool = False,
-                   expected_bytes: int = 0) -> Iterator[ModelDir]:
+                   expected_bytes: int = 0, own: bool = False) -> Iterator[ModelDir]:
     """Write the model directory ``out``: ``model`` (a model, or only its config where the weights are another
     file) and ``tokenizer`` are saved with ``save_pretrained`` before the block runs (or by the block, through
     :meth:`ModelDir.save`); the block adds its own files into ``ModelDir.path``; on leaving it the records are written, the directory made
     portable and renamed into place. An exception leaves ``out`` as it was. ``lock``: hold ``out``'s lock
-    (one writer per output; also removes temporaries a killed writer left). ``overwrite`` and
-    ``expected_bytes`` as in :func:`polydistill.io.atomic_output_dir`."""
+    (one writer per output; also removes temporaries a killed writer left). ``overwrite``, ``expected_bytes``
+    and ``own`` as in :func:`polydistill.io.atomic_output_dir`."""
     held = output_lock(Path(out)) if lock else contextlib.nullcontext()
-    with held, atomic_output_dir(out, overwrite, expected_bytes) as tmp:
+    with held, atomic_output_dir(out, overwrite, expected_bytes, own=own) as tmp:
         target = ModelDir(tmp, stage, provenance, run, source)
         target.save(model, tokenizer)
         yield target

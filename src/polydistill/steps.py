@@ -31,6 +31,7 @@ is read through and where it records the identity (``recorded``) are the step's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,13 @@ from typing_extensions import NotRequired, TypedDict
 
 from polydistill.errors import PolydistillError
 from polydistill.io import WEIGHT_SUFFIXES, atomic_write_json, read_record, weight_digests
+
+
+def digest(data: Any) -> str:
+    """A short, stable name for JSON-able ``data`` (12 hex digits of the SHA-256 of its canonical JSON): what
+    names a shared artefact by what decides it."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
 
 MARKER = "done.json"
 # the files of an output directory whose digests a marker records: PyTorch weights and ONNX graphs / data

@@ -32,8 +32,6 @@ HF ``*ForMaskedLM`` directory that ``polydistill finetune`` / ``AutoModel`` load
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -71,6 +69,7 @@ from polydistill.modeling import (
     quiet_loading,
     resolve_model_dir,
 )
+from polydistill.steps import digest
 from polydistill.student.build import build_student
 from polydistill.student.provenance import read_provenance
 
@@ -325,8 +324,7 @@ def _head_file(settings: LMDistillSettings, identity: dict[str, Any], work: Path
     if settings.teacher_head_dir is None:
         return work / HEAD_FILE
     fit = {k: v for k, v in settings.identity().items() if k in HEAD_FIT_FIELDS}
-    key = hashlib.sha256(json.dumps({**identity, **fit}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Path(settings.teacher_head_dir) / f"teacher-head-{key}.pt"
+    return Path(settings.teacher_head_dir) / f"teacher-head-{digest({**identity, **fit})}.pt"
 
 
 def _teacher_head(teacher, has_head: bool, data, collator, settings: LMDistillSettings, head_file: Path):

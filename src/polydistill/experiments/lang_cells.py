@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from polydistill.experiments.grid import RunSpec
-from polydistill.experiments.lang_grid import LMCell, digest
+from polydistill.experiments.lang_grid import LMCell
 from polydistill.experiments.store import ResultStore
 from polydistill.io import atomic_write_text, try_lock
-from polydistill.steps import Step, StepOutputGone, named_by_path
+from polydistill.steps import Step, StepOutputGone, digest, named_by_path
 
 FOLDER = "lm-students"
 LOCK_POLL_SECONDS = 5.0

@@ -23,13 +23,12 @@ the distillation of the same settings without reduction. How the cells run: :mod
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from polydistill.distill.settings import Training, with_defaults
+from polydistill.steps import digest
 
 if TYPE_CHECKING:  # a run-time subclass with other defaults; to a type checker, its base
     from polydistill.experiments.schema import ExperimentConfig
@@ -149,10 +148,6 @@ class LMCell(_Strict):
 
     def corpus_key(self, data_root: str | None) -> str:
         return digest({"language": self.language, "data_root": data_root, **self.corpus.model_dump(mode="json")})
-
-
-def digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
 def language_cells(config: ExperimentConfig) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:

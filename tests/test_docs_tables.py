@@ -1,7 +1,9 @@
-"""The CPU tables of docs/reproduction.md are the report of the committed results store results/cpu.
+"""The CPU tables of docs/reproduction.md are the report of the committed results stores results/cpu and
+results/half-width, those of docs/lang.md the report of results/eliquare.
 
 Every ``<!-- polydistill:begin NAME -->`` … ``<!-- polydistill:end NAME -->`` block of the docs must
-equal what ``polydistill grid report results/cpu`` shows for NAME (a grid's table, or GRID:claims);
+equal what ``polydistill grid report STORE`` shows for NAME (a grid's table, GRID:claims, GRID:teachers,
+paper-claims or eliquare-claims);
 ``--update-docs`` rewrites them. The mechanism is tested on a tiny synthetic store, always.
 """
 
@@ -26,26 +28,30 @@ from polydistill.reporting.docs import docs_blocks, docs_drift, update_docs
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = REPO / "results" / "cpu"
-# every committed store whose grids have blocks in the docs (the half-width study has its own store)
-STORES = (STORE, REPO / "results" / "half-width")
 DOCS = REPO / "docs" / "reproduction.md"
+# every committed store whose grids have blocks in a doc: the Privileged Students grids (the half-width study
+# has its own store) in docs/reproduction.md, the Eliquare grids in docs/lang.md
+STORES = {DOCS: (STORE, REPO / "results" / "half-width"),
+          REPO / "docs" / "lang.md": (REPO / "results" / "eliquare",)}
 
 
-def test_docs_tables_match_the_committed_results_stores():
-    filled = [store for store in STORES if any((store / "results").glob("*.json"))]
+@pytest.mark.parametrize("doc", list(STORES), ids=lambda p: p.name)
+def test_docs_tables_match_the_committed_results_stores(doc):
+    filled = [store for store in STORES[doc] if any((store / "results").glob("*.json"))]
     if not filled:
         pytest.skip("no committed store holds result files yet, so the docs tables have no source to be checked "
                     "against (see results/cpu/README.md)")
-    text = DOCS.read_text(encoding="utf-8")
+    source = str(doc.relative_to(REPO))
+    text = doc.read_text(encoding="utf-8")
     blocks: dict[str, str] = {}
     for store in filled:
         blocks.update(report_blocks(store))
     # a block of a grid no filled store has run yet has nothing to be checked against: left as written
     grids = {path.stem for store in filled for path in (store / "grids").glob("*.json")}
-    for name, body in docs_blocks(text, "docs/reproduction.md").items():
+    for name, body in docs_blocks(text, source).items():
         if name.split(":")[0] not in grids:
             blocks.setdefault(name, body)
-    problems = docs_drift(text, blocks, "docs/reproduction.md")
+    problems = docs_drift(text, blocks, source)
     assert not problems, "\n".join(problems)
 
 

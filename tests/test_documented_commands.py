@@ -118,6 +118,8 @@ COVERAGE: dict[tuple[str, str], Run | Check] = {
     ("docs/lang.md", "polydistill grid run configs/cpu/eliquare_"): Run(extra=("--dry-run",)),
     ("docs/lang.md", "polydistill grid report runs/eliquare"): Check("a report of the eliquare store; its claims "
                                                                      "are tested on a synthetic store"),
+    ("docs/lang.md", "polydistill grid report results/eliquare"): Check("the same blocks are rendered from the "
+                                                                        "store by tests/test_docs_tables.py"),
     ("docs/lang.md", "polydistill vocab reduce ft-e5-$LANG-full"): Check("$LANG / $WF are placeholders the reader sets"),
     # docs/performance.md
     ("docs/performance.md", "polydistill finetune ~/.cache/polydistill/e5-small $MAS"): SEEN_ELSEWHERE,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -21,6 +20,8 @@ from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from filelock import FileLock, Timeout
 
 from polydistill.errors import PolydistillError
 
@@ -344,21 +345,34 @@ def remove_stale_temporaries(out: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _file_lock(target: Path) -> FileLock:
+    """The lock of ``target``: a sibling ``.<name>.lock`` file (filelock; the OS releases it on any exit, SIGKILL
+    included). Not thread-local: a grid driver takes and releases cell locks from its scheduling thread."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(target.with_name(f".{target.name}.lock"), thread_local=False)
+
+
 @contextlib.contextmanager
 def try_lock(target: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock named after ``target`` (a sibling ``.<name>.lock`` file);
-    yields whether it was taken. The OS releases it on any exit, SIGKILL included."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(f".{target.name}.lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive, non-blocking lock of ``target``; yields whether it was taken."""
+    lock = _file_lock(target)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def wait_lock(target: Path) -> Iterator[None]:
+    """Hold the lock of ``target``, waiting while another process holds it: for a shared artefact another run
+    may be building (the waiter then finds it built and reuses it)."""
+    with _file_lock(target):
+        yield
 
 
 _HELD: set[Path] = set()  # outputs this process holds (a stage may take the lock before the core does)

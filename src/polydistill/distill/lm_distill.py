@@ -33,7 +33,6 @@ HF ``*ForMaskedLM`` directory that ``polydistill finetune`` / ``AutoModel`` load
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +59,7 @@ from polydistill.distill.settings import KDSettings, LMDistillSettings
 from polydistill.distill.terms import get_term
 from polydistill.distill.trainer import ActiveTerm, PolydistillTrainer
 from polydistill.errors import PolydistillError, require
-from polydistill.io import check_output_dir, check_utf8_text, try_lock
+from polydistill.io import check_output_dir, check_utf8_text, wait_lock
 from polydistill.logs import interactive
 from polydistill.modeling import (
     check_finite_weights,
@@ -77,7 +76,6 @@ logger = logging.getLogger(__name__)
 # DistilBERT's name of each term (logs, records) → the registry term that computes it
 TERMS = {"ce": "pred", "mlm": "ce", "cos": "cos", "mse": "last_mse"}
 HEAD_FILE = "teacher_mlm_head.pt"
-HEAD_LOCK_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -336,22 +334,19 @@ def _teacher_head(teacher, has_head: bool, data, collator, settings: LMDistillSe
         logger.warning("The teacher has no MLM head and --fit-teacher-head-steps is 0: the soft-target term is "
                        "dropped; training uses MLM (student head freshly initialised) and cosine only.")
         return "none (soft targets dropped)", {}
-    while True:
-        with try_lock(head_file) as locked:  # a run sharing the file fits it meanwhile: wait, then read it
-            if locked:
-                if head_file.is_file():  # fitted before (a resumed or another run): reuse it
-                    saved = torch.load(head_file, weights_only=True)
-                    teacher.load_state_dict(saved["state"], strict=False)
-                    return "fitted", saved["record"]
-                with collator.seeded(settings.seed):
-                    record = fit_teacher_head(teacher, data["train"], collator, settings.fit_teacher_head_steps,
-                                              settings.fit_teacher_head_lr, settings.batch_size, settings.seed)
-                temporary = head_file.with_name(f".{head_file.name}.tmp")
-                torch.save({"state": get_adapter(teacher).mlm_head_state(teacher), "record": record}, temporary)
-                temporary.replace(head_file)
-                logger.info("Teacher has no MLM head: fitted one on the frozen teacher (%s).", record)
-                return "fitted", record
-        time.sleep(HEAD_LOCK_POLL_SECONDS)
+    with wait_lock(head_file):  # a run sharing the file fits it meanwhile: wait, then read it
+        if head_file.is_file():  # fitted before (a resumed or another run): reuse it
+            saved = torch.load(head_file, weights_only=True)
+            teacher.load_state_dict(saved["state"], strict=False)
+            return "fitted", saved["record"]
+        with collator.seeded(settings.seed):
+            record = fit_teacher_head(teacher, data["train"], collator, settings.fit_teacher_head_steps,
+                                      settings.fit_teacher_head_lr, settings.batch_size, settings.seed)
+        temporary = head_file.with_name(f".{head_file.name}.tmp")
+        torch.save({"state": get_adapter(teacher).mlm_head_state(teacher), "record": record}, temporary)
+        temporary.replace(head_file)
+        logger.info("Teacher has no MLM head: fitted one on the frozen teacher (%s).", record)
+        return "fitted", record
 
 
 def lm_distill(teacher_source: str | Path, corpus: Sequence[str], settings: LMDistillSettings,

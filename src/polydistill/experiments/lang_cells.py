@@ -28,11 +28,10 @@ from typing import Any
 from polydistill.experiments.grid import RunSpec
 from polydistill.experiments.lang_grid import LMCell
 from polydistill.experiments.store import ResultStore
-from polydistill.io import atomic_write_text, try_lock
+from polydistill.io import atomic_write_text, wait_lock
 from polydistill.steps import Step, StepOutputGone, digest, named_by_path
 
 FOLDER = "lm-students"
-LOCK_POLL_SECONDS = 5.0
 
 
 def _sidecar(path: Path) -> Path:
@@ -148,11 +147,9 @@ def build_lm_student(spec: RunSpec, store: ResultStore, on_step: Callable[[int, 
     key = lm.distill_key(teacher)
     final = f"post-{key}-{digest([lm.vocab_min_sentence_freq, lm.corpus_key(spec.data_root)])}" \
         if lm.settings.vocab == "post" else f"lm-{key}"
-    while True:
-        with try_lock(root / f"{final}.build") as locked:  # not lm-distill's own lock on its output
-            if locked:
-                return _build(spec, lm, teacher, root, key, root / final, on_step)
-        time.sleep(LOCK_POLL_SECONDS)  # another grid run builds this init: wait for it
+    # not lm-distill's own lock on its output: another grid run building this init is waited for, then reused
+    with wait_lock(root / f"{final}.build"):
+        return _build(spec, lm, teacher, root, key, root / final, on_step)
 
 
 def _build(spec: RunSpec, lm: LMCell, teacher: str, root: Path, key: str, final: Path,

@@ -224,6 +224,12 @@ def _snapshot(path: Path) -> dict[str, bytes]:
     (["--budget-minutes", "5", "--max-steps", "3"], "either --budget-minutes"),
     (["--budget-minutes", "0.0001"], "leaves no time for KD"),
     (["-l", "en", "--unseen-languages", "de"], "the teacher was not fine-tuned on it"),
+    (["--size", "base", "--prune-rounds", "3"], "--prune-rounds 3 cannot give 3 distinct student shapes from the "
+                                                "teacher's 4L-h32-ffn64 to the student's 2L-h32-ffn64"),
+    (["--prune-rounds", "0"], "greater than or equal to 1 (--prune-rounds)"),
+    (["--prune-rounds", "two"], "a whole number (1 = one shot) or auto, got 'two' (--prune-rounds)"),
+    (["--prune-rounds", "2", "--max-steps", "1"], "--max-steps 1 cannot be split over 2 prune rounds"),
+    (["--prune-rounds", "auto", "--layer-map", "0,3"], "--layer-map 0,3 lists the teacher layers of one copy"),
 ])
 def test_impossible_targets_are_refused_up_front_with_one_sentence(workspace, tmp_path, capsys, args, message):
     from polydistill.cli import main
@@ -588,3 +594,166 @@ def test_an_interrupted_drop_of_the_earlier_run_is_never_restored_over_the_finis
     (half / "stages").mkdir()
     _restore_previous(root)  # the next command's first step
     assert (root / "report.md").read_text(encoding="utf-8") == "finished\n" and not half.exists()
+
+
+# ------------------------------------------------------------------------------ iterative prune-and-distil
+def test_prune_round_shapes_shrink_geometrically_to_the_target_and_split_the_kd_steps():
+    from polydistill.compress.plan import (
+        MAX_ROUND_REMOVAL,
+        Architecture,
+        CompressTraining,
+        fit_schedule,
+        plan_rounds,
+        prune_shapes,
+        round_epochs,
+        round_removals,
+        split_steps,
+        total_schedule,
+    )
+
+    e5, small = Architecture(12, 384, 1536, 12), Architecture(6, 192, 768, 12)
+    assert prune_shapes(e5, small, 1) == [small]
+    assert [a.name for a in prune_shapes(e5, small, 2)] == ["8L-h276-ffn1086", "6L-h192-ffn768"]  # 12·√½ ≈ 8.5 → 8
+    for n in (2, 3, 4, 6):
+        shapes = prune_shapes(e5, small, n)
+        assert shapes[-1] == small and len(set(shapes)) == n
+        for before, after in zip([e5, *shapes], shapes, strict=False):  # never grows, always removes something
+            assert (after.layers <= before.layers and after.hidden <= before.hidden
+                    and after.intermediate <= before.intermediate and after != before)
+            assert after.hidden % e5.heads == 0
+    shapes, how = plan_rounds("auto", e5, small)  # the fewest rounds in which none removes more than 30 %
+    assert max(round_removals(e5, shapes)) <= MAX_ROUND_REMOVAL and how.startswith("auto: the fewest")
+    fewer = prune_shapes(e5, small, len(shapes) - 1)
+    assert max(round_removals(e5, fewer)) > MAX_ROUND_REMOVAL or len(set(fewer)) < len(fewer)
+    assert plan_rounds(1, e5, small) == ([small], "--prune-rounds 1")
+    base = Architecture(6, 384, 1536, 12)  # depth only: 12 → 6 layers gives at most 6 distinct rounds
+    with pytest.raises(PolydistillError, match=r"--prune-rounds 7 cannot give 7 distinct student shapes from the "
+                                               r"teacher's 12L-h384-ffn1536 to the student's 6L-h384-ffn1536 .*give "
+                                               r"at most 6\."):
+        plan_rounds(7, e5, base)
+
+    # --max-steps is the total over the rounds (the remainder to the last ones); --epochs are shared alike
+    parts = split_steps(CompressTraining(max_steps=10), 3)
+    assert [p.max_steps for p in parts] == [3, 3, 4] and total_schedule(parts).max_steps == 10
+    assert [p.eval_steps for p in parts] == [1, 1, 1]
+    assert split_steps(CompressTraining(max_steps=10), 1)[0].max_steps == 10
+    assert round_epochs(CompressTraining(epochs=3.0), 2) == 1.5 and round_epochs(CompressTraining(max_steps=4), 2) is None
+    with pytest.raises(PolydistillError, match="--max-steps 2 cannot be split over 3 prune rounds"):
+        split_steps(CompressTraining(max_steps=2), 3)
+    # --budget-minutes: each round fits its equal share with its own student's step time
+    timing = {"student_step_s": 0.5, "teacher_forward_s": 0.5, "student_forward_s": 0.1, "batch_size": 32}
+    whole = fit_schedule(10, timing, n_train=3200, n_dev=320, training=CompressTraining(), arch_name="s")
+    half = fit_schedule(10, timing, n_train=3200, n_dev=320, training=CompressTraining(), arch_name="s", rounds=2)
+    assert half.max_steps == fit_schedule(5, timing, n_train=3200, n_dev=320, training=CompressTraining(),
+                                          arch_name="s").max_steps < whole.max_steps
+    with pytest.raises(PolydistillError, match="--budget-minutes 0.05 over 4 prune rounds leaves no time for KD"):
+        fit_schedule(0.05, timing, n_train=3200, n_dev=320, training=CompressTraining(), arch_name="s", rounds=4)
+
+
+def test_prune_rounds_one_is_the_one_shot_plan_and_fingerprint(workspace, tmp_path, monkeypatch):
+    """``--prune-rounds 1`` (the default) is today's run, bit for bit: the same fingerprint (an earlier directory
+    resumes), the same plan record; a count above 1 is another command."""
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out)
+    before = json.loads((out / "compress.json").read_text())["fingerprint"]
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())
+    assert "prune_rounds" not in before["settings"] and "prune_rounds" not in plan["settings"]
+    assert "rounds" not in plan["summary"] and "prune_rounds" not in plan["summary"]
+    monkeypatch.setattr("polydistill.compress.stages.run_vocab", lambda ctx: (_ for _ in ()).throw(RuntimeError("v")))
+    with pytest.raises(RuntimeError, match="v"):
+        _run(workspace, out, prune_rounds=1)  # the same command: resumes after the plan
+    assert calls["plan"] == 1
+    assert json.loads((out / "compress.json").read_text())["fingerprint"] == before
+    assert json.loads((out / "stages" / "0-plan" / "done.json").read_text()) == plan
+    with pytest.raises(PolydistillError, match=r"another command \(it differs in .*prune_rounds"):
+        _run(workspace, out, prune_rounds=2)
+
+
+def test_prune_rounds_share_the_budget_and_auto_bounds_each_round(workspace, tmp_path, monkeypatch):
+    """--budget-minutes over rounds: each round's steps fitted to its share with its own student's measured step;
+    auto: the plan records the rounds it chose and how."""
+    from polydistill.compress.plan import MAX_ROUND_REMOVAL
+
+    calls = _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, out, prune_rounds=2, budget_minutes=2.0, training={"batch_size": 16, "max_length": 32})
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())
+    assert plan["settings"]["prune_rounds"] == 2 and plan["summary"]["prune_rounds"]["rounds"] == 2
+    rounds = plan["summary"]["rounds"]
+    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45", "2L-h16-ffn32"]
+    for r in rounds:
+        assert r["schedule"]["estimated_seconds"] <= 60 and r["schedule"]["basis"]["student_step_s"] > 0
+    assert plan["summary"]["schedule"]["max_steps"] == sum(r["schedule"]["max_steps"] for r in rounds)
+    assert rounds[0]["encoder_parameters"] > rounds[1]["encoder_parameters"] and 0 < rounds[0]["removed"] < 1
+
+    def stop(ctx):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("polydistill.compress.stages.run_vocab", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        _run(workspace, tmp_path / "auto", prune_rounds="auto", size="base")  # 4 → 2 layers at full width
+    plan = json.loads((tmp_path / "auto" / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    assert [r["architecture"]["name"] for r in plan["rounds"]] == ["3L-h32-ffn64", "2L-h32-ffn64"]
+    assert plan["prune_rounds"]["how"].startswith("auto: no count")  # 3 → 2 layers removes a third: the best there is
+    assert max(r["removed"] for r in plan["rounds"]) > MAX_ROUND_REMOVAL
+    assert [r["schedule"]["max_steps"] for r in plan["rounds"]] == [2, 2]  # FAST's 4 steps, halved
+    assert calls["plan"] == 2
+
+
+def test_prune_rounds_distil_round_by_round_to_the_same_student_and_resume(workspace, tmp_path, monkeypatch):
+    from polydistill.compress import stages
+    from polydistill.compress.plan import Architecture
+
+    out = tmp_path / "cz"
+    calls = _counting(monkeypatch)
+    counted_depth, killed = stages.run_depth, []
+
+    def killed_in_round_two(ctx):  # the first run is killed when round 2 starts
+        if ctx.prune_round == 2 and not killed:
+            killed.append(ctx.prune_round)
+            raise RuntimeError("killed")
+        return counted_depth(ctx)
+
+    monkeypatch.setattr(stages, "run_depth", killed_in_round_two)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(workspace, out, prune_rounds=2)
+    done = sorted(p.parent.name for p in (out / "stages").glob("*/done.json"))
+    assert done == ["0-plan", "1-vocab", "2-depth-round-1", "3-width-round-1", "4-kd-round-1"]
+    result = _run(workspace, out, prune_rounds=2)
+    assert calls["kd"] == 2 and calls["plan"] == 1  # round 1 was not trained again
+    assert result.resumed == ["plan", "vocab", "depth-round-1", "width-round-1", "kd-round-1"]
+
+    plan = result.stages["plan"]["summary"]
+    shapes = [Architecture.from_dict(r["architecture"]) for r in plan["rounds"]]
+    assert [a.name for a in shapes] == ["3L-h24-ffn45", "2L-h16-ffn32"]  # ends at the one-shot student (small)
+    assert plan["architecture"]["name"] == "2L-h16-ffn32" == result.report["architecture"]["name"]
+    assert [r["schedule"]["max_steps"] for r in plan["rounds"]] == [2, 2] and plan["schedule"]["max_steps"] == 4
+    kd1, kd2 = result.stages["kd-round-1"]["summary"], result.stages["kd"]["summary"]
+    assert kd1["global_step"] == kd2["global_step"] == 2
+    assert result.stages["depth"]["round"] == 2 and result.stages["depth"]["settings"]["prune_round"] == 2
+    # round 2 copies round 1's KD student; KD matches each layer with the teacher layer it descends from
+    depth2 = result.stages["depth"]["summary"]
+    round1_layers = result.stages["depth-round-1"]["summary"]["teacher_layers"]
+    assert depth2["teacher_layers"] == [round1_layers[k] for k in depth2["source_layers"]]
+    run = json.loads((out / "stages" / "4-kd" / "model" / "run.json").read_text())
+    assert run["layer_map"] == result.stages["width"]["summary"]["teacher_layers"]
+    student = json.loads((out / "stages" / "2-depth" / "model" / "polydistill.json").read_text())
+    assert student["teacher"] == str(out / "stages" / "4-kd-round-1" / "model")
+    assert result.stages["width"]["summary"]["hidden"] == 16  # width selected on round 1's 24-wide student
+
+    # the report lists each round: shape, parameters, KD dev F1; the final round's student is the one shipped
+    rounds = result.report["rounds"]
+    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45", "2L-h16-ffn32"]
+    assert rounds[0]["parameters"] > rounds[1]["parameters"] == result.report["speed"]["models"]["kd"]["params"]
+    assert [r["best_dev_f1"] for r in rounds] == [kd1["best_dev_f1"], kd2["best_dev_f1"]]
+    markdown = (out / "report.md").read_text()
+    assert "## Prune-and-distil rounds (2; KD from the teacher in each)" in markdown
+    assert "| 1 | 3L-h24-ffn45 |" in markdown and "| 4 | kd-round-1 |" in markdown
+    assert [st["stage"] for st in result.report["stages"]][2:8] == [
+        "depth-round-1", "width-round-1", "kd-round-1", "depth", "width", "kd"]
+    # the same command again: nothing is trained
+    again = _run(workspace, out, prune_rounds=2)
+    assert calls["kd"] == 2 and set(again.resumed) == set(result.stages)

@@ -79,7 +79,8 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
     recorded = {
         "plan": {"size", "layers", "hidden", "intermediate", "target_speedup", "speedup_on", "speedup_repeats",
                  "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads", "target_params",
-                 "languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"},
+                 "languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words",
+                 "prune_rounds"},  # declared since --prune-rounds (issue #32); recorded only when not 1
         "vocab": {"languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"},
         "depth": {"layer_map", "calibration_size", "seed"},
         "width": {"width_select", "calibration_size", "seed"},
@@ -94,10 +95,18 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
     values = CompressSettings(teacher="t", dataset="d", out="o").model_dump(mode="json")
     unfingerprinted = {"out", "threads", "overwrite", "push_to_hub", "progress", "target_retention_seen",
                        "target_retention_unseen", "target_wall_minutes", "teacher_cache_gb"}
-    later = {"unlabelled_data", "unlabelled_max", "runtime"}  # added after runs were recorded: "unless-default"
+    later = {"unlabelled_data", "unlabelled_max", "runtime", "prune_rounds"}  # added after runs were recorded
     assert set(settings_identity(values)) == set(values) - unfingerprinted - later
     assert {"unlabelled_data", "unlabelled_max"} <= set(settings_identity({**values, "unlabelled_data": "x",
                                                                            "unlabelled_max": 3}))
+    # a setting declared recorded="unless-default" is named in its stages' done.json only when not at its default
+    assert {k for k, rule in declared(CompressSettings, "recorded").items() if rule} == {"prune_rounds"}
+    plain = SimpleNamespace(settings=CompressSettings(teacher="t", dataset="d", out="o"))
+    assert "prune_rounds" not in stages.stage_settings(plain, "plan")
+    for rounds in (3, "auto"):
+        ctx = SimpleNamespace(settings=CompressSettings(teacher="t", dataset="d", out="o", prune_rounds=rounds))
+        assert stages.stage_settings(ctx, "plan") == {**stages.stage_settings(plain, "plan"), "prune_rounds": rounds}
+        assert ctx.settings.identity()["prune_rounds"] == rounds
 
 
 @pytest.mark.skipif(not COMMITTED, reason="no committed compress reports")

@@ -31,6 +31,8 @@ def compress_command(
     Stages (each kept under OUT/stages/, resumable by re-running the same command): plan → vocabulary
     reduction → depth copy → width selection → KD → int8 export → evaluation of the teacher and every
     intermediate student → bench; then OUT/model, OUT/model-int8, OUT/report.md, OUT/report.json, plots.
+    With --prune-rounds N the depth copy, width selection and KD run once per round, each from the previous
+    round's student (iterative prune-and-distil).
     """
     from polydistill.cli.progress import compress_progress
     from polydistill.compress import compress

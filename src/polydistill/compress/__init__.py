@@ -12,6 +12,7 @@ Layout of ``DIR``::
 
     compress.json              the command's fingerprint (a different command is refused, naming what differs)
     stages/<n>-<name>/         each stage's output, written atomically, and its done.json marker
+                               (--prune-rounds N: rounds 1 … N−1 of depth, width, KD in <n>-<name>-round-<r>/)
     model/  model-int8/        the final student (PyTorch) and its int8 ONNX export
     report.md  report.json  plots/
 
@@ -90,12 +91,12 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
         import torch
 
         torch.set_num_threads(s.threads)
-    total = len(STAGES)
+    total = [len(STAGES)]  # grows by the depth, width and KD stages of each further prune-and-distil round
 
-    def emit(kind: str, stage: str | None = None, **extra: Any) -> None:
+    def emit(kind: str, stage: str | None = None, key: str | None = None, **extra: Any) -> None:
         if on_event is not None:
-            on_event({"kind": kind, "stage": stage, "index": STAGES.index(stage) if stage else None, "total": total,
-                      **extra})
+            on_event({"kind": kind, "stage": key or stage, "index": STAGES.index(stage) if stage else None,
+                      "total": total[0], **extra})
 
     def note(message: str) -> None:
         emit("note", message=message)
@@ -123,7 +124,7 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
         ctx = Context(settings=s, root=root, teacher_config=config, train=train, evaluation=evaluation,
                       kd_languages=kd, unseen=unseen, seen=seen, notes=notes, say=note, unlabelled=unlabelled,
                       on_step=lambda step, steps: emit("step", "kd", step=step, steps=steps))
-        resumed = _run_stages(ctx, fp, resumed_run, emit, note)
+        resumed = _run_stages(ctx, fp, resumed_run, emit, note, total)
         for record in ctx.records.values():
             ctx.notes.extend(record["summary"].get("notes") or [])
         outputs = final_outputs(ctx)
@@ -143,37 +144,56 @@ def compress(settings: CompressSettings | dict[str, Any] | None = None, *,
 
 
 def _run_stages(ctx: Context, fp: dict[str, Any], resumed_run: bool, emit: Callable[..., None],
-                note: Callable[[str], None]) -> list[str]:
+                note: Callable[[str], None], total: list[int]) -> list[str]:
     """Each stage in turn as a step: skipped when done (``resumed_run``: ``DIR`` already holds this command's
-    run), else run and its marker written; after the plan, ``DIR/compress.json``. Returns the stages skipped."""
+    run), else run and its marker written; after the plan, ``DIR/compress.json``; the depth, width and KD stages
+    once per prune-and-distil round (``total[0]``, the count of steps, grows by the further rounds). Returns the
+    stages skipped (their record keys)."""
     resumed: list[str] = []
     for name in STAGES:
-        step = stage_functions.stage_step(ctx, name)
-        try:
-            marker = step.done() if resumed_run else None
-        except StepOutputGone as gone:
-            if name not in ("evaluate", "bench"):  # later stages were built from it
-                raise PolydistillError(
-                    f"{ctx.root} is a finished compress run up to its {name} stage, but that stage's output "
-                    f"{gone.path} was {gone.how} since; pass --overwrite to run compress afresh (the earlier "
-                    "result is kept until the new one is done), or use another --out.") from None
-            # nothing is built from these: the stage re-makes what is missing
-            note(f"the {name} stage's output {gone.path} was {gone.how} since it finished; re-running that stage")
-            marker = None
-        if marker is not None:
-            ctx.records[name] = marker
-            resumed.append(name)
-            emit("skip", name, seconds=marker["seconds"])
-            continue
-        eta = None
-        if name == "kd":
-            eta = ctx.plan["schedule"].get("estimated_seconds")
-        emit("start", name, eta_s=eta)
-        start = time.perf_counter()
-        summary = getattr(stage_functions, f"run_{name}")(ctx)
-        if name == "plan":  # the plan passed every refusal: from here on DIR belongs to this command
-            record_command(ctx.root, fp)
-            resumed_run = True
-        ctx.records[name] = step.finish(summary, time.perf_counter() - start)
-        emit("done", name, seconds=ctx.records[name]["seconds"])
+        if name in stage_functions.ROUND_STAGES[1:]:
+            continue  # run with the depth stage, round by round
+        if name == stage_functions.ROUND_STAGES[0]:
+            total[0] += len(stage_functions.ROUND_STAGES) * (ctx.round_count - 1)
+            runs = [(ctx.at_round(r), stage) for r in range(1, ctx.round_count + 1)
+                    for stage in stage_functions.ROUND_STAGES]
+        else:
+            runs = [(ctx, name)]
+        for here, stage in runs:
+            resumed_run = _run_stage(here, stage, fp, resumed_run, resumed, emit, note)
     return resumed
+
+
+def _run_stage(ctx: Context, name: str, fp: dict[str, Any], resumed_run: bool, resumed: list[str],
+               emit: Callable[..., None], note: Callable[[str], None]) -> bool:
+    """One stage as a step (see :func:`_run_stages`); returns whether ``DIR`` now holds this command's run."""
+    step = stage_functions.stage_step(ctx, name)
+    key = ctx.key(name)
+    try:
+        marker = step.done() if resumed_run else None
+    except StepOutputGone as gone:
+        if name not in ("evaluate", "bench"):  # later stages were built from it
+            raise PolydistillError(
+                f"{ctx.root} is a finished compress run up to its {key} stage, but that stage's output "
+                f"{gone.path} was {gone.how} since; pass --overwrite to run compress afresh (the earlier "
+                "result is kept until the new one is done), or use another --out.") from None
+        # nothing is built from these: the stage re-makes what is missing
+        note(f"the {name} stage's output {gone.path} was {gone.how} since it finished; re-running that stage")
+        marker = None
+    if marker is not None:
+        ctx.records[key] = marker
+        resumed.append(key)
+        emit("skip", name, key, seconds=marker["seconds"])
+        return resumed_run
+    eta = None
+    if name == "kd":
+        eta = ctx.schedule.estimated_seconds
+    emit("start", name, key, eta_s=eta)
+    start = time.perf_counter()
+    summary = getattr(stage_functions, f"run_{name}")(ctx)
+    if name == "plan":  # the plan passed every refusal: from here on DIR belongs to this command
+        record_command(ctx.root, fp)
+        resumed_run = True
+    ctx.records[key] = step.finish(summary, time.perf_counter() - start)
+    emit("done", name, key, seconds=ctx.records[key]["seconds"])
+    return resumed_run

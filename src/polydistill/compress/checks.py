@@ -7,7 +7,9 @@ from polydistill.architectures import get_adapter, task_of
 from polydistill.compress.plan import (
     CompressSettings,
     candidate_architectures,
+    plan_rounds,
     requested_architecture,
+    split_steps,
     teacher_architecture,
 )
 from polydistill.compress.stages import check_kd_weights
@@ -21,7 +23,7 @@ __all__ = ["check_upfront"]
 def check_upfront(s: CompressSettings, config) -> None:
     """Refuse, before any data is read or anything written, what the settings and the teacher's ``config``
     rule out: a teacher without a task head, flags that exclude each other, sizes the teacher cannot give, KD
-    weights and a layer map the stages would refuse, a runtime without its packages, bench lengths beyond the
+    weights and a layer map the stages would refuse, a prune-round count without distinct shapes or KD steps, a runtime without its packages, bench lengths beyond the
     teacher's positions, a bad hub repo id, an unlabelled source of the wrong form."""
     require(task_of(config) != "base", f"The teacher {s.teacher} has no task head (a bare encoder); fine-tune it "
                                        "first: polydistill finetune MODEL --dataset D --out teacher/.")
@@ -50,6 +52,14 @@ def check_upfront(s: CompressSettings, config) -> None:
             "or give a named map such as alternate-last.")
     if s.layer_map.strip().lower() != "importance":
         resolve_layer_map(s.layer_map, teacher.layers, depths[0] if len(depths) == 1 else 1)
+    # --prune-rounds: the rounds' shapes (known here unless the plan picks the student) and their KD steps
+    if s.prune_rounds != 1:
+        require(listed is None, f"--layer-map {s.layer_map} lists the teacher layers of one copy, but --prune-rounds "
+                                "copies layers round by round from the previous student; give a named map such as "
+                                "alternate-last, or importance.")
+        rounds = len(plan_rounds(s.prune_rounds, teacher, students[0])[0]) if s.target_speedup is None else \
+            s.prune_rounds if isinstance(s.prune_rounds, int) else 1
+        split_steps(s.training, rounds)
     # --runtime: the int8 stage (the 6th) needs its packages
     if s.runtime == "onnx-int8-unfused":
         from polydistill.export.runtime import require_runtime

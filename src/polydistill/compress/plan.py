@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,10 +39,14 @@ KD_STEP_FACTOR = 1.15  # KD step ≤ 1.15 × (student step + teacher forward): d
 BUDGET_SAFETY = 0.10  # share of the budget kept free for loading, tokenising, checkpoints
 KD_EVALUATIONS = 4  # dev evaluations (checkpoints) during a budgeted KD run, plus the final one
 FINGERPRINT_VERSION = 1
+# --prune-rounds auto: the fewest rounds in which no round removes more than this share of the encoder parameters
+# (Muralidharan et al. 2024; Gurgurov et al. 2025), tried up to AUTO_MAX_ROUNDS rounds
+MAX_ROUND_REMOVAL = 0.30
+AUTO_MAX_ROUNDS = 12
 
 
-def used_by(*stages: str, cli: tuple[str, ...] = (), fingerprint: bool | Literal["unless-default"] = True
-            ) -> dict[str, Any]:
+def used_by(*stages: str, cli: tuple[str, ...] = (), fingerprint: bool | Literal["unless-default"] = True,
+            recorded: Literal["always", "unless-default"] = "always") -> dict[str, Any]:
     """The metadata (``json_schema_extra``) every compress setting declares next to its default, bound and help:
 
     * ``stages``: the stages whose output it decides (their ``done.json`` records it), or ``"run"`` (read by
@@ -51,11 +55,14 @@ def used_by(*stages: str, cli: tuple[str, ...] = (), fingerprint: bool | Literal
     * ``fingerprint``: ``False`` for a setting that changes no number of the run (a re-run may change it; a
       stage that reads it does not record it in its ``done.json`` settings);
       ``"unless-default"`` for a setting added after compress directories were recorded: left out of the
-      fingerprint at its default, so that those directories keep their fingerprint and resume."""
+      fingerprint at its default, so that those directories keep their fingerprint and resume;
+    * ``recorded``: ``"unless-default"`` for a setting added after stage records were committed: the stages'
+      ``done.json`` settings name it only when it is not at its default, so that those records stay as they were."""
     if not stages or set(stages) - set(STAGES + OTHER_PLACES):
         raise ValueError(f"a compress setting names the stages that read it ({', '.join(STAGES + OTHER_PLACES)}), "
                          f"not {stages}")
-    return {"stages": list(stages), **({"cli": list(cli)} if cli else {}), "fingerprint": fingerprint}
+    return {"stages": list(stages), **({"cli": list(cli)} if cli else {}), "fingerprint": fingerprint,
+            **({"recorded": recorded} if recorded != "always" else {})}
 
 
 class CompressSettings(BaseModel):
@@ -102,6 +109,12 @@ class CompressSettings(BaseModel):
         json_schema_extra=used_by("width"))
     calibration_size: int = Field(256, ge=1, description="Training examples that score importance.",
                                   json_schema_extra=used_by("depth", "width"))
+    prune_rounds: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1, description="Iterative prune-and-distil: reach the student's shape in N rounds of depth copy, width "
+        "selection and KD from the teacher, each from the previous round's student (shapes interpolated "
+        "geometrically; KD steps or budget split equally); auto = the fewest rounds in which none removes more than "
+        "30% of the encoder parameters; 1 = one shot.",
+        json_schema_extra=used_by("plan", fingerprint="unless-default", recorded="unless-default"))
     # -- the vocabulary (the plan sizes --target-params candidates with the vocabulary stage's plan)
     vocab_coverage: float | None = Field(None, gt=0, le=1, description="Held-out token coverage each language's "
                                          "vocabulary must reach (default 0.99, or the most the sources reach).",
@@ -200,6 +213,19 @@ class CompressSettings(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("prune_rounds", mode="before")
+    @classmethod
+    def _rounds(cls, value):
+        """A whole number or ``auto`` (the flag's text too)."""
+        if isinstance(value, str):
+            if value.strip().lower() == "auto":
+                return "auto"
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"the prune rounds are a whole number (1 = one shot) or auto, got {value!r}") from None
+        return value
+
     @field_validator("kd_weights", mode="before")
     @classmethod
     def _term_weights(cls, value):
@@ -250,15 +276,19 @@ def stage_fields(stage: str, model: type[BaseModel] = CompressSettings) -> list[
     return [name for name, stages in declared(model, "stages").items() if stage in (stages or ())]
 
 
+def at_default(model: type[BaseModel], key: str, value: Any) -> bool:
+    """Whether the dumped ``value`` of ``model``'s field ``key`` is the field's default."""
+    from pydantic_core import to_jsonable_python
+
+    return bool(value == to_jsonable_python(model.model_fields[key].get_default(call_default_factory=True)))
+
+
 def settings_identity(values: dict[str, Any], model: type[BaseModel] = CompressSettings) -> dict[str, Any]:
     """The fingerprinted part of dumped settings (a run's ``report.json`` ``settings`` too): without the
     fields declared ``fingerprint=False``, and without ``"unless-default"`` fields at their default."""
-    from pydantic_core import to_jsonable_python
-
-    rules, fields = declared(model, "fingerprint"), model.model_fields
+    rules = declared(model, "fingerprint")
     return {k: v for k, v in values.items() if rules.get(k, True) is not False
-            and not (rules.get(k) == "unless-default"
-                     and v == to_jsonable_python(fields[k].get_default(call_default_factory=True)))}
+            and not (rules.get(k) == "unless-default" and at_default(model, k, v))}
 
 
 # ----------------------------------------------------------------------------------------- sizes
@@ -399,6 +429,99 @@ def choose_candidate(measured: list[dict[str, Any]], target: float, max_paramete
     return max(reaching, key=lambda m: (m["encoder_parameters"], m["architecture"]["layers"]))
 
 
+# ---------------------------------------------------------------------------- prune-and-distil rounds
+def prune_shapes(teacher: Architecture, target: Architecture, rounds: int) -> list[Architecture]:
+    """The student of each prune-and-distil round (``--prune-rounds``), the last being ``target``: round r of N
+    has each size interpolated geometrically, teacher × (target ÷ teacher)^(r/N), layers and FFN rounded to whole
+    numbers, hidden to the nearest multiple of the head count (the heads are kept), each clamped between the
+    target's and the previous round's (no size ever grows). A size with room to shrink by a unit (a layer, a head's
+    width, an FFN unit) in every round does so, so that rounding never repeats it."""
+    shapes, previous = [], teacher
+    for r in range(1, rounds + 1):
+        sizes = {name: _shrunk(getattr(teacher, name), getattr(target, name), getattr(previous, name), r, rounds,
+                               teacher.heads if name == "hidden" else 1) for name in ("layers", "hidden", "intermediate")}
+        previous = target if r == rounds else Architecture(**sizes, heads=teacher.heads)
+        shapes.append(previous)
+    return shapes
+
+
+def _shrunk(of_teacher: int, of_target: int, before: int, r: int, rounds: int, step: int) -> int:
+    """One size of round r of ``rounds`` (:func:`prune_shapes`), in units of ``step``."""
+    value = step * _round(of_teacher * (of_target / of_teacher) ** (r / rounds) / step)
+    if (of_teacher - of_target) // step >= rounds:  # a unit every round, room left for the rounds after
+        value = max(min(value, before - step), of_target + (rounds - r) * step)
+    return min(before, max(of_target, value))
+
+
+def _distinct(teacher: Architecture, shapes: list[Architecture]) -> bool:
+    """Every round removes something (one round may keep the teacher's shape, as a one-shot run may)."""
+    return len(shapes) == 1 or all(a != b for a, b in zip([teacher, *shapes], shapes, strict=False))
+
+
+def round_removals(teacher: Architecture, shapes: list[Architecture]) -> list[float]:
+    """The share of the encoder parameters each round removes (of the previous round's student's)."""
+    return [1 - b.encoder_parameters() / a.encoder_parameters() for a, b in zip([teacher, *shapes], shapes,
+                                                                                strict=False)]
+
+
+def plan_rounds(rounds: int | str, teacher: Architecture, target: Architecture) -> tuple[list[Architecture], str]:
+    """The shapes of ``--prune-rounds`` (:func:`prune_shapes`) and how the count was chosen. ``auto``: the fewest
+    rounds (up to ``AUTO_MAX_ROUNDS``) in which none removes more than ``MAX_ROUND_REMOVAL`` of the encoder
+    parameters, else the count whose largest removal is smallest. A count whose rounds would repeat a shape is
+    refused in one sentence naming the most rounds that give distinct shapes."""
+    if rounds == "auto":
+        largest: dict[int, float] = {}
+        for n in range(1, AUTO_MAX_ROUNDS + 1):
+            shapes = prune_shapes(teacher, target, n)
+            if _distinct(teacher, shapes):
+                largest[n] = max(round_removals(teacher, shapes))
+                if largest[n] <= MAX_ROUND_REMOVAL + 1e-9:
+                    return shapes, (f"auto: the fewest rounds in which none removes more than "
+                                    f"{MAX_ROUND_REMOVAL:.0%} of the encoder parameters")
+        n = min(largest, key=lambda k: (largest[k], k))
+        return prune_shapes(teacher, target, n), (
+            f"auto: no count up to {AUTO_MAX_ROUNDS} keeps every round within {MAX_ROUND_REMOVAL:.0%} of the encoder "
+            f"parameters; {n} rounds remove at most {largest[n]:.0%} each")
+    count = int(rounds)
+    # no more rounds than this can each remove something: a layer, a head's width of hidden or an FFN unit
+    bound = max(1, teacher.layers - target.layers + (teacher.hidden - target.hidden) // teacher.heads
+                + teacher.intermediate - target.intermediate)
+    shapes = prune_shapes(teacher, target, count) if count <= bound else []
+    if not shapes or not _distinct(teacher, shapes):
+        most = next(n for n in range(min(count - 1, bound), 0, -1)
+                    if _distinct(teacher, prune_shapes(teacher, target, n)))
+        raise PolydistillError(
+            f"--prune-rounds {count} cannot give {count} distinct student shapes from the teacher's {teacher.name} to "
+            f"the student's {target.name} (two rounds would have the same shape); give at most {most}.")
+    return shapes, f"--prune-rounds {count}"
+
+
+def round_epochs(training, rounds: int) -> float | None:
+    """What each round trains when KD runs by ``--epochs`` (no step count): an equal share of them."""
+    return training.epochs / rounds if training.max_steps is None else None
+
+
+def split_steps(training, rounds: int) -> list[Schedule]:
+    """``--max-steps S`` (or ``--epochs``) over ``rounds`` rounds: S ÷ N steps each, the remainder to the last
+    rounds (an evaluation every quarter of a round unless ``--eval-steps``); by epochs, each round's schedule is
+    the one-shot one (:func:`round_epochs` shares the epochs). A count with fewer steps than rounds is refused."""
+    if training.max_steps is None:
+        return [fixed_schedule(training) for _ in range(rounds)]
+    base, extra = divmod(training.max_steps, rounds)
+    require(base >= 1, f"--max-steps {training.max_steps} cannot be split over {rounds} prune rounds (each round "
+                       f"needs a KD step); give at least {rounds} steps or fewer rounds.")
+    return [fixed_schedule(training.model_copy(update={"max_steps": base + (r >= rounds - extra)}))
+            for r in range(rounds)]
+
+
+def total_schedule(parts: list[Schedule]) -> Schedule:
+    """The whole run's KD schedule of its rounds' ones: the steps and the estimate summed (None if one is None)."""
+    steps, seconds = [p.max_steps for p in parts], [p.estimated_seconds for p in parts]
+    return Schedule(max_steps=None if None in steps else sum(s or 0 for s in steps), eval_steps=None,
+                    teacher_cache=any(p.teacher_cache for p in parts),
+                    estimated_seconds=None if None in seconds else round(sum(s or 0 for s in seconds), 1))
+
+
 # -------------------------------------------------------------------------------------- schedule
 @dataclass
 class Schedule:
@@ -428,8 +551,9 @@ def fixed_schedule(training) -> Schedule:
 
 
 def fit_schedule(budget_minutes: float, timing: dict[str, float], n_train: int, n_dev: int, training,
-                 arch_name: str) -> Schedule:
-    """The number of KD steps that fits ``budget_minutes`` (the KD stage: training and its dev evaluations).
+                 arch_name: str, rounds: int = 1) -> Schedule:
+    """The number of KD steps that fits ``budget_minutes`` (the KD stage: training and its dev evaluations), or,
+    over ``rounds`` prune-and-distil rounds, one round's equal share of it (``timing``: that round's student).
 
     A KD step is taken as ``KD_STEP_FACTOR × (student step + teacher forward)`` of the measured times (an
     upper bound: with the teacher-output cache a step costs about a student step); the dev split is
@@ -438,14 +562,15 @@ def fit_schedule(budget_minutes: float, timing: dict[str, float], n_train: int, 
     per_step = KD_STEP_FACTOR * (timing["student_step_s"] + timing["teacher_forward_s"])
     per_eval = n_dev * timing["student_forward_s"] / timing["batch_size"]
     evaluations = KD_EVALUATIONS + 1
-    usable = budget_minutes * 60 * (1 - BUDGET_SAFETY)
+    usable = budget_minutes / rounds * 60 * (1 - BUDGET_SAFETY)
     steps = int((usable - evaluations * per_eval) // per_step)
     if steps < 1:
-        need = (per_step + evaluations * per_eval) / (1 - BUDGET_SAFETY) / 60
+        need = rounds * (per_step + evaluations * per_eval) / (1 - BUDGET_SAFETY) / 60
+        share = f" over {rounds} prune rounds" if rounds > 1 else ""
         raise PolydistillError(
-            f"--budget-minutes {budget_minutes:g} leaves no time for KD: one step of the {arch_name} student takes "
-            f"about {per_step:.2f} s and each of the {evaluations} dev evaluations about {per_eval:.1f} s; give at "
-            f"least {math.ceil(need * 10) / 10:g} minutes or lower --max-dev-per-language.")
+            f"--budget-minutes {budget_minutes:g}{share} leaves no time for KD: one step of the {arch_name} student "
+            f"takes about {per_step:.2f} s and each of the {evaluations} dev evaluations about {per_eval:.1f} s; give "
+            f"at least {math.ceil(need * 10) / 10:g} minutes or lower --max-dev-per-language.")
     batch = training.batch_size * training.grad_accum
     eval_steps = training.eval_steps or max(1, math.ceil(steps / KD_EVALUATIONS))
     basis = {**timing, "kd_step_s": round(per_step, 4), "dev_evaluation_s": round(per_eval, 3),
@@ -482,6 +607,7 @@ def fingerprint(settings: CompressSettings, teacher: dict[str, Any], data: dict[
 
 
 __all__ = ["Architecture", "CompressSettings", "CompressTraining", "DEFAULT_COVERAGE", "DEFAULT_SIZE", "SIZES",
-           "STAGES", "Schedule", "candidate_architectures", "check_architecture", "choose_candidate",
-           "declared", "fingerprint", "fit_schedule", "fixed_schedule", "preset", "requested_architecture",
-           "settings_identity", "stage_fields", "teacher_architecture", "teacher_identity", "used_by"]
+           "STAGES", "Schedule", "at_default", "candidate_architectures", "check_architecture", "choose_candidate",
+           "declared", "fingerprint", "fit_schedule", "fixed_schedule", "plan_rounds", "preset", "prune_shapes",
+           "requested_architecture", "round_epochs", "round_removals", "settings_identity", "split_steps",
+           "stage_fields", "teacher_architecture", "teacher_identity", "total_schedule", "used_by"]

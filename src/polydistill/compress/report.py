@@ -207,10 +207,11 @@ def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: f
         share = final["params_ratio"] if final["params_ratio"] is not None else sp["models"]["kd"]["params_ratio"]
         rows.append(_row("parameters vs the teacher's", f"≤ {s.target_params:.0%}", share, share <= s.target_params,
                          "params", f"{100 * (share - s.target_params):.1f} points over"))
-    kd_stage = ctx.records.get("kd")
-    if s.budget_minutes is not None and kd_stage is not None:
-        minutes = kd_stage["seconds"] / 60
-        rows.append(_row("KD stage within --budget-minutes (training, dev evaluations, saving)",
+    kd_stages = [ctx.records.get(ctx.at_round(r).key("kd")) for r in range(1, ctx.round_count + 1)]  # each round's
+    if s.budget_minutes is not None and kd_stages[-1] is not None:
+        minutes = sum(stage["seconds"] for stage in kd_stages if stage is not None) / 60
+        rows.append(_row("KD stage within --budget-minutes (training, dev evaluations, saving"
+                         + (f"; its {len(kd_stages)} prune rounds)" if len(kd_stages) > 1 else ")"),
                          f"≤ {s.budget_minutes:g} min", minutes, minutes <= s.budget_minutes, "minutes",
                          f"{minutes - s.budget_minutes:.1f} min over"))
     if s.target_wall_minutes is not None:
@@ -223,9 +224,9 @@ def targets(ctx: Context, q: dict[str, Any], sp: dict[str, Any], wall_seconds: f
 # --------------------------------------------------------------------------------------------- report
 def build_report(ctx: Context, outputs: dict[str, str]) -> dict[str, Any]:
     q, sp = quality(ctx), speed(ctx)
-    stages = [{"index": ctx.records[name]["index"], "stage": name, "seconds": ctx.records[name]["seconds"],
-               "settings": ctx.records[name].get("settings", {}), "summary": ctx.records[name]["summary"]}
-              for name in STAGES if name in ctx.records]
+    stages = [{"index": record["index"], "stage": key, "seconds": record["seconds"],
+               "settings": record.get("settings", {}), "summary": record["summary"]}
+              for key, record in ctx.records.items()]  # in the order they ran (each round's depth, width, KD)
     wall = sum(st["seconds"] for st in stages)
     plan = ctx.plan
     return {
@@ -233,9 +234,24 @@ def build_report(ctx: Context, outputs: dict[str, str]) -> dict[str, Any]:
         "languages": {"kd": ctx.kd_languages, "seen": ctx.seen, "unseen": ctx.unseen},
         "architecture": plan["architecture"], "teacher_architecture": plan["teacher"], "how": plan["how"],
         "outputs": outputs, "quality": q, "speed": sp, "targets": targets(ctx, q, sp, wall),
+        **({"rounds": prune_rounds(ctx)} if "rounds" in plan else {}),
         "stages": stages, "wall_seconds": round(wall, 1), "notes": list(dict.fromkeys(ctx.notes)),
         "settings": ctx.settings.model_dump(mode="json"),
     }
+
+
+def prune_rounds(ctx: Context) -> list[dict[str, Any]]:
+    """Each prune-and-distil round (``--prune-rounds``): its student's shape, parameters (after the vocabulary
+    reduction), the share of the encoder parameters it removed, its KD steps and best KD dev F1."""
+    out = []
+    for planned in ctx.rounds:
+        here = ctx.at_round(planned["round"])
+        student, kd = here.record("width" if here.width_selects else "depth"), here.record("kd")
+        out.append({"round": planned["round"], "architecture": planned["architecture"],
+                    "parameters": student["parameters"], "encoder_parameters": planned["encoder_parameters"],
+                    "removed": planned["removed"], "teacher_layers": student["teacher_layers"],
+                    "kd_steps": kd["global_step"], "best_dev_f1": kd["best_dev_f1"], "model": str(here.model_dir("kd"))})
+    return out
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
@@ -317,6 +333,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     final = sp["models"][FINAL]
     lines = _summary_lines(report)
     lines += _speed_lines(sp)
+    if report.get("rounds"):
+        lines += [f"## Prune-and-distil rounds ({len(report['rounds'])}; KD from the teacher in each)", "",
+                  "| round | student | parameters | encoder parameters removed | KD steps | best KD dev F1 |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['round']} | {r['architecture']['name']} | {_millions(r['parameters'])} | {_pct(r['removed'])} % "
+                  f"| {r['kd_steps']} | {_pct(r['best_dev_f1'])} |" for r in report["rounds"]]
+        lines.append("")
     lines += ["## Stages", "", "| n | stage | wall s | what |", "|---|---|---|---|"]
     for st in report["stages"]:
         lines.append(f"| {st['index']} | {st['stage']} | {st['seconds']:.1f} | {_stage_words(st)} |")
@@ -377,11 +400,16 @@ def _cache_words(cache: dict[str, Any] | bool | None) -> str:
 def _stage_words(stage: dict[str, Any]) -> str:
     from polydistill.distill.teacher_cache import size_words
 
-    s, name = stage["summary"], stage["stage"]
+    s = stage["summary"]
+    name = STAGES[stage["index"]] if "index" in stage else stage["stage"]  # a prune round's row: its stage's words
     if s.get("skipped"):
         return f"skipped: {s['skipped']}"
     if name == "plan":
-        return f"{s['architecture']['name']} ({s['how']}); KD " + (
+        pruned = s.get("prune_rounds")  # --prune-rounds other than 1: the count, how it was chosen, the shapes
+        return f"{s['architecture']['name']} ({s['how']}); " + (
+            f"{pruned['rounds']} prune-and-distil round{'s' if pruned['rounds'] > 1 else ''} ({pruned['how']})"
+            + (": " + " → ".join(r["architecture"]["name"] for r in s["rounds"]) if s.get("rounds") else "") + "; "
+            if pruned else "") + "KD " + (
             f"{s['schedule']['max_steps']} steps" if s["schedule"].get("max_steps") else "by epochs") + (
             f", fitted to the budget (estimate {s['schedule']['estimated_seconds']:.0f} s)"
             if s["schedule"].get("estimated_seconds") else "") + (
@@ -492,5 +520,5 @@ def write_model_cards(outputs: dict[str, Path], report: dict[str, Any]) -> None:
             record_test_results(path, report, "kd" if key == "model" else key)  # the report's test F1
 
 
-__all__ = ["build_report", "plot", "quality", "render_markdown", "retention_interval", "speed", "targets",
+__all__ = ["build_report", "plot", "prune_rounds", "quality", "render_markdown", "retention_interval", "speed", "targets",
            "write_model_cards", "write_report"]

@@ -22,6 +22,10 @@ name here, and finishes the step.
  6    evaluate     teacher and every intermediate student on one test split (``evaluate_model``)
  7    bench        teacher vs every student, side by side (``bench.measure.bench_models``)
 ====  ==========  ==============================================================================
+
+With ``--prune-rounds N`` the depth, width and KD stages run once per round (:data:`ROUND_STAGES`), each round
+pruning the previous round's KD student and distilling it from the teacher; an earlier round r's are
+``<n>-<name>-round-<r>`` (record key ``<name>-round-<r>``), the last round's keep the stages' own names.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +45,21 @@ from polydistill.compress.plan import (
     Architecture,
     CompressSettings,
     Schedule,
+    at_default,
     candidate_architectures,
     choose_candidate,
     declared,
     fit_schedule,
-    fixed_schedule,
+    plan_rounds,
     preset,
     requested_architecture,
+    round_epochs,
+    round_removals,
     settings_identity,
+    split_steps,
     stage_fields,
     teacher_architecture,
+    total_schedule,
 )
 from polydistill.data.types import TaskData
 from polydistill.distill.run import RunRecord, step_report_callback
@@ -61,6 +70,7 @@ from polydistill.steps import MARKER, Step
 from polydistill.student.build import build_student
 
 MODEL = "model"  # the model directory inside a stage folder
+ROUND_STAGES = ("depth", "width", "kd")  # run once per prune-and-distil round (--prune-rounds), in this order
 # the models compared in evaluate / bench, in pipeline order, with the stage that made them
 MODELS = (("teacher", None), ("vocab", "vocab"), ("depth", "depth"), ("width", "width"), ("kd", "kd"),
           ("int8", "int8"))
@@ -71,7 +81,8 @@ MODEL_TITLES = {"teacher": "teacher", "vocab": "after vocab reduction", "depth":
 @dataclass
 class Context:
     """What every stage reads: settings, the output root, the teacher, the data, the languages and the
-    records of the stages before it."""
+    records of the stages before it; for the depth, width and KD stages, the prune-and-distil round they run
+    (``prune_round``; the runner gives each round its own context, :meth:`at_round`)."""
 
     settings: CompressSettings
     root: Path
@@ -82,38 +93,99 @@ class Context:
     unseen: list[str]
     seen: list[str]  # the teacher's training languages (its run.json), else the KD languages
     notes: list[str] = field(default_factory=list)
-    records: dict[str, dict] = field(default_factory=dict)  # done markers by stage
+    records: dict[str, dict] = field(default_factory=dict)  # done markers by stage (key)
     say: Callable[[str], None] = lambda message: None
     on_step: Callable[[int, int], None] | None = None  # KD's optimiser steps (step, max steps), for the display
     unlabelled: Any = None  # --unlabelled-data: extra KD inputs, labels IGNORE_INDEX (a datasets.Dataset)
+    prune_round: int = 0  # the round (1-based) of the depth, width and KD stages; 0: the last round's outputs
+
+    def key(self, name: str) -> str:
+        """The record key and folder name of stage ``name``: an earlier prune-and-distil round's depth, width and KD
+        are ``<name>-round-<r>``; the last round's (a one-round run's) keep the stage's name."""
+        if name in ROUND_STAGES and 0 < self.prune_round < self.round_count:
+            return f"{name}-round-{self.prune_round}"
+        return name
 
     def stage_dir(self, name: str) -> Path:
-        return self.root / "stages" / f"{STAGES.index(name)}-{name}"
+        return self.root / "stages" / f"{STAGES.index(name)}-{self.key(name)}"
 
     def model_dir(self, name: str) -> Path:
         return self.stage_dir(name) / MODEL
+
+    def record(self, name: str) -> dict[str, Any]:
+        """The summary of stage ``name`` in this context's round."""
+        return self.records[self.key(name)]["summary"]
+
+    def at_round(self, prune_round: int) -> Context:
+        """This context for the depth, width and KD stages of round ``prune_round`` (records and notes shared)."""
+        return replace(self, prune_round=prune_round)
 
     @property
     def plan(self) -> dict[str, Any]:
         return self.records["plan"]["summary"]
 
     @property
+    def rounds(self) -> list[dict[str, Any]]:
+        """Each prune-and-distil round's student (``architecture``) and KD schedule (``schedule``, ``epochs``
+        when KD runs by epochs) as the plan made them; one round (the plan's student) without ``--prune-rounds``."""
+        return self.plan.get("rounds") or [{"architecture": self.plan["architecture"],
+                                            "schedule": self.plan["schedule"]}]
+
+    @property
+    def round_count(self) -> int:
+        return len(self.rounds)
+
+    @property
+    def current_round(self) -> int:
+        """This context's round (1-based); outside the rounds, the last."""
+        return self.prune_round or self.round_count
+
+    def round_plan(self, prune_round: int | None = None) -> dict[str, Any]:
+        """This round's (or round ``prune_round``'s) entry of :attr:`rounds`."""
+        return self.rounds[(prune_round or self.current_round) - 1]
+
+    @property
     def architecture(self) -> Architecture:
-        return Architecture.from_dict(self.plan["architecture"])
+        """The student of this round (the final student outside the rounds)."""
+        return Architecture.from_dict(self.round_plan()["architecture"])
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.from_dict(self.round_plan()["schedule"])
+
+    @property
+    def source_architecture(self) -> Architecture:
+        """What this round prunes: the teacher's shape in the first round, the previous round's student after."""
+        if self.current_round == 1:
+            return teacher_architecture(self.teacher_config)
+        return Architecture.from_dict(self.round_plan(self.current_round - 1)["architecture"])
+
+    def source_dir(self) -> Path:
+        """The model this round's depth and width stages copy: the vocabulary-reduced teacher in the first round,
+        the previous round's KD student after."""
+        r = self.current_round
+        return self.model_dir("vocab") if r == 1 else self.at_round(r - 1).model_dir("kd")
 
     @property
     def width_changes(self) -> bool:
+        """This round's student is narrower than the teacher (KD's relation term is on by default)."""
         return self.architecture.changes_width(teacher_architecture(self.teacher_config))
 
+    @property
+    def width_selects(self) -> bool:
+        """This round's width stage runs: its student is narrower than what the round prunes."""
+        return self.architecture.changes_width(self.source_architecture)
+
     def student_dir(self) -> Path:
-        """The student KD starts from: the width copy, or the depth copy when the width is the teacher's."""
-        return self.model_dir("width") if self.width_changes else self.model_dir("depth")
+        """The student KD starts from: the width copy, or the depth copy when the round keeps the width."""
+        return self.model_dir("width") if self.width_selects else self.model_dir("depth")
 
     def models(self) -> list[tuple[str, Path]]:
-        """(name, directory) of the teacher and of every intermediate student, in pipeline order."""
+        """(name, directory) of the teacher and of every intermediate student (of the last round), in pipeline
+        order."""
         out = []
         for name, stage in MODELS:
-            if name == "width" and not self.width_changes:
+            if name == "width" and not self.width_selects:
                 continue
             out.append((name, Path(self.settings.teacher) if stage is None else self.model_dir(stage)))
         return out
@@ -125,7 +197,9 @@ def stage_settings(ctx: Context, name: str) -> dict[str, Any]:
     declare the stage (``CompressSettings``, ``used_by``), and what the stage fixes itself."""
     values, model = ctx.settings.model_dump(mode="json"), type(ctx.settings)
     decide_nothing = {k for k, rule in declared(model, "fingerprint").items() if rule is False}  # e.g. a cache budget
-    out = {key: values[key] for key in stage_fields(name, model) if key not in decide_nothing}
+    newer = {k for k, rule in declared(model, "recorded").items()  # added after records were committed
+             if rule == "unless-default" and at_default(model, k, values[k])}
+    out = {key: values[key] for key in stage_fields(name, model) if key not in decide_nothing | newer}
     if name == "int8" and out.pop("runtime") == "onnx-int8-unfused":  # as recorded before --runtime existed
         out["quantize"] = "int8 (dynamic, per channel)"
     elif name == "int8":
@@ -143,7 +217,7 @@ def stage_step(ctx: Context, name: str) -> Step:
     from polydistill.compress.records import Bench, Evaluation
 
     outputs: tuple[Path, ...] = ()
-    if name in ("vocab", "depth", "kd", "int8") or (name == "width" and ctx.width_changes):
+    if name in ("vocab", "depth", "kd", "int8") or (name == "width" and ctx.width_selects):
         outputs = (ctx.model_dir(name),)
     records: tuple[tuple[Path, Any], ...] = ()
     if name == "evaluate":
@@ -151,9 +225,12 @@ def stage_step(ctx: Context, name: str) -> Step:
     elif name == "bench":
         records = ((ctx.stage_dir("bench") / "bench.json", Bench),)
     model = type(ctx.settings)
-    return Step(name=name, folder=ctx.stage_dir(name), settings=stage_settings(ctx, name), outputs=outputs,
-                records=records, identify=lambda values: settings_identity(values, model),
-                extra={"index": STAGES.index(name)})
+    settings, extra = stage_settings(ctx, name), {"index": STAGES.index(name)}
+    if name in ROUND_STAGES and ctx.round_count > 1:  # which round of how many (a one-round run records none)
+        extra["round"] = settings["prune_round"] = ctx.prune_round
+        settings["prune_rounds"] = ctx.round_count
+    return Step(name=ctx.key(name), folder=ctx.stage_dir(name), settings=settings, outputs=outputs,
+                records=records, identify=lambda values: settings_identity(values, model), extra=extra)
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -196,17 +273,33 @@ def run_plan(ctx: Context) -> dict[str, Any]:
             "preset small (the default)"
         record["how"] = how + (f" with --{', --'.join(explicit)}" if settings.size and explicit else "")
     record["architecture"] = arch.to_dict()
-    if settings.budget_minutes is not None:
-        ctx.say(f"measuring a KD step of {arch.name} for the {settings.budget_minutes:g}-minute budget")
-        timing = measure_step(settings, ctx.teacher_config, arch, ctx.train)
+    shapes = [arch]  # each prune-and-distil round's student, the last being the plan's
+    if settings.prune_rounds != 1:
+        shapes, how = plan_rounds(settings.prune_rounds, teacher, arch)
+        record["prune_rounds"] = {"rounds": len(shapes), "how": how}
+    if settings.budget_minutes is not None:  # each round gets an equal share, fitted to its own student's step
         n_train = len(ctx.train.splits["train"]) + (len(ctx.unlabelled) if ctx.unlabelled is not None else 0)
-        schedule = fit_schedule(settings.budget_minutes, timing, n_train, len(ctx.train.splits["validation"]),
-                                settings.training, arch.name)
+        schedules = []
+        for i, shape in enumerate(shapes, 1):
+            ctx.say(f"measuring a KD step of {shape.name} for the {settings.budget_minutes:g}-minute budget"
+                    + (f" (round {i} of {len(shapes)})" if len(shapes) > 1 else ""))
+            timing = measure_step(settings, ctx.teacher_config, shape, ctx.train)
+            schedules.append(fit_schedule(settings.budget_minutes, timing, n_train,
+                                          len(ctx.train.splits["validation"]), settings.training, shape.name,
+                                          rounds=len(shapes)))
     else:
-        schedule = fixed_schedule(settings.training)
-    record["schedule"] = schedule.to_dict()
-    if schedule.teacher_cache:
-        record["teacher_cache_bytes"] = estimated_cache_bytes(ctx, arch)
+        schedules = split_steps(settings.training, len(shapes))
+    record["schedule"] = (schedules[0] if len(shapes) == 1 else total_schedule(schedules)).to_dict()
+    if len(shapes) > 1:
+        epochs = round_epochs(settings.training, len(shapes)) if settings.budget_minutes is None else None
+        removed = round_removals(teacher, shapes)
+        record["rounds"] = [{"round": i, "architecture": shape.to_dict(), "encoder_parameters":
+                             shape.encoder_parameters(), "removed": round(removed[i - 1], 4), "schedule": part.to_dict(),
+                             **({"epochs": epochs} if epochs is not None else {})}
+                            for i, (shape, part) in enumerate(zip(shapes, schedules, strict=True), 1)]
+    cached = [shape for shape, part in zip(shapes, schedules, strict=True) if part.teacher_cache]
+    if cached:  # the largest cache a round builds: the first's (the most layers)
+        record["teacher_cache_bytes"] = estimated_cache_bytes(ctx, cached[0])
         warn_cache_budget(ctx, record["teacher_cache_bytes"])
     record["notes"] = list(ctx.notes)
     return record
@@ -397,43 +490,56 @@ def _calibration(ctx: Context, tokenizer):
 
 
 def run_depth(ctx: Context) -> dict[str, Any]:
-    """The vocabulary-reduced teacher's layers copied at full width (the paper's map, or importance)."""
-    s, arch, teacher = ctx.settings, ctx.architecture, ctx.model_dir("vocab")
+    """The layers this round keeps, copied at full width: from the vocabulary-reduced teacher (the paper's map,
+    or importance), or in a later prune-and-distil round from the previous round's student (the same rule on its
+    layers; ``teacher_layers`` then names the teacher's layers they descend from, which KD distils towards)."""
+    s, arch, source = ctx.settings, ctx.architecture, ctx.source_dir()
     record: dict[str, Any] = {}
     if s.layer_map.strip().lower() == "importance":
         from polydistill.modeling import load_model, load_tokenizer
         from polydistill.student.importance import layer_importance
 
-        model, tokenizer = load_model(teacher), load_tokenizer(teacher)
+        model, tokenizer = load_model(source), load_tokenizer(source)
         selection = layer_importance(model, arch.layers, _calibration(ctx, tokenizer))
         record["layer_selection"] = selection.to_dict()
         built = build_student(model, ctx.model_dir("depth"), teacher_layers=selection.layers, layer_map="importance",
                               tokenizer=tokenizer, seed=s.seed, overwrite=True)
     else:
-        built = build_student(str(teacher), ctx.model_dir("depth"), layers=arch.layers, layer_map=s.layer_map,
+        built = build_student(str(source), ctx.model_dir("depth"), layers=arch.layers, layer_map=s.layer_map,
                               seed=s.seed, overwrite=True)
-    return {**record, "teacher_layers": built.provenance.teacher_layers, "layer_map": built.provenance.layer_map,
+    return {**record, **_lineage(ctx, built.provenance.teacher_layers), "layer_map": built.provenance.layer_map,
             "parameters": built.provenance.parameters}
 
 
+def _lineage(ctx: Context, copied: list[int] | None) -> dict[str, Any]:
+    """``teacher_layers``: the teacher's layer each student layer descends from; in a later round also
+    ``source_layers``, the layers of the previous round's student that were ``copied``."""
+    if ctx.current_round == 1 or copied is None:
+        return {"teacher_layers": copied}
+    before = ctx.at_round(ctx.current_round - 1).record("depth")["teacher_layers"]
+    return {"teacher_layers": [before[k] for k in copied], "source_layers": copied}
+
+
 def run_width(ctx: Context) -> dict[str, Any]:
-    """Hidden size and FFN chosen by importance (or uniformly), on the depth stage's teacher layers."""
+    """Hidden size and FFN chosen by importance (or uniformly), on the depth stage's layers of the same source
+    (the vocabulary-reduced teacher, or the previous round's student)."""
     from polydistill.modeling import load_model, load_tokenizer
 
-    if not ctx.width_changes:
-        return {"skipped": "the width is the teacher's; KD starts from the depth copy"}
-    s, arch, teacher = ctx.settings, ctx.architecture, ctx.model_dir("vocab")
-    depth = ctx.records["depth"]["summary"]
-    model, tokenizer = load_model(teacher), load_tokenizer(teacher)
+    if not ctx.width_selects:
+        kept = "the teacher's" if ctx.current_round == 1 else "the previous round's"
+        return {"skipped": f"the width is {kept}; KD starts from the depth copy"}
+    s, arch, source = ctx.settings, ctx.architecture, ctx.source_dir()
+    depth = ctx.record("depth")
+    model, tokenizer = load_model(source), load_tokenizer(source)
     calibration = _calibration(ctx, tokenizer) if s.width_select == "importance" else None
     named = depth["layer_map"] == "importance"
     built = build_student(model, ctx.model_dir("width"), layers=arch.layers,
                           layer_map="importance" if named else s.layer_map,
-                          teacher_layers=depth["teacher_layers"] if named else None,
+                          teacher_layers=depth.get("source_layers", depth["teacher_layers"]) if named else None,
                           hidden=arch.hidden, intermediate=arch.intermediate, width_select=s.width_select,
                           calibration=calibration, tokenizer=tokenizer, seed=s.seed, overwrite=True)
     width = built.provenance.width or {}
-    return {"teacher_layers": built.provenance.teacher_layers, "method": width.get("method"),
+    return {**_lineage(ctx, built.provenance.teacher_layers), "method": width.get("method"),
             "criterion": width.get("criterion"), "hidden": width.get("hidden_size"),
             "intermediate": width.get("intermediate_size"), "heads": width.get("num_heads"),
             "parameters": built.provenance.parameters}
@@ -475,14 +581,20 @@ def kd_cache_record(result, schedule: Schedule) -> dict[str, Any] | None:
 
 def run_kd(ctx: Context) -> dict[str, Any]:
     """TinyBERT KD from the vocabulary-reduced teacher (resumes from its checkpoints after a kill), with the
-    unlabelled inputs of ``--unlabelled-data`` in its training set (KD terms only, never CE)."""
+    unlabelled inputs of ``--unlabelled-data`` in its training set (KD terms only, never CE). In a prune-and-distil
+    round: this round's share of the steps (or epochs), every student layer matched with the teacher layer it
+    descends from (a later round's provenance names the previous student's layers: KD is given the teacher's,
+    ``teacher_layers`` of the round's depth and width records)."""
     from polydistill.distill.kd import distill
 
-    s = ctx.settings
-    schedule = Schedule.from_dict(ctx.plan["schedule"])
-    values = {**s.training.model_dump(), "max_steps": schedule.max_steps, "eval_steps": schedule.eval_steps}
+    s, schedule, epochs = ctx.settings, ctx.schedule, ctx.round_plan().get("epochs")
+    values = {**s.training.model_dump(), "max_steps": schedule.max_steps, "eval_steps": schedule.eval_steps,
+              **({"epochs": epochs} if epochs is not None else {})}
     settings = TrainSettings(**values, output_dir=ctx.model_dir("kd"), seed=s.seed, progress=False)
     kd = kd_settings(ctx, schedule)
+    if ctx.current_round > 1:
+        copied = ctx.record("width" if ctx.width_selects else "depth")["teacher_layers"]
+        kd = type(kd)(**{**kd.model_dump(), "layer_map": copied})
     result = distill(str(ctx.model_dir("vocab")), str(ctx.student_dir()), ctx.train, settings, kd,
                      callbacks=step_report_callback(ctx.on_step), unlabelled=ctx.unlabelled)
     unlabelled = None

@@ -423,6 +423,46 @@ def load_for_inference_cpu(path: str | os.PathLike):
     return load_for_inference(path).eval()
 
 
+def _model_dirs(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """The model directories of ``paths`` (a hub id: its snapshot), each checked to be a model directory."""
+    dirs = [resolve_model_dir(path) if is_hub_id(path) else path for path in paths]
+    for path in dirs:
+        p = Path(path)
+        require(p.exists(), f"Model directory {path} does not exist; pass a directory written by save_pretrained.")
+        require((p / "config.json").is_file(), f"{path} has no config.json; pass a Hugging Face model directory.")
+    return dirs
+
+
+def _sized_result(entry: str, source: str, runtime: str | None, path: Path, model) -> ModelResult:
+    """The entry's result with its sizes and shape (the timings are added once measured)."""
+    total, weights = disk_size(path)
+    exported = hasattr(model, "runtime_info")
+    shape = {**model_shape(model), **(model.runtime_info() if exported else
+                                      {"runtime": "torch", "dtype": str(model.dtype).removeprefix("torch.")})}
+    params = model.parameter_counts() if exported else count_parameters(model)
+    return ModelResult(entry, str(path), params, total, weights, shape, source=source if runtime else None,
+                       runtime=runtime)
+
+
+def _settings_record(*, repeats: int, warmup: int, lengths: Sequence[int], batch_size: int, devices: list[str],
+                     clocks: Mapping[str, Callable[[], float]] | None, runtimes: Sequence[str] | None,
+                     ) -> dict[str, Any]:
+    """The report's settings: how it was measured, on which machine, with which versions."""
+    return {
+        "repeats": repeats,
+        "warmup": warmup,
+        "lengths": list(lengths),
+        "batch_size": batch_size,
+        "devices": devices,
+        "interleaved": True,
+        "statistic": "median",
+        "clocks": list(clocks or CLOCKS),
+        "machine": machine_info(),
+        "versions": package_versions(),
+        **({"runtimes": list(runtimes)} if runtimes else {}),
+    }
+
+
 def bench_models(
     paths: Sequence[str | os.PathLike],
     *,
@@ -454,11 +494,7 @@ def bench_models(
     require(len(paths) >= 1, "No models given; pass --model DIR at least once (the first is the baseline).")
     names = list(names) if names else unique_names(paths)
 
-    paths = [resolve_model_dir(path) if is_hub_id(path) else path for path in paths]  # a hub id: its snapshot
-    for path in paths:
-        p = Path(path)
-        require(p.exists(), f"Model directory {path} does not exist; pass a directory written by save_pretrained.")
-        require((p / "config.json").is_file(), f"{path} has no config.json; pass a Hugging Face model directory.")
+    paths = _model_dirs(paths)
     require(len(set(names)) == len(names) == len(paths), "Model names must be unique, one per model.")
     if threads is not None:
         require(threads >= 1, f"threads must be at least 1, got {threads}.")
@@ -487,13 +523,7 @@ def bench_models(
                 entries.append((name, name, None, Path(path), load_for_inference(path).eval()))
         for entry, source, runtime, path, model in entries:
             _check_lengths(entry, model.config, lengths)
-            total, weights = disk_size(path)
-            exported = hasattr(model, "runtime_info")
-            shape = {**model_shape(model), **(model.runtime_info() if exported else
-                                              {"runtime": "torch", "dtype": str(model.dtype).removeprefix("torch.")})}
-            params = model.parameter_counts() if exported else count_parameters(model)
-            results.append(ModelResult(entry, str(path), params, total, weights, shape, source=source if runtime else None,
-                                       runtime=runtime))
+            results.append(_sized_result(entry, source, runtime, path, model))
             by_device = {"cpu": model}
             if "cuda" in devices:
                 by_device["cuda"] = copy.deepcopy(model).to("cuda")
@@ -507,19 +537,8 @@ def bench_models(
         entries.clear()
     for result in results:
         result.timings = summarise(samples[result.name])
-    settings = {
-        "repeats": repeats,
-        "warmup": warmup,
-        "lengths": list(lengths),
-        "batch_size": batch_size,
-        "devices": devices,
-        "interleaved": True,
-        "statistic": "median",
-        "clocks": list(clocks or CLOCKS),
-        "machine": machine_info(),
-        "versions": package_versions(),
-        **({"runtimes": list(runtimes)} if runtimes else {}),
-    }
+    settings = _settings_record(repeats=repeats, warmup=warmup, lengths=lengths, batch_size=batch_size,
+                                devices=devices, clocks=clocks, runtimes=runtimes)
     report = BenchReport(results, cases, settings, compute_ratios(results))
     best = best_of_baseline(results)
     if best:

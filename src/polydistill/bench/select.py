@@ -262,6 +262,34 @@ def workload_key(batch: int, length: int) -> str:
     return f"b{batch}/L{length}"
 
 
+def _build_candidates(builder: CandidateBuilder, names: Sequence[str], scratch: Path,
+                      step: Callable[[str], None]) -> tuple[dict[str, Built], dict[str, str]]:
+    """(the candidates built under ``scratch``, the reason each other one could not be built); torch-fp32 must build."""
+    built: dict[str, Built] = {}
+    unbuilt: dict[str, str] = {}
+    for name in names:
+        step(f"building {name}")
+        try:
+            built[name] = Built(name, scratch / name, builder.build(name, scratch / name))
+        except Exception as err:  # a candidate that cannot be built is skipped with its reason, not fatal
+            if name == "torch-fp32":
+                raise
+            detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            unbuilt[name] = f"could not be built ({detail})"
+    return built, unbuilt
+
+
+def _candidates_record(built: Mapping[str, Built], timings: Mapping[str, Mapping[str, float]],
+                       gates: Mapping[str, GateResult], choice: Choice) -> dict[str, dict[str, Any]]:
+    """Each built candidate's record: its timings, score, gate result, size, whether chosen (else why not)."""
+    return {name: {"median_s": timings[name], "score": choice.scores.get(name),
+                   "gate": gates[name].to_dict(), "bytes": b.record.get("bytes"),
+                   "chosen": name == choice.runtime,
+                   **({"why_not": choice.rejected[name]} if name in choice.rejected else {}),
+                   **({"fusion": b.record["fusion"]["fused_operators"]} if b.record.get("fusion") else {})}
+            for name, b in built.items()}
+
+
 def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str | Sequence[tuple[int, int]] = DEFAULT_SERVE,
                 candidates: Sequence[str] | None = None, data=None, texts: Sequence[str] | None = None,
                 gate_examples: int = 300, min_agreement: float = MIN_AGREEMENT, f1_tolerance: float = F1_TOLERANCE,
@@ -302,16 +330,8 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
         scratch = target.path / ".candidates"
         builder = CandidateBuilder(src, scratch, calibration=calibration, opset=opset, exporter=exporter,
                                    per_channel=per_channel)
-        built: dict[str, Built] = {}
-        for name in names:
-            step(f"building {name}")
-            try:
-                built[name] = Built(name, scratch / name, builder.build(name, scratch / name))
-            except Exception as err:  # a candidate that cannot be built is skipped with its reason, not fatal
-                if name == "torch-fp32":
-                    raise
-                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-                skipped[name] = f"could not be built ({detail})"
+        built, unbuilt = _build_candidates(builder, names, scratch, step)
+        skipped.update(unbuilt)
         require(bool(built), "No runtime candidate could be built; " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
         loaded = {name: load_runtime_dir(b.path, threads=profile.threads) for name, b in built.items()}
         gates, gate_record = measure_gates(
@@ -334,12 +354,7 @@ def export_auto(source: str | os.PathLike, out: str | os.PathLike, *, serve: str
             "gate": {**gate_record, "min_agreement": min_agreement, "f1_tolerance_points": f1_tolerance,
                      "min_cosine": min_cosine},
             "chosen": choice.runtime,
-            "candidates": {name: {"median_s": timings[name], "score": choice.scores.get(name),
-                                  "gate": gates[name].to_dict(), "bytes": b.record.get("bytes"),
-                                  "chosen": name == choice.runtime,
-                                  **({"why_not": choice.rejected[name]} if name in choice.rejected else {}),
-                                  **({"fusion": b.record["fusion"]["fused_operators"]} if b.record.get("fusion") else {})}
-                           for name, b in built.items()},
+            "candidates": _candidates_record(built, timings, gates, choice),
             "fastest_per_workload": choice.fastest,
             "skipped": skipped,
             "timings": raw,

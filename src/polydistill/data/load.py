@@ -130,49 +130,13 @@ def load_task_data(
     adapter = get_adapter(name)
     folder = data_folder(adapter, data_root)
     codes = resolve_languages(languages, adapter.valid, adapter.named, adapter.name)
-    if folder is not None:
-        present = adapter.local_languages(folder)
-        missing = [code for code in codes if code not in present]
-        if missing:
-            raise PolydistillError(f"{adapter.name} languages {' '.join(missing)} have no files under {folder}; "
-                                   f"present: {' '.join(present) or 'none'}.")
-    test_only = [code for code in codes if code in adapter.test_only]
-    if purpose == "train" and test_only:
-        raise PolydistillError(
-            f"{' '.join(test_only)} {'is' if len(test_only) == 1 else 'are'} test-only in {adapter.name} (no train "
-            "split): use them for evaluation only (purpose='evaluate' / polydistill evaluate), and train on "
-            f"languages from: {' '.join(adapter.named['all'])}."
-        )
+    _check_languages(adapter, folder, codes, purpose)
 
     options = LoadOptions(purpose=purpose, allow_prerelease=allow_prerelease)
-    text_col = TEXT if adapter.task == "sequence" else TOKENS
-    label_col = LABEL if adapter.task == "sequence" else TAGS
-    columns: dict[str, dict[str, list[Any]]] = {split: {text_col: [], label_col: [], LANGUAGE: []} for split in SPLITS}
-    for code in codes:
-        if folder is not None:
-            per_split = adapter.read_local(folder, code, options)
-        else:
-            per_split = _read_hub(adapter, code, options)
-        for split, cols in per_split.items():
-            columns[split][text_col].extend(cols[text_col])
-            columns[split][label_col].extend(cols[label_col])
-            columns[split][LANGUAGE].extend([code] * len(cols[text_col]))
-
+    columns = _read_columns(adapter, folder, codes, options)
     features = _features(adapter.task)
     splits = DatasetDict({split: Dataset.from_dict(columns[split], features=features) for split in SPLITS})
-    if purpose == "train":
-        for split in ("train", "validation"):
-            if len(splits[split]) == 0:
-                extra = f" ({options.warnings[0]})" if options.warnings else ""
-                which = f" for {' '.join(codes)}" if codes else ""
-                examples = adapter.named["all"][:5]
-                hint = (f"choose languages that have one (e.g. {' '.join(examples)})" if examples
-                        else "add examples to its files")
-                raise PolydistillError(f"The {split} split of {adapter.name}{which} is empty{extra}; {hint}.")
-        _require_two_labels(splits["train"], adapter, codes)
-    elif not any(len(ds) for ds in splits.values()):
-        which = f" for {' '.join(codes)}" if codes else ""
-        raise PolydistillError(f"{adapter.name} has no examples{which}; check the data files.")
+    _check_splits(splits, adapter, codes, options)
     # the subset is a pure function of (data, fraction, seed), so hash the full data plus those two
     fingerprint = content_fingerprint(splits, adapter.name, adapter.task, *adapter.label_names)
     if fraction is not None and fraction < 1 and len(splits["train"]):
@@ -220,6 +184,59 @@ def load_capped_task_data(
             if on_cap is not None and len(data.splits[split]) < before:
                 on_cap(split, before, len(data.splits[split]))
     return data
+
+
+def _check_languages(adapter: DatasetAdapter, folder: Path | None, codes: list[str], purpose: str) -> None:
+    """Refuse a language without files under ``folder`` and, for training, a test-only language."""
+    if folder is not None:
+        present = adapter.local_languages(folder)
+        missing = [code for code in codes if code not in present]
+        if missing:
+            raise PolydistillError(f"{adapter.name} languages {' '.join(missing)} have no files under {folder}; "
+                                   f"present: {' '.join(present) or 'none'}.")
+    test_only = [code for code in codes if code in adapter.test_only]
+    if purpose == "train" and test_only:
+        raise PolydistillError(
+            f"{' '.join(test_only)} {'is' if len(test_only) == 1 else 'are'} test-only in {adapter.name} (no train "
+            "split): use them for evaluation only (purpose='evaluate' / polydistill evaluate), and train on "
+            f"languages from: {' '.join(adapter.named['all'])}."
+        )
+
+
+def _read_columns(adapter: DatasetAdapter, folder: Path | None, codes: list[str], options: LoadOptions,
+                  ) -> dict[str, dict[str, list[Any]]]:
+    """Every split's text, label and language columns: the languages' rows one language after another."""
+    text_col = TEXT if adapter.task == "sequence" else TOKENS
+    label_col = LABEL if adapter.task == "sequence" else TAGS
+    columns: dict[str, dict[str, list[Any]]] = {split: {text_col: [], label_col: [], LANGUAGE: []} for split in SPLITS}
+    for code in codes:
+        if folder is not None:
+            per_split = adapter.read_local(folder, code, options)
+        else:
+            per_split = _read_hub(adapter, code, options)
+        for split, cols in per_split.items():
+            columns[split][text_col].extend(cols[text_col])
+            columns[split][label_col].extend(cols[label_col])
+            columns[split][LANGUAGE].extend([code] * len(cols[text_col]))
+    return columns
+
+
+def _check_splits(splits, adapter: DatasetAdapter, codes: list[str], options: LoadOptions) -> None:
+    """Refuse data a run of ``options.purpose`` cannot use: for training an empty train or validation split or
+    a train split with one label, for evaluation no example at all."""
+    if options.purpose == "train":
+        for split in ("train", "validation"):
+            if len(splits[split]) == 0:
+                extra = f" ({options.warnings[0]})" if options.warnings else ""
+                which = f" for {' '.join(codes)}" if codes else ""
+                examples = adapter.named["all"][:5]
+                hint = (f"choose languages that have one (e.g. {' '.join(examples)})" if examples
+                        else "add examples to its files")
+                raise PolydistillError(f"The {split} split of {adapter.name}{which} is empty{extra}; {hint}.")
+        _require_two_labels(splits["train"], adapter, codes)
+    elif not any(len(ds) for ds in splits.values()):
+        which = f" for {' '.join(codes)}" if codes else ""
+        raise PolydistillError(f"{adapter.name} has no examples{which}; check the data files.")
 
 
 def _require_two_labels(train, adapter: DatasetAdapter, codes: list[str]) -> None:

@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from polydistill.errors import PolydistillError
 from polydistill.experiments.paper_claims import PAPER_CLAIMS, paper_claim_rows, paper_claims_markdown
@@ -138,53 +138,82 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
         else:
             cells[(r["teacher"], r["dataset"], r["eval"], tuple(r[d] for d in dims))][r["model"]].append(r)
     decoded: dict[str, Any] = {}
+    comparisons = (*_model_comparisons(cells, teachers), *_dimension_comparisons(cells, dims),
+                   *_seen_unseen_comparisons(rows, dims))
+    return [_claim(c, dims, by_id, decoded, resamples, seed) for c in comparisons]
+
+
+def _claim(c: _Comparison, dims: list[str], by_id: dict[str, dict[str, Any]], decoded: dict[str, Any],
+           resamples: int, seed: int) -> Claim:
+    """The claim of one comparison: the difference of the seed means and, where both sides have per-example
+    predictions, the bootstrap interval (``decoded``: the examples decoded so far, shared between calls)."""
 
     def examples(side: list[dict]) -> list | None:
         return run_examples(sorted(side, key=lambda r: (r["seed"], r["run_id"])), by_id, decoded)
 
-    def variant(key: tuple) -> str:
-        return ", ".join(f"{d.replace('_', ' ')} {v}" for d, v in zip(dims, key, strict=True) if v != "")
-
     def mean(side: list[dict]) -> float:
         return statistics.fmean(r["f1"] for r in side)
 
-    claims: list[Claim] = []
+    variant = ", ".join(f"{d.replace('_', ' ')} {v}" for d, v in zip(dims, c.key, strict=True) if v != "")
+    claim = Claim(c.claim, c.a_label, c.b_label, c.a[0]["teacher"], c.a[0]["dataset"], c.eval_label, variant,
+                  mean(c.a) - mean(c.b), c.paired)
+    ex_a, ex_b = examples(c.a), examples(c.b)
+    if resamples and ex_a and ex_b:
+        boot = stats.paired_bootstrap if c.paired else stats.unpaired_bootstrap
+        claim.interval = boot(ex_a, ex_b, resamples, seed)
+        claim.difference = 100 * claim.interval.difference
+        iv = claim.interval
+        claim.n = str(iv.n_a) if c.paired else f"{iv.n_a} / {iv.n_b}"
+        claim.seeds = f"{iv.seeds_a} vs {iv.seeds_b}" if c.paired else str(iv.seeds_a)
+    else:
+        claim.n = "–"
+        claim.seeds = f"{len(c.a)} vs {len(c.b)}" if c.paired else str(len(c.a))
+    return claim
 
-    def add(name: str, a_label: str, b_label: str, a: list[dict], b: list[dict], key: tuple, eval_label: str,
-            paired: bool) -> None:
-        claim = Claim(name, a_label, b_label, a[0]["teacher"], a[0]["dataset"], eval_label, variant(key),
-                      mean(a) - mean(b), paired)
-        ex_a, ex_b = examples(a), examples(b)
-        if resamples and ex_a and ex_b:
-            boot = stats.paired_bootstrap if paired else stats.unpaired_bootstrap
-            claim.interval = boot(ex_a, ex_b, resamples, seed)
-            claim.difference = 100 * claim.interval.difference
-            iv = claim.interval
-            claim.n = str(iv.n_a) if paired else f"{iv.n_a} / {iv.n_b}"
-            claim.seeds = f"{iv.seeds_a} vs {iv.seeds_b}" if paired else str(iv.seeds_a)
-        else:
-            claim.n = "–"
-            claim.seeds = f"{len(a)} vs {len(b)}" if paired else str(len(a))
-        claims.append(claim)
 
-    def order(key: tuple) -> tuple:
-        return tuple(sortable(k) for k in (*key[:3], *key[3]))
+class _Comparison(NamedTuple):
+    """One claimed difference "A > B": its name, labels, the rows of each side, the variant key, eval label."""
 
-    for key in sorted(cells, key=order):
+    claim: str
+    a_label: str
+    b_label: str
+    a: list[dict]
+    b: list[dict]
+    key: tuple
+    eval_label: str
+    paired: bool
+
+
+def _cell_order(key: tuple) -> tuple:
+    """The sort key of a cell (teacher, dataset, eval group, variant values)."""
+    return tuple(sortable(k) for k in (*key[:3], *key[3]))
+
+
+def _model_comparisons(cells: dict[tuple, dict[str, list[dict]]], teachers: dict[tuple, list[dict]],
+                       ) -> list[_Comparison]:
+    """The comparisons within one cell: the student pairs of :func:`_claim_pairs`, and teacher > student."""
+    out = []
+    for key in sorted(cells, key=_cell_order):
         models = cells[key]
         teacher, dataset, group, rest = key
         for name, a, b in _claim_pairs(set(models)):
-            add(name, a, b, models[a], models[b], rest, group, True)
+            out.append(_Comparison(name, a, b, models[a], models[b], rest, group, True))
         for model in CLAIM_MODELS:
             if model in models and teachers.get((teacher, dataset, group)):
-                add("teacher > student", "teacher", model, teachers[(teacher, dataset, group)], models[model],
-                    rest, group, True)
-    # one design dimension at a time, every other dimension (and the model row) equal
+                out.append(_Comparison("teacher > student", "teacher", model, teachers[(teacher, dataset, group)],
+                                       models[model], rest, group, True))
+    return out
+
+
+def _dimension_comparisons(cells: dict[tuple, dict[str, list[dict]]], dims: list[str]) -> list[_Comparison]:
+    """The comparisons of :data:`DIMENSION_CLAIMS`: one design dimension at a time, every other dimension (and
+    the model row) equal."""
+    out = []
     for dim, name, value_a, value_b in DIMENSION_CLAIMS:
         if dim not in dims:
             continue
         at = dims.index(dim)
-        for key in sorted(cells, key=order):
+        for key in sorted(cells, key=_cell_order):
             teacher, dataset, group, rest = key
             if rest[at] == value_b or rest[at] == "" and value_a is None or value_a is not None and rest[at] != value_a:
                 continue
@@ -194,19 +223,25 @@ def compute_claims(records: list[dict[str, Any]], resamples: int | None = None, 
             for model in sorted(set(cells[key]) & set(other), key=lambda m: row_sort_key((m,))):
                 shown = {d: v for d, v in zip(dims, rest, strict=True) if d != dim}
                 label = f"{model}, {dim.replace('_', ' ')} "
-                add(name, label + str(rest[at]), label + str(value_b or "none"), cells[key][model], other[model],
-                    tuple(shown.get(d, "") for d in dims), group, True)
-    # seen > unseen, per model row (teachers included)
+                out.append(_Comparison(name, label + str(rest[at]), label + str(value_b or "none"), cells[key][model],
+                                       other[model], tuple(shown.get(d, "") for d in dims), group, True))
+    return out
+
+
+def _seen_unseen_comparisons(rows: list[dict[str, Any]], dims: list[str]) -> list[_Comparison]:
+    """Seen > unseen, per model row (teachers included): different examples, so unpaired."""
     by_model: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         rest = tuple(r[d] for d in dims) if r["kind"] != "teacher" else tuple("" for _ in dims)
         by_model[(r["teacher"], r["dataset"], r["model"], rest)][r["eval"]].append(r)
+    out = []
     for (_, _, model, rest), groups in sorted(
             by_model.items(), key=lambda kv: (*[sortable(k) for k in kv[0][:2]], row_sort_key((kv[0][2],)),
                                               *[sortable(k) for k in kv[0][3]])):
         if groups.get("seen") and groups.get("unseen"):
-            add("seen > unseen", model, model, groups["seen"], groups["unseen"], rest, "seen − unseen", False)
-    return claims
+            out.append(_Comparison("seen > unseen", model, model, groups["seen"], groups["unseen"], rest,
+                                   "seen − unseen", False))
+    return out
 
 
 def _claim_columns(claims: list[Claim]) -> list[int]:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from polydistill.architectures import ArchitectureAdapter, count_parameters, get_adapter, task_of
+from polydistill.architectures import ArchitectureAdapter, Task, count_parameters, get_adapter, task_of
 from polydistill.errors import PolydistillError, require, require_types
 from polydistill.io import check_output_dir, package_versions
 from polydistill.student.layer_maps import LAYER_MAPS, explicit_length, resolve_layer_map
@@ -117,6 +117,64 @@ def _sizes(config) -> dict[str, int]:
             "head_size": config.hidden_size // heads}
 
 
+def _check_arguments(*, init: str, base, width_select: str, sizes: dict[str, int | None], seed: int,
+                     overwrite: bool, layer_map, out) -> None:
+    """Refuse an argument of the wrong kind or value (none is read or loaded yet)."""
+    require(init in INITS, f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
+    require(init != "from-base" or base is not None,
+            "--init from-base needs --base, the pretrained checkpoint the teacher was fine-tuned from.")
+    require(width_select in WIDTH_SELECTIONS,
+            f"Unknown width selection {width_select!r}; choose one of {', '.join(WIDTH_SELECTIONS)}.")
+    for name, value in sizes.items():
+        require(value is None or (isinstance(value, int) and not isinstance(value, bool)),
+                f"{name} must be a whole number, got {value!r}.")
+    require_types(seed=(seed, int, "a whole number"), overwrite=(overwrite, bool, "True or False"),
+                  layer_map=(layer_map, (str, list, tuple), "a map name such as alternate-last, \"0,2,5\" or a list "
+                             "of teacher layers"),
+                  out=(out, (str, os.PathLike, type(None)), "a folder path or None"))
+
+
+def _fresh_student(adapter: ArchitectureAdapter, teacher_model, task: Task, n_layers: int, plan: WidthPlan, seed: int):
+    """The student model at its sizes, with fresh weights seeded by ``seed`` (nothing copied yet)."""
+    import torch
+
+    from polydistill.modeling import auto_class
+
+    config = adapter.student_config(teacher_model.config, n_layers, plan.hidden_size, plan.intermediate_size,
+                                    plan.num_heads)
+    config.architectures = [type(teacher_model).__name__]
+    if hasattr(config, "auto_map"):  # the student is built from our code, never the teacher's custom code
+        del config.auto_map
+    torch.manual_seed(seed)  # fresh parts (all of from-scratch, the head of from-base) are reproducible
+    return auto_class(task).from_config(config)
+
+
+def _copy_init(init: str, teacher_model, base_model, student, adapter: ArchitectureAdapter, plan: WidthPlan,
+               mapped: list[int]) -> list[str]:
+    """Copy ``init``'s tensors into ``student``; the parts copied, as provenance names them."""
+    from polydistill.student.weights import copy_weights
+
+    if init == "from-teacher":
+        copy_weights(teacher_model, student, adapter, plan, mapped, teacher_model.config, include_head=True)
+        return ["embeddings", "layers", "head"]
+    if init == "from-base":
+        assert base_model is not None  # loaded for from-base
+        copy_weights(adapter.backbone(base_model), adapter.backbone(student), adapter, plan, mapped,
+                     base_model.config, include_head=False)
+        return ["embeddings", "layers"]
+    return []
+
+
+def _layer_map_name(layer_map: str | Sequence[int], teacher_layers: Sequence[int] | None) -> str:
+    """The layer map's name provenance records: a named map, the caller's name for layers chosen elsewhere
+    (``teacher_layers=``, e.g. importance), else ``explicit``."""
+    if not isinstance(layer_map, str) or explicit_length(layer_map) is not None:
+        return "explicit"
+    if teacher_layers is not None and layer_map in LAYER_MAPS:  # the layers are not the named map's
+        return "explicit"
+    return layer_map
+
+
 def build_student(
     teacher,
     out: str | Path | None = None,
@@ -148,23 +206,11 @@ def build_student(
     init: from-teacher (copy embeddings, layers, head) | from-base (copy from ``base``, fresh head) |
     from-scratch (nothing copied; standard init seeded by ``seed``).
     """
-    import torch
+    from polydistill.modeling import load_model, load_tokenizer
 
-    from polydistill.modeling import auto_class, load_model, load_tokenizer
-    from polydistill.student.weights import copy_weights
-
-    require(init in INITS, f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
-    require(init != "from-base" or base is not None,
-            "--init from-base needs --base, the pretrained checkpoint the teacher was fine-tuned from.")
-    require(width_select in WIDTH_SELECTIONS,
-            f"Unknown width selection {width_select!r}; choose one of {', '.join(WIDTH_SELECTIONS)}.")
-    for name, value in {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads}.items():
-        require(value is None or (isinstance(value, int) and not isinstance(value, bool)),
-                f"{name} must be a whole number, got {value!r}.")
-    require_types(seed=(seed, int, "a whole number"), overwrite=(overwrite, bool, "True or False"),
-                  layer_map=(layer_map, (str, list, tuple), "a map name such as alternate-last, \"0,2,5\" or a list "
-                             "of teacher layers"),
-                  out=(out, (str, os.PathLike, type(None)), "a folder path or None"))
+    _check_arguments(init=init, base=base, width_select=width_select,
+                     sizes={"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads},
+                     seed=seed, overwrite=overwrite, layer_map=layer_map, out=out)
     if out is not None:
         check_output_dir(out, overwrite, inputs=(teacher, base))  # refuse before any slow loading
 
@@ -199,32 +245,11 @@ def build_student(
         base_model = base if not isinstance(base, (str, Path)) else load_model(base, task="base", config=base_config)
 
     task = task_of(teacher_model)
-    s_config = adapter.student_config(t_config, len(mapped), plan.hidden_size, plan.intermediate_size,
-                                      plan.num_heads)
-    s_config.architectures = [type(teacher_model).__name__]
-    if hasattr(s_config, "auto_map"):  # the student is built from our code, never the teacher's custom code
-        del s_config.auto_map
-    torch.manual_seed(seed)  # fresh parts (all of from-scratch, the head of from-base) are reproducible
-    student = auto_class(task).from_config(s_config)
-
-    copied: list[str] = []
-    if init == "from-teacher":
-        copy_weights(teacher_model, student, adapter, plan, mapped, t_config, include_head=True)
-        copied = ["embeddings", "layers", "head"]
-    elif init == "from-base":
-        assert base_model is not None  # loaded above for from-base
-        copy_weights(adapter.backbone(base_model), adapter.backbone(student), adapter, plan, mapped,
-                     base_model.config, include_head=False)
-        copied = ["embeddings", "layers"]
+    student = _fresh_student(adapter, teacher_model, task, len(mapped), plan, seed)
+    copied = _copy_init(init, teacher_model, base_model, student, adapter, plan, mapped)
     student = student.to(next(teacher_model.parameters()).dtype).eval()  # keep the teacher's precision
 
     labels = [t_config.id2label[i] for i in sorted(t_config.id2label)] if task != "base" else []
-    # A named map; or, for layers chosen elsewhere (teacher_layers=), the name the caller gives, e.g. importance.
-    named = isinstance(layer_map, str) and explicit_length(layer_map) is None
-    if teacher_layers is None:
-        spec_name = layer_map if named else "explicit"
-    else:
-        spec_name = layer_map if named and layer_map not in LAYER_MAPS else "explicit"
     provenance = Provenance(
         polydistill_student=STUDENT_RECORD_VERSION,
         teacher=teacher_name,
@@ -235,7 +260,7 @@ def build_student(
         base=base_name,
         init=init,
         copied=copied,
-        layer_map=spec_name,
+        layer_map=_layer_map_name(layer_map, teacher_layers),
         teacher_layers=mapped,
         num_layers=len(mapped),
         width=plan.to_dict(with_indices=plan.method != "uniform"),

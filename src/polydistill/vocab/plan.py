@@ -289,6 +289,87 @@ def _equivalent(cand: Candidates, cut: int) -> dict:
     return {"selected": min(cut, len(cand.ranked)), "min_word_freq": float(f"{cand.score[last]:.3g}")}
 
 
+def _always_kept_parts(tokenizer, voc: _Vocabulary, candidates: Sequence[Candidates], kept_texts: list[str],
+                       ) -> tuple[set[int], set[str], set[int]]:
+    """(the kept texts' token ids, the characters the sources and kept texts use, their character fallback)."""
+    normalize = _normalizer(tokenizer)
+    text_ids: set[int] = set()
+    chars: set[str] = set().union(*(c.chars for c in candidates))
+    for text in kept_texts:
+        text_ids |= set(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+        chars |= set(normalize(text))
+    chars.discard(" ")
+    return text_ids, chars, _fallback(voc.kind, voc.model_json, voc.backend, voc.piece_id, chars)
+
+
+def _select_by_thresholds(candidates: Sequence[Candidates], by_key: dict[str, list[Candidates]], special: set[int],
+                          thresholds: dict[str, float]) -> tuple[list[set[int]], dict[str, dict]]:
+    """(each source's own selection, the per-language record) under the sources' thresholds."""
+    selected_by_cand: list[set[int]] = []
+    for cand in candidates:
+        option, value = (("--wordfreq-min-freq", thresholds.get("wordfreq_min_freq", 0.0)) if cand.kind == "wordfreq"
+                         else ("--min-sentence-freq", thresholds.get("min_sentence_freq", 0.0)))
+        _check_threshold(cand, special, option, value)
+        selected_by_cand.append(set(cand.selected))
+    languages = {key: {"sources": [c.description for c in cands], "rule": "thresholds"} for key, cands in by_key.items()}
+    return selected_by_cand, languages
+
+
+def _select_by_coverage(candidates: Sequence[Candidates], by_key: dict[str, list[Candidates]],
+                        heldout: Sequence[HeldoutEncoding], voc: _Vocabulary, always: set[int], min_coverage: float,
+                        ) -> tuple[list[set[int]], dict[str, dict]]:
+    """(each source's selection, the per-language record) when each language keeps the shortest prefix of its
+    merged ranking that reaches ``min_coverage`` on its held-out text."""
+    held = {enc.key: enc for enc in heldout}
+    missing = [key for key in by_key if key not in held or held[key].n_tokens == 0]
+    require(not missing, f"--min-coverage needs held-out text for every language; {', '.join(missing)} has none "
+                         "(give --dataset, or --heldout LANG=FILE with LANG as in the sources).")
+    selected_by_cand: list[set[int]] = [set() for _ in candidates]
+    languages: dict[str, dict] = {}
+    index = {id(c): n for n, c in enumerate(candidates)}
+    always_rank = np.array(sorted(i for i in always if i < voc.old_size), dtype=np.int64)
+    for key, cands in by_key.items():
+        rank = np.full(voc.old_size, np.inf)
+        for cand in cands:
+            ids = np.asarray([i for i in cand.ranked if i < voc.old_size], dtype=np.int64)
+            if len(ids):
+                rank[ids] = np.minimum(rank[ids], np.arange(len(ids), dtype=float))
+        rank[always_rank] = -1
+        cut, reachable = rank_cut(held[key], rank, min_coverage)
+        if cut is None:
+            raise PolydistillError(
+                f"The sources of {key} reach at most {reachable:.2%} token coverage on {held[key].description}, "
+                f"below --min-coverage {min_coverage:g}; add text of that language (--corpus, --wordfreq) "
+                "or lower --min-coverage.")
+        for cand in cands:
+            selected_by_cand[index[id(cand)]] = set(cand.ranked[:cut])
+        languages[key] = {"sources": [c.description for c in cands], "rule": f"token coverage ≥ {min_coverage:g}",
+                          "rank_cut": cut, "reachable": round(reachable, 5),
+                          "equivalent_thresholds": {c.description: _equivalent(c, cut) for c in cands}}
+    return selected_by_cand, languages
+
+
+def _kept_and_reasons(candidates: Sequence[Candidates], selected_by_cand: list[set[int]], voc: _Vocabulary,
+                      text_ids: set[int], fallback: set[int], has_keep_text: bool,
+                      ) -> tuple[list[int], dict[str, set[int]]]:
+    """(the kept ids, sorted; the ids each reason adds to those of the reasons before it)."""
+    frequent = set().union(*(s for s, c in zip(selected_by_cand, candidates, strict=True) if c.kind != "wordfreq"))
+    wordfreq = set().union(*(s for s, c in zip(selected_by_cand, candidates, strict=True) if c.kind == "wordfreq"))
+    reasons: dict[str, set[int]] = {"frequent": frequent}
+    if any(c.kind == "wordfreq" for c in candidates):
+        reasons["wordfreq"] = wordfreq - frequent
+    reasons["special"] = voc.special
+    if has_keep_text:
+        reasons["keep text"] = text_ids - frequent - wordfreq - voc.special
+    reasons["character fallback"] = fallback - voc.special - frequent - wordfreq - text_ids
+    kept = frequent | wordfreq | voc.special | fallback | text_ids
+    if voc.kind == "BPE":
+        closure = _bpe_closure(kept, voc.pieces, voc.piece_id, merge_pairs(voc.model_json))
+        reasons["merge derivation"] = closure - kept
+        kept |= closure
+    return sorted(i for i in kept if i < voc.old_size), reasons
+
+
 def plan_vocabulary(
     tokenizer,
     candidates: Sequence[Candidates],
@@ -304,72 +385,19 @@ def plan_vocabulary(
     require(min_coverage is None or 0 < min_coverage <= 1,
             f"--min-coverage must be a fraction in (0, 1], not {min_coverage}.")
     voc = _vocabulary(tokenizer)
-    thresholds = thresholds or {}
-    normalize = _normalizer(tokenizer)
     kept_texts = [t for t in dict.fromkeys(keep_text) if t]
-    text_ids: set[int] = set()
-    chars: set[str] = set().union(*(c.chars for c in candidates))
-    for text in kept_texts:
-        text_ids |= set(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
-        chars |= set(normalize(text))
-    chars.discard(" ")
-    fallback = _fallback(voc.kind, voc.model_json, voc.backend, voc.piece_id, chars)
+    text_ids, chars, fallback = _always_kept_parts(tokenizer, voc, candidates, kept_texts)
     always = voc.special | fallback | text_ids
 
     by_key: dict[str, list[Candidates]] = {}
     for cand in candidates:
         by_key.setdefault(cand.key, []).append(cand)
-    held = {enc.key: enc for enc in heldout}
-    selected_by_cand: list[set[int]] = [set() for _ in candidates]
-    languages: dict[str, dict] = {}
-    index = {id(c): n for n, c in enumerate(candidates)}
     if min_coverage is None:
-        for n, cand in enumerate(candidates):
-            option, value = (("--wordfreq-min-freq", thresholds.get("wordfreq_min_freq", 0.0)) if cand.kind == "wordfreq"
-                             else ("--min-sentence-freq", thresholds.get("min_sentence_freq", 0.0)))
-            _check_threshold(cand, voc.special, option, value)
-            selected_by_cand[n] = set(cand.selected)
-        for key, cands in by_key.items():
-            languages[key] = {"sources": [c.description for c in cands], "rule": "thresholds"}
+        selected_by_cand, languages = _select_by_thresholds(candidates, by_key, voc.special, thresholds or {})
     else:
-        missing = [key for key in by_key if key not in held or held[key].n_tokens == 0]
-        require(not missing, f"--min-coverage needs held-out text for every language; {', '.join(missing)} has none "
-                             "(give --dataset, or --heldout LANG=FILE with LANG as in the sources).")
-        always_rank = np.array(sorted(i for i in always if i < voc.old_size), dtype=np.int64)
-        for key, cands in by_key.items():
-            rank = np.full(voc.old_size, np.inf)
-            for cand in cands:
-                ids = np.asarray([i for i in cand.ranked if i < voc.old_size], dtype=np.int64)
-                if len(ids):
-                    rank[ids] = np.minimum(rank[ids], np.arange(len(ids), dtype=float))
-            rank[always_rank] = -1
-            cut, reachable = rank_cut(held[key], rank, min_coverage)
-            if cut is None:
-                raise PolydistillError(
-                    f"The sources of {key} reach at most {reachable:.2%} token coverage on {held[key].description}, "
-                    f"below --min-coverage {min_coverage:g}; add text of that language (--corpus, --wordfreq) "
-                    "or lower --min-coverage.")
-            for cand in cands:
-                selected_by_cand[index[id(cand)]] = set(cand.ranked[:cut])
-            languages[key] = {"sources": [c.description for c in cands], "rule": f"token coverage ≥ {min_coverage:g}",
-                              "rank_cut": cut, "reachable": round(reachable, 5),
-                              "equivalent_thresholds": {c.description: _equivalent(c, cut) for c in cands}}
+        selected_by_cand, languages = _select_by_coverage(candidates, by_key, heldout, voc, always, min_coverage)
+    kept_ids, reasons = _kept_and_reasons(candidates, selected_by_cand, voc, text_ids, fallback, bool(kept_texts))
 
-    frequent = set().union(*(s for s, c in zip(selected_by_cand, candidates, strict=True) if c.kind != "wordfreq"))
-    wordfreq = set().union(*(s for s, c in zip(selected_by_cand, candidates, strict=True) if c.kind == "wordfreq"))
-    reasons: dict[str, set[int]] = {"frequent": frequent}
-    if any(c.kind == "wordfreq" for c in candidates):
-        reasons["wordfreq"] = wordfreq - frequent
-    reasons["special"] = voc.special
-    if kept_texts:
-        reasons["keep text"] = text_ids - frequent - wordfreq - voc.special
-    reasons["character fallback"] = fallback - voc.special - frequent - wordfreq - text_ids
-    kept = frequent | wordfreq | always
-    if voc.kind == "BPE":
-        closure = _bpe_closure(kept, voc.pieces, voc.piece_id, merge_pairs(voc.model_json))
-        reasons["merge derivation"] = closure - kept
-        kept |= closure
-    kept_ids = sorted(i for i in kept if i < voc.old_size)
     sources = [{"language": c.key, "kind": c.kind, "description": c.description, "size": c.size, "unit": c.unit,
                 "rule": (languages[c.key]["rule"] if min_coverage is not None else c.rule),
                 "candidates": len(c.ranked), "selected": len(s)}

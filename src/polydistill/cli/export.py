@@ -70,17 +70,9 @@ def export(
 
     opt.set_threads(threads)
     source = opt.one_model(model, model_option)
-    if format not in FORMATS:
-        raise PolydistillError(f"Unknown export format {format!r}; choose {', '.join(FORMATS)}.")
-    if runtime is not None and quantize is not None:
-        raise PolydistillError("--quantize is for the plain ONNX export; with --runtime name the precision in the "
-                               "runtime (onnx-int8, onnx-fp32, ...).")
+    _check_format_flags(format, runtime, quantize)
     check_output_dir(out, overwrite)  # before the data and the model load
-    data = None
-    if calibration_data is not None:
-        from polydistill.data import load_task_data
-
-        data = load_task_data(calibration_data, languages, data_root=data_root, seed=seed, purpose="evaluate")
+    data = _load_calibration_data(calibration_data, languages, data_root, seed)
     if runtime is not None:
         _export_runtime(source, out, runtime, data=data, serve=serve, candidates=candidates, gate_examples=gate_examples,
                         gate_texts=gate_texts, repeats=repeats, calibration_examples=calibration_examples,
@@ -91,6 +83,29 @@ def export(
                           calibration_examples=calibration_examples,
                           calibration_max_length=max_length, seed=seed, opset=opset, exporter=exporter,
                           per_channel=per_channel, overwrite=overwrite, push_to_hub=push_to_hub)
+    _echo_onnx_export(source, result, push_to_hub)
+
+
+def _check_format_flags(format: str, runtime: str | None, quantize: str | None) -> None:
+    """Refuse an unknown --format, and --quantize together with --runtime."""
+    if format not in FORMATS:
+        raise PolydistillError(f"Unknown export format {format!r}; choose {', '.join(FORMATS)}.")
+    if runtime is not None and quantize is not None:
+        raise PolydistillError("--quantize is for the plain ONNX export; with --runtime name the precision in the "
+                               "runtime (onnx-int8, onnx-fp32, ...).")
+
+
+def _load_calibration_data(calibration_data: str | None, languages: str, data_root: str | None, seed: int):
+    """The --calibration-data dataset (its ``languages``), or None without the flag."""
+    if calibration_data is None:
+        return None
+    from polydistill.data import load_task_data
+
+    return load_task_data(calibration_data, languages, data_root=data_root, seed=seed, purpose="evaluate")
+
+
+def _echo_onnx_export(source, result, push_to_hub: str | None) -> None:
+    """Print what a plain ONNX export wrote and how closely it matches the PyTorch model."""
     record, check = result.record, result.record["check"]
     agreement = (f"argmax agreement {100 * check['argmax_agreement']:.1f}%" if "argmax_agreement" in check
                  else f"min cosine {check['min_cosine']:.4f}")

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -174,97 +174,143 @@ def run_grid_ray(
             ray.shutdown()
 
 
-def _drive(ray, config, work_dir: Path, store, specs: list[RunSpec], settings: RaySettings, slots: float,
-           on_event) -> GridSummary:
-    remote = ray.remote(run_cell).options(
+def _cell_task(ray, settings: RaySettings):
+    """:func:`run_cell` as a Ray remote function with the cell's resource request and retries."""
+    return ray.remote(run_cell).options(
         num_cpus=settings.cpus_per_cell, num_gpus=settings.gpus_per_cell, max_retries=settings.max_retries,
         retry_exceptions=False, name="polydistill-cell")
-    threads = cell_threads(config, settings)
-    # as many cells in flight as fit at a time: every one is running (the progress says so truthfully), and
-    # the others stay unlocked for a second `grid run` on another cluster sharing the work dir
-    queue_limit = max(1, int(min(slots, 100_000)))
-    by_id = {s.run_id: s for s in specs}
-    index = {s.run_id: i for i, s in enumerate(specs)}
-    total = len(specs)
-    failed: dict[str, str] = {}
-    summary = GridSummary(work_dir=work_dir, total=total)
-    in_flight: dict[Any, tuple[RunSpec, contextlib.ExitStack]] = {}
 
-    def event(kind: str, spec: RunSpec) -> None:
-        if on_event:
-            on_event(kind, spec, index[spec.run_id], total)
 
-    def submit(spec: RunSpec) -> bool:
+def _task_outcome(ray, ref, max_retries: int) -> tuple[str, Any]:
+    """A finished task's ``(status, payload)``, or a failure when its worker was lost every time."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError:
+        raise  # a bug in polydistill (not a PolydistillError): its traceback, as the sequential runner
+    except ray.exceptions.RayError as err:  # the worker or its node died max_retries + 1 times
+        return "fail", (f"its Ray worker was lost {max_retries + 1} times "
+                        f"({type(err).__name__}); see the Ray logs (/tmp/ray/session_latest/logs).")
+
+
+@dataclass
+class _Driver:
+    """The driver's state while the cells of a grid run as Ray tasks: cells in flight, failures, summary."""
+
+    ray: Any
+    remote: Any  # run_cell as a Ray task (:func:`_cell_task`)
+    config: ExperimentConfig
+    work_dir: Path
+    store: Any
+    specs: list[RunSpec]
+    settings: RaySettings
+    on_event: Callable[[str, RunSpec, int, int], None] | None
+    threads: int = field(init=False)
+    by_id: dict[str, RunSpec] = field(init=False)
+    index: dict[str, int] = field(init=False)
+    total: int = field(init=False)
+    failed: dict[str, str] = field(init=False, default_factory=dict)
+    summary: GridSummary = field(init=False)
+    in_flight: dict[Any, tuple[RunSpec, contextlib.ExitStack]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.threads = cell_threads(self.config, self.settings)
+        self.by_id = {s.run_id: s for s in self.specs}
+        self.index = {s.run_id: i for i, s in enumerate(self.specs)}
+        self.total = len(self.specs)
+        self.summary = GridSummary(work_dir=self.work_dir, total=self.total)
+
+    def event(self, kind: str, spec: RunSpec) -> None:
+        """Report ``kind`` (start / skip / done / fail) for ``spec`` to ``on_event``, if any."""
+        if self.on_event:
+            self.on_event(kind, spec, self.index[spec.run_id], self.total)
+
+    def submit(self, spec: RunSpec) -> bool:
+        """Lock ``spec``'s cell and submit it as a task; False when another process has it or it is done."""
         held = contextlib.ExitStack()
-        if not held.enter_context(try_lock(store.run_dir(spec.run_id))):
+        if not held.enter_context(try_lock(self.store.run_dir(spec.run_id))):
             held.close()  # another `grid run` sharing this work dir is on it
             return False
-        if store.has(spec.run_id):  # finished meanwhile: skipped next pass
+        if self.store.has(spec.run_id):  # finished meanwhile: skipped next pass
             held.close()
             return False
-        ref = remote.remote(spec, by_id.get(spec.teacher_run or ""), str(work_dir), config.name,
-                            config.teacher_gate_margin, threads, os.getcwd())
-        in_flight[ref] = (spec, held)
-        event("start", spec)
+        ref = self.remote.remote(spec, self.by_id.get(spec.teacher_run or ""), str(self.work_dir), self.config.name,
+                                 self.config.teacher_gate_margin, self.threads, os.getcwd())
+        self.in_flight[ref] = (spec, held)
+        self.event("start", spec)
         return True
 
-    def finish(ref) -> None:
-        spec, held = in_flight.pop(ref)
+    def finish(self, ref) -> None:
+        """Write the finished task ``ref``'s record or failure to the store and release its cell's lock."""
+        spec, held = self.in_flight.pop(ref)
         with held:
-            try:
-                status, payload = ray.get(ref)
-            except ray.exceptions.RayTaskError:
-                raise  # a bug in polydistill (not a PolydistillError): its traceback, as the sequential runner
-            except ray.exceptions.RayError as err:  # the worker or its node died max_retries + 1 times
-                status, payload = "fail", (f"its Ray worker was lost {settings.max_retries + 1} times "
-                                           f"({type(err).__name__}); see the Ray logs (/tmp/ray/session_latest/logs).")
+            status, payload = _task_outcome(self.ray, ref, self.settings.max_retries)
             if status == "gate":
                 raise TeacherGateError(payload)
             if status == "abort":
                 raise PolydistillError(payload)
             if status == "fail":
-                failed[spec.run_id] = payload
-                store.fail(spec.run_id, spec.label, payload)
-                event("fail", spec)
+                self.failed[spec.run_id] = payload
+                self.store.fail(spec.run_id, spec.label, payload)
+                self.event("fail", spec)
                 return
-            store.save(spec.run_id, payload)
-            _cleanup(spec, store, config.keep_student_models)
-        summary.finished.append(spec.run_id)
-        event("done", spec)
+            self.store.save(spec.run_id, payload)
+            _cleanup(spec, self.store, self.config.keep_student_models)
+        self.summary.finished.append(spec.run_id)
+        self.event("done", spec)
 
+    def schedule(self, pending: list[RunSpec], queue_limit: int) -> tuple[list[RunSpec], bool]:
+        """Skip, fail or submit each pending cell it can: (the cells still waiting, whether any moved on)."""
+        progressed, waiting = False, []
+        for spec in pending:
+            if self.store.has(spec.run_id):
+                self.summary.skipped += 1
+                progressed = True
+                self.event("skip", spec)
+            elif spec.teacher_run in self.failed:  # its teacher failed: nothing to distil from
+                self.failed[spec.run_id] = f"its teacher failed ({self.failed[spec.teacher_run]})"
+                progressed = True
+                self.event("fail", spec)
+            elif (spec.teacher_run and not self.store.has(spec.teacher_run)) or len(self.in_flight) >= queue_limit \
+                    or not self.submit(spec):
+                waiting.append(spec)  # its teacher is not finished, the queue is full, or another process has it
+            else:
+                progressed = True
+        return waiting, progressed
+
+    def collect(self) -> None:
+        """Wait up to 5 s for a task in flight to end and record each that did."""
+        done, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=5.0)
+        for ref in done:
+            self.finish(ref)
+
+    def cancel_in_flight(self) -> None:
+        """Cancel the tasks in flight (their workers killed, their checkpoints kept) and release their locks."""
+        for ref, (_, held) in list(self.in_flight.items()):
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
+            held.close()
+
+
+def _drive(ray, config, work_dir: Path, store, specs: list[RunSpec], settings: RaySettings, slots: float,
+           on_event) -> GridSummary:
+    """Run ``specs`` as Ray tasks, as many at a time as ``slots``, until each is done, skipped or failed."""
+    driver = _Driver(ray, _cell_task(ray, settings), config, work_dir, store, specs, settings, on_event)
+    # as many cells in flight as fit at a time: every one is running (the progress says so truthfully), and
+    # the others stay unlocked for a second `grid run` on another cluster sharing the work dir
+    queue_limit = max(1, int(min(slots, 100_000)))
     start = time.time()
     pending = list(specs)
     try:
-        while pending or in_flight:
-            progressed, waiting = False, []
-            for spec in pending:
-                if store.has(spec.run_id):
-                    summary.skipped += 1
-                    progressed = True
-                    event("skip", spec)
-                elif spec.teacher_run in failed:  # its teacher failed: nothing to distil from
-                    failed[spec.run_id] = f"its teacher failed ({failed[spec.teacher_run]})"
-                    progressed = True
-                    event("fail", spec)
-                elif (spec.teacher_run and not store.has(spec.teacher_run)) or len(in_flight) >= queue_limit \
-                        or not submit(spec):
-                    waiting.append(spec)  # its teacher is not finished, the queue is full, or another process has it
-                else:
-                    progressed = True
-            pending = waiting
-            if in_flight:
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
-                for ref in done:
-                    finish(ref)
+        while pending or driver.in_flight:
+            pending, progressed = driver.schedule(pending, queue_limit)
+            if driver.in_flight:
+                driver.collect()
             elif pending and not progressed:
                 time.sleep(5)  # waiting for another `grid run` sharing the work dir
     finally:
-        # Ctrl-C, a weak teacher, an error: stop the cells in flight (their workers are killed, their
-        # checkpoints stay for the re-run) and release their locks
-        for ref, (_, held) in list(in_flight.items()):
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
-            held.close()
+        # Ctrl-C, a weak teacher, an error: stop the cells in flight and release their locks
+        driver.cancel_in_flight()
+    summary = driver.summary
     summary.seconds = time.time() - start
-    raise_if_failed(failed, summary, by_id, config.name, work_dir)
+    raise_if_failed(driver.failed, summary, driver.by_id, config.name, work_dir)
     return summary

@@ -337,6 +337,99 @@ def load_source(source: str | os.PathLike) -> SourceModel:
                        adapter.position_limit(model.config) or 512, weights)
 
 
+def _check_export_options(quantize: str, exporter: str, calibration_data, opset: int) -> None:
+    """Refuse an unknown quantization or exporter, calibration data without int8, or an unsupported opset."""
+    require(quantize in QUANTIZATIONS, f"Unknown quantization {quantize!r}; choose int8 or none.")
+    require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
+    require(calibration_data is None or quantize == "int8",
+            "Calibration data is for int8 quantization; drop --calibration-data or use --quantize int8.")
+    require(14 <= opset <= 20, f"ONNX opset {opset} is not supported here; use 14 to 20 (default {DEFAULT_OPSET}).")
+
+
+def _write_onnx(src: SourceModel, folder: Path, quantize: str, calibration: Calibration | None, per_channel: bool,
+                opset: int, exporter: str) -> tuple[int, int, dict[str, Any] | None]:
+    """Trace ``src`` into ``folder``/model.onnx, int8 or fp32: (fp32 bytes, ONNX bytes, quantisation settings)."""
+    scratch = folder / ".fp32"
+    scratch.mkdir()
+    fp32 = scratch / ONNX_FILE
+    trace_to_onnx(src.model, src.task, src.names, src.output, src.tokenizer, src.limit, fp32, opset, exporter)
+    fp32_bytes = sum(p.stat().st_size for p in scratch.iterdir())
+    final = folder / ONNX_FILE
+    quantization: dict[str, Any] | None = None
+    if quantize == "int8":
+        quantization = _quantize(fp32, final, calibration, per_channel)
+    else:
+        for p in scratch.iterdir():
+            p.rename(folder / p.name)
+    shutil.rmtree(scratch)
+    onnx_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.name.startswith(ONNX_FILE))
+    return fp32_bytes, onnx_bytes, quantization
+
+
+def _check_onnx(src: SourceModel, final: Path, quantized: bool) -> dict[str, Any]:
+    """Load ``final`` in onnxruntime and compare it with ``src``'s PyTorch model (:func:`_check`)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(final), sess_options=session_options(), providers=["CPUExecutionProvider"])
+    return _check(src.model, session, src.tokenizer, src.names, src.output, quantized, src.limit)
+
+
+def _opset_used(path: Path, default: int) -> int:
+    """The default-domain (ai.onnx) opset the ONNX file ``path`` imports, else ``default``."""
+    import onnx
+
+    return next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+                 if o.domain in ("", "ai.onnx")), default)
+
+
+def _export_record(src: SourceModel, final: Path, opset: int, exporter: str, quantization: dict[str, Any] | None,
+                   fp32_bytes: int, onnx_bytes: int, check: dict[str, Any]) -> dict[str, Any]:
+    """The ``export`` step's record of polydistill.json, its None entries left out."""
+    import onnxruntime as ort
+
+    opset_used = _opset_used(final, opset)
+    label = "none" if quantization is None else f"int8-{quantization['mode']}"
+    record: dict[str, Any] = {
+        "format": "onnx",
+        "file": ONNX_FILE,
+        "quantization": label,
+        "opset": opset_used,
+        "exporter": f"torch.onnx.export ({'dynamo' if exporter == 'dynamo' else 'TorchScript tracer'})",
+        "onnxruntime": ort.__version__,
+        "source": src.source,
+        "task": src.task,
+        "inputs": src.names,
+        "output": src.output,
+        "dynamic_axes": ["batch", "sequence"],
+        "attention": "eager",
+        "source_weights_bytes": src.weights_bytes,
+        "onnx_fp32_bytes": fp32_bytes,
+        "onnx_bytes": onnx_bytes,
+        "parameters": asdict(count_parameters(src.model)),
+        "check": check,
+        "quantization_settings": quantization,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {**package_versions(), **_versions()},
+        "machine": machine_profile().to_dict(),
+    }
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def _save_export_dir(target, src: SourceModel, record: dict[str, Any]) -> None:
+    """Give ``target`` its provenance, config and tokenizer, and a copy of the source's run.json if it has one."""
+    from polydistill.student.provenance import Provenance, read_provenance
+
+    source_dir = src.path
+    previous = read_provenance(source_dir) if source_dir.is_dir() else None
+    target.provenance = (previous or Provenance()).with_step(
+        "export", record, **({} if previous is not None and previous.task else {"task": src.task}))
+    config = src.model.config  # the weights are the ONNX file: the directory holds the config alone
+    config.architectures = [type(src.model).__name__]
+    target.save(config, src.tokenizer)
+    if source_dir.is_dir() and (source_dir / RUN_FILE).is_file():
+        shutil.copy2(source_dir / RUN_FILE, target.path / RUN_FILE)
+
+
 def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize: str = "int8",
                  calibration_data=None, calibration_examples: int = 256, calibration_max_length: int = 128,
                  seed: int = 0, opset: int = DEFAULT_OPSET, exporter: str = "torchscript", per_channel: bool = True,
@@ -345,81 +438,24 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, *, quantize:
     supported architecture) to ``out`` as ONNX; ``quantize="int8"`` (default) quantises it, dynamically
     or, with ``calibration_data`` (a ``TaskData``), statically. ``push_to_hub``: a repo id to upload to."""
     from polydistill.student.model_dir import save_model_dir
-    from polydistill.student.provenance import Provenance, read_provenance
 
-    require(quantize in QUANTIZATIONS, f"Unknown quantization {quantize!r}; choose int8 or none.")
-    require(exporter in EXPORTERS, f"Unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}.")
-    require(calibration_data is None or quantize == "int8",
-            "Calibration data is for int8 quantization; drop --calibration-data or use --quantize int8.")
-    require(14 <= opset <= 20, f"ONNX opset {opset} is not supported here; use 14 to 20 (default {DEFAULT_OPSET}).")
+    _check_export_options(quantize, exporter, calibration_data, opset)
     require_runtime()
     source_checks(source)
     check_output_dir(out, overwrite)  # before any slow loading
     src = load_source(source)
-    model, tokenizer, task, names, output, limit = src.model, src.tokenizer, src.task, src.names, src.output, src.limit
-    max_length = min(calibration_max_length, limit)
     calibration = None
     if calibration_data is not None:
-        calibration = prepare_calibration(calibration_data, tokenizer, names, calibration_examples, max_length, seed)
-    source_dir, weights_bytes = src.path, src.weights_bytes
-    import onnxruntime as ort
-
+        calibration = prepare_calibration(calibration_data, src.tokenizer, src.names, calibration_examples,
+                                          min(calibration_max_length, src.limit), seed)
     with save_model_dir(out, "export", source=str(source), overwrite=overwrite, lock=True,
-                        expected_bytes=2 * (weights_bytes or 0)) as target:
-        tmp = target.path
-        scratch = tmp / ".fp32"
-        scratch.mkdir()
-        fp32 = scratch / ONNX_FILE
-        trace_to_onnx(model, task, names, output, tokenizer, limit, fp32, opset, exporter)
-        fp32_bytes = sum(p.stat().st_size for p in scratch.iterdir())
-        final = tmp / ONNX_FILE
-        quantization: dict[str, Any] | None = None
-        if quantize == "int8":
-            quantization = _quantize(fp32, final, calibration, per_channel)
-        else:
-            for p in scratch.iterdir():
-                p.rename(tmp / p.name)
-        shutil.rmtree(scratch)
-        onnx_bytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name.startswith(ONNX_FILE))
-        session = ort.InferenceSession(str(final), sess_options=session_options(), providers=["CPUExecutionProvider"])
-        check = _check(model, session, tokenizer, names, output, quantize == "int8", limit)
-        import onnx
-
-        opset_used = next((o.version for o in onnx.load(str(final), load_external_data=False).opset_import
-                           if o.domain in ("", "ai.onnx")), opset)
-        label = "none" if quantization is None else f"int8-{quantization['mode']}"
-        record: dict[str, Any] = {
-            "format": "onnx",
-            "file": ONNX_FILE,
-            "quantization": label,
-            "opset": opset_used,
-            "exporter": f"torch.onnx.export ({'dynamo' if exporter == 'dynamo' else 'TorchScript tracer'})",
-            "onnxruntime": ort.__version__,
-            "source": str(source),
-            "task": task,
-            "inputs": names,
-            "output": output,
-            "dynamic_axes": ["batch", "sequence"],
-            "attention": "eager",
-            "source_weights_bytes": weights_bytes,
-            "onnx_fp32_bytes": fp32_bytes,
-            "onnx_bytes": onnx_bytes,
-            "parameters": asdict(count_parameters(model)),
-            "check": check,
-            "quantization_settings": quantization,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": {**package_versions(), **_versions()},
-            "machine": machine_profile().to_dict(),
-        }
-        record = {key: value for key, value in record.items() if value is not None}
-        previous = read_provenance(source_dir) if source_dir.is_dir() else None
-        target.provenance = (previous or Provenance()).with_step(
-            "export", record, **({} if previous is not None and previous.task else {"task": task}))
-        config = model.config  # the weights are the ONNX file: the directory holds the config alone
-        config.architectures = [type(model).__name__]
-        target.save(config, tokenizer)
-        if source_dir.is_dir() and (source_dir / RUN_FILE).is_file():
-            shutil.copy2(source_dir / RUN_FILE, tmp / RUN_FILE)
+                        expected_bytes=2 * (src.weights_bytes or 0)) as target:
+        final = target.path / ONNX_FILE
+        fp32_bytes, onnx_bytes, quantization = _write_onnx(src, target.path, quantize, calibration, per_channel,
+                                                           opset, exporter)
+        check = _check_onnx(src, final, quantize == "int8")
+        record = _export_record(src, final, opset, exporter, quantization, fp32_bytes, onnx_bytes, check)
+        _save_export_dir(target, src, record)
     if push_to_hub:
         push_model_dir(out, push_to_hub, token=token)
     return ExportResult(Path(out), record)

@@ -115,7 +115,7 @@ def test_compress_end_to_end_resumes_after_kills_and_matches_evaluate_and_bench(
     for name in ("report.md", "report.json", "plots/f1_per_language.png", "plots/tradeoff.png"):
         assert (out / name).stat().st_size > 0
     report = json.loads((out / "report.json").read_text())
-    assert report["architecture"]["name"] == "2L-h16-ffn32" and report["languages"]["seen"] == ["de"]
+    assert report["architecture"]["name"] == "2L-h16-ffn32-4x4" and report["languages"]["seen"] == ["de"]
     vocab = result.stages["vocab"]["summary"]
     assert vocab["vocab_after"] < vocab["vocab_before"]
     markdown = (out / "report.md").read_text()
@@ -197,7 +197,7 @@ def test_a_different_command_is_refused_naming_what_differs_unless_overwrite(wor
     record = json.loads((out / "compress.json").read_text())
     assert record["fingerprint"]["settings"]["size"] == "base"
     plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
-    assert plan["architecture"]["name"] == "2L-h32-ffn64"  # base = half depth, full width
+    assert plan["architecture"]["name"] == "2L-h32-ffn64-4x8"  # base = half depth, full width
     assert not (tmp_path / ".cz.previous").exists()
 
     # a replacement killed mid-run (SIGKILL: no handler ran) leaves the earlier run set aside; the next
@@ -225,11 +225,17 @@ def _snapshot(path: Path) -> dict[str, bytes]:
     (["--budget-minutes", "0.0001"], "leaves no time for KD"),
     (["-l", "en", "--unseen-languages", "de"], "the teacher was not fine-tuned on it"),
     (["--size", "base", "--prune-rounds", "3"], "--prune-rounds 3 cannot give 3 distinct student shapes from the "
-                                                "teacher's 4L-h32-ffn64 to the student's 2L-h32-ffn64"),
+                                                "teacher's 4L-h32-ffn64-4x8 to the student's 2L-h32-ffn64-4x8"),
     (["--prune-rounds", "0"], "greater than or equal to 1 (--prune-rounds)"),
     (["--prune-rounds", "two"], "a whole number (1 = one shot) or auto, got 'two' (--prune-rounds)"),
     (["--prune-rounds", "2", "--max-steps", "1"], "--max-steps 1 cannot be split over 2 prune rounds"),
     (["--prune-rounds", "auto", "--layer-map", "0,3"], "--layer-map 0,3 lists the teacher layers of one copy"),
+    (["--heads", "auto"], "--heads auto picks the head count by measured speed, which --target-speedup measures"),
+    (["--heads", "2", "--prune-rounds", "2"], "--prune-rounds narrows every head round by round"),
+    (["--heads", "2", "--kd-term", "att=1"], "--kd-term att compares attention maps head by head"),
+    (["--heads", "3"], "--hidden 16 is not divisible by --heads 3"),
+    (["--heads", "1"], "1 heads of a 16-wide student would be 16 wide, wider than the teacher's 8"),
+    (["--heads", "5"], "--heads 5 is more than the teacher's 4 attention heads"),
 ])
 def test_impossible_targets_are_refused_up_front_with_one_sentence(workspace, tmp_path, capsys, args, message):
     from polydistill.cli import main
@@ -260,7 +266,7 @@ def test_target_speedup_picks_the_largest_measured_candidate_and_budget_fits_ste
     best = max(reaching, key=lambda c: (c["encoder_parameters"], c["architecture"]["layers"]))
     assert plan["architecture"] == best["architecture"] and plan["measured_speedup"] == best["speedup"]
     names = [c["architecture"]["name"] for c in plan["candidates"]]
-    assert "4L-h32-ffn64" not in names and len(names) == len(set(names))  # never the teacher itself
+    assert "4L-h32-ffn64-4x8" not in names and len(names) == len(set(names))  # never the teacher itself
     assert Architecture.from_dict(plan["architecture"]).layers <= 4
     schedule = plan["schedule"]
     assert schedule["max_steps"] >= 1 and schedule["estimated_seconds"] <= 2.0 * 60
@@ -613,7 +619,7 @@ def test_prune_round_shapes_shrink_geometrically_to_the_target_and_split_the_kd_
 
     e5, small = Architecture(12, 384, 1536, 12), Architecture(6, 192, 768, 12)
     assert prune_shapes(e5, small, 1) == [small]
-    assert [a.name for a in prune_shapes(e5, small, 2)] == ["8L-h276-ffn1086", "6L-h192-ffn768"]  # 12·√½ ≈ 8.5 → 8
+    assert [a.name for a in prune_shapes(e5, small, 2)] == ["8L-h276-ffn1086-12x23", "6L-h192-ffn768-12x16"]  # 12·√½ ≈ 8.5 → 8
     for n in (2, 3, 4, 6):
         shapes = prune_shapes(e5, small, n)
         assert shapes[-1] == small and len(set(shapes)) == n
@@ -628,7 +634,7 @@ def test_prune_round_shapes_shrink_geometrically_to_the_target_and_split_the_kd_
     assert plan_rounds(1, e5, small) == ([small], "--prune-rounds 1")
     base = Architecture(6, 384, 1536, 12)  # depth only: 12 → 6 layers gives at most 6 distinct rounds
     with pytest.raises(PolydistillError, match=r"--prune-rounds 7 cannot give 7 distinct student shapes from the "
-                                               r"teacher's 12L-h384-ffn1536 to the student's 6L-h384-ffn1536 .*give "
+                                               r"teacher's 12L-h384-ffn1536-12x32 to the student's 6L-h384-ffn1536-12x32 .*give "
                                                r"at most 6\."):
         plan_rounds(7, e5, base)
 
@@ -683,7 +689,7 @@ def test_prune_rounds_share_the_budget_and_auto_bounds_each_round(workspace, tmp
     plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())
     assert plan["settings"]["prune_rounds"] == 2 and plan["summary"]["prune_rounds"]["rounds"] == 2
     rounds = plan["summary"]["rounds"]
-    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45", "2L-h16-ffn32"]
+    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45-4x6", "2L-h16-ffn32-4x4"]
     for r in rounds:
         assert r["schedule"]["estimated_seconds"] <= 60 and r["schedule"]["basis"]["student_step_s"] > 0
     assert plan["summary"]["schedule"]["max_steps"] == sum(r["schedule"]["max_steps"] for r in rounds)
@@ -696,7 +702,7 @@ def test_prune_rounds_share_the_budget_and_auto_bounds_each_round(workspace, tmp
     with pytest.raises(RuntimeError, match="stop"):
         _run(workspace, tmp_path / "auto", prune_rounds="auto", size="base")  # 4 → 2 layers at full width
     plan = json.loads((tmp_path / "auto" / "stages" / "0-plan" / "done.json").read_text())["summary"]
-    assert [r["architecture"]["name"] for r in plan["rounds"]] == ["3L-h32-ffn64", "2L-h32-ffn64"]
+    assert [r["architecture"]["name"] for r in plan["rounds"]] == ["3L-h32-ffn64-4x8", "2L-h32-ffn64-4x8"]
     assert plan["prune_rounds"]["how"].startswith("auto: no count")  # 3 → 2 layers removes a third: the best there is
     assert max(r["removed"] for r in plan["rounds"]) > MAX_ROUND_REMOVAL
     assert [r["schedule"]["max_steps"] for r in plan["rounds"]] == [2, 2]  # FAST's 4 steps, halved
@@ -728,8 +734,8 @@ def test_prune_rounds_distil_round_by_round_to_the_same_student_and_resume(works
 
     plan = result.stages["plan"]["summary"]
     shapes = [Architecture.from_dict(r["architecture"]) for r in plan["rounds"]]
-    assert [a.name for a in shapes] == ["3L-h24-ffn45", "2L-h16-ffn32"]  # ends at the one-shot student (small)
-    assert plan["architecture"]["name"] == "2L-h16-ffn32" == result.report["architecture"]["name"]
+    assert [a.name for a in shapes] == ["3L-h24-ffn45-4x6", "2L-h16-ffn32-4x4"]  # ends at the one-shot student (small)
+    assert plan["architecture"]["name"] == "2L-h16-ffn32-4x4" == result.report["architecture"]["name"]
     assert [r["schedule"]["max_steps"] for r in plan["rounds"]] == [2, 2] and plan["schedule"]["max_steps"] == 4
     kd1, kd2 = result.stages["kd-round-1"]["summary"], result.stages["kd"]["summary"]
     assert kd1["global_step"] == kd2["global_step"] == 2
@@ -746,14 +752,76 @@ def test_prune_rounds_distil_round_by_round_to_the_same_student_and_resume(works
 
     # the report lists each round: shape, parameters, KD dev F1; the final round's student is the one shipped
     rounds = result.report["rounds"]
-    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45", "2L-h16-ffn32"]
+    assert [r["architecture"]["name"] for r in rounds] == ["3L-h24-ffn45-4x6", "2L-h16-ffn32-4x4"]
     assert rounds[0]["parameters"] > rounds[1]["parameters"] == result.report["speed"]["models"]["kd"]["params"]
     assert [r["best_dev_f1"] for r in rounds] == [kd1["best_dev_f1"], kd2["best_dev_f1"]]
     markdown = (out / "report.md").read_text()
     assert "## Prune-and-distil rounds (2; KD from the teacher in each)" in markdown
-    assert "| 1 | 3L-h24-ffn45 |" in markdown and "| 4 | kd-round-1 |" in markdown
+    assert "| 1 | 3L-h24-ffn45-4x6 |" in markdown and "| 4 | kd-round-1 |" in markdown
     assert [st["stage"] for st in result.report["stages"]][2:8] == [
         "depth-round-1", "width-round-1", "kd-round-1", "depth", "width", "kd"]
     # the same command again: nothing is trained
     again = _run(workspace, out, prune_rounds=2)
     assert calls["kd"] == 2 and set(again.resumed) == set(result.stages)
+
+
+def test_heads_are_searched_and_fewer_heads_keep_whole_teacher_heads():
+    """--heads (issue #36): the teacher's count narrowed by default; N keeps N whole heads where the width allows;
+    auto measures both layouts of a width and, at equal size, keeps the faster."""
+    from polydistill.compress.plan import (
+        Architecture,
+        CompressSettings,
+        candidate_architectures,
+        choose_candidate,
+        requested_architecture,
+    )
+    from polydistill.compress.stages import check_kd_weights
+
+    e5 = Architecture(12, 384, 1536, 12)
+
+    def settings(**kw):
+        return CompressSettings(teacher="t", dataset="d", out="o", **kw)
+
+    assert Architecture(6, 192, 768, 12).name == "6L-h192-ffn768-12x16"
+    assert Architecture(6, 192, 768, 6).name == "6L-h192-ffn768-6x32"
+    assert requested_architecture(settings(heads=6), e5) == Architecture(6, 192, 768, 6)  # small, whole heads
+    assert {c.heads for c in candidate_architectures(settings(target_speedup=10), e5)} == {12}  # the default
+    auto = candidate_architectures(settings(target_speedup=10, heads="auto"), e5)
+    layouts = {(c.layers, c.hidden): sorted(x.heads for x in auto if (x.layers, x.hidden) == (c.layers, c.hidden))
+               for c in auto}
+    assert layouts[(6, 384)] == [12] and layouts[(6, 192)] == [6, 12] and layouts[(2, 96)] == [3, 12]
+    six = candidate_architectures(settings(target_speedup=10, heads=6), e5)
+    assert {c.heads for c in six} == {6} and {c.hidden for c in six} == {192, 96}  # 384 ÷ 6 = 64 > 32: not one
+    with pytest.raises(PolydistillError, match="wider than the teacher's 32; keep at least 12 heads"):
+        requested_architecture(settings(heads=6, hidden=384), e5)
+
+    def row(arch: Architecture, speedup: float) -> dict:
+        return {"architecture": arch.to_dict(), "speedup": speedup, "encoder_parameters": arch.encoder_parameters(),
+                "parameters_after_vocab": 1}
+
+    narrow, whole = Architecture(6, 192, 768, 12), Architecture(6, 192, 768, 6)
+    assert narrow.encoder_parameters() == whole.encoder_parameters()  # the same weights, split differently
+    rows = [row(Architecture(6, 384, 1536, 12), 8.0), row(narrow, 15.5), row(whole, 19.0),
+            row(Architecture(4, 192, 768, 12), 22.0)]
+    assert choose_candidate(rows, 15)["architecture"] == whole.to_dict()  # equal size: the faster layout
+    assert choose_candidate(rows, 17)["architecture"] == whole.to_dict()  # only one layout of 6×192 reaches it
+    assert choose_candidate(rows, 20)["architecture"] == Architecture(4, 192, 768, 12).to_dict()
+
+    kd = check_kd_weights({}, width_changes=True, heads_change=True)
+    assert kd.weight("att") == 0 and kd.weight("rel") == 1  # maps compared head by head: off; relations span heads
+    assert check_kd_weights({}, width_changes=True).weight("att") == 1
+
+
+def test_fewer_heads_build_a_student_of_whole_heads_end_to_end(workspace, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    result = _run(workspace, tmp_path / "cz", heads=2)  # small: 2L × 16, the tiny teacher's heads are 8 wide
+    assert result.report["architecture"]["name"] == "2L-h16-ffn32-2x8"
+    width = result.stages["width"]["summary"]
+    assert width["heads"] == 2 and width["hidden"] == 16
+    assert result.stages["kd"]["summary"]["weights"].get("att", 0) == 0
+    model = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    assert model.config.num_attention_heads == 2 and model.config.hidden_size == 16
+    assert (result.int8_dir / "model.onnx").is_file()
+    settings = json.loads((tmp_path / "cz" / "compress.json").read_text())["fingerprint"]["settings"]
+    assert settings["heads"] == 2

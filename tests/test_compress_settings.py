@@ -80,7 +80,8 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
         "plan": {"size", "layers", "hidden", "intermediate", "target_speedup", "speedup_on", "speedup_repeats",
                  "budget_minutes", "bench_lengths", "bench_batch_size", "bench_threads", "target_params",
                  "languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words",
-                 "prune_rounds"},  # declared since --prune-rounds (issue #32); recorded only when not 1
+                 "prune_rounds",  # declared since --prune-rounds (issue #32); recorded only when not 1
+                 "heads"},  # declared since --heads (issue #36); recorded only when not the teacher's
         "vocab": {"languages", "unseen_languages", "vocab_coverage", "wordfreq", "wordfreq_words"},
         "depth": {"layer_map", "calibration_size", "seed"},
         "width": {"width_select", "calibration_size", "seed"},
@@ -95,12 +96,12 @@ def test_declared_stages_and_fingerprint_rules_are_the_recorded_ones():
     values = CompressSettings(teacher="t", dataset="d", out="o").model_dump(mode="json")
     unfingerprinted = {"out", "threads", "overwrite", "push_to_hub", "progress", "target_retention_seen",
                        "target_retention_unseen", "target_wall_minutes", "teacher_cache_gb"}
-    later = {"unlabelled_data", "unlabelled_max", "runtime", "prune_rounds"}  # added after runs were recorded
+    later = {"unlabelled_data", "unlabelled_max", "runtime", "prune_rounds", "heads"}  # added after runs were recorded
     assert set(settings_identity(values)) == set(values) - unfingerprinted - later
     assert {"unlabelled_data", "unlabelled_max"} <= set(settings_identity({**values, "unlabelled_data": "x",
                                                                            "unlabelled_max": 3}))
     # a setting declared recorded="unless-default" is named in its stages' done.json only when not at its default
-    assert {k for k, rule in declared(CompressSettings, "recorded").items() if rule} == {"prune_rounds"}
+    assert {k for k, rule in declared(CompressSettings, "recorded").items() if rule} == {"prune_rounds", "heads"}
     plain = SimpleNamespace(settings=CompressSettings(teacher="t", dataset="d", out="o"))
     assert "prune_rounds" not in stages.stage_settings(plain, "plan")
     for rounds in (3, "auto"):
@@ -178,7 +179,7 @@ def test_teacher_cache_gb_is_a_flag_that_reaches_kd_and_identifies_nothing(monke
     with pytest.raises(SystemExit):
         main(["compress", "-m", "t", "-d", "d", "-o", str(tmp_path), "--teacher-cache-gb", "12.5"])
     s = seen[0]
-    ctx = SimpleNamespace(settings=s, width_changes=True)
+    ctx = SimpleNamespace(settings=s, width_changes=True, heads_change=False)
     assert stages.kd_settings(ctx, fixed_schedule(s.training)).teacher_cache_gb == 12.5
     default = CompressSettings(teacher="t", dataset="d", out=tmp_path)
     assert s.teacher_cache_gb == 12.5 and default.teacher_cache_gb == 4.0

@@ -44,7 +44,7 @@ def test_compress_e5_end_to_end_with_a_tiny_budget(e5_teacher, shared_data, tmp_
                  out / "report.json", out / "plots" / "tradeoff.png", out / "plots" / "f1_per_language.png"):
         assert path.is_file() and path.stat().st_size > 0, path
     report = json.loads((out / "report.json").read_text())
-    assert report["architecture"]["name"] == "6L-h192-ffn768"  # small: half depth, half width, heads kept
+    assert report["architecture"]["name"] == "6L-h192-ffn768-12x16"  # small: half depth, half width, heads kept
     assert report["languages"] == {"kd": ["english"], "seen": ["english"], "unseen": ["french"]}
     vocab = result.stages["vocab"]["summary"]
     assert vocab["vocab_after"] < vocab["vocab_before"]

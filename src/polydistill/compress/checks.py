@@ -40,9 +40,13 @@ def check_upfront(s: CompressSettings, config) -> None:
     else:
         students = candidate_architectures(s, teacher)  # the plan stage picks one of these by measured speed
 
-    # --kd-term, as the KD stage (the 5th) will resolve it: rel's default weight depends on the width the plan picks
-    for width_changes in sorted({arch.changes_width(teacher) for arch in students}, reverse=True):
-        check_kd_weights(s.kd_weights, width_changes)
+    require(s.heads != "auto" or s.target_speedup is not None,
+            "--heads auto picks the head count by measured speed, which --target-speedup measures; add "
+            "--target-speedup, or give a number (e.g. --heads 6).")
+    # --kd-term, as the KD stage (the 5th) will resolve it: rel's and att's defaults depend on the student
+    for width_changes, heads_change in sorted({(arch.changes_width(teacher), arch.changes_heads(teacher))
+                                               for arch in students}, reverse=True):
+        check_kd_weights(s.kd_weights, width_changes, heads_change)
     # --layer-map, as the depth stage will resolve it for the student's depth (known here unless the plan picks it)
     depths = sorted({arch.layers for arch in students})
     listed = explicit_length(s.layer_map)
@@ -54,6 +58,9 @@ def check_upfront(s: CompressSettings, config) -> None:
         resolve_layer_map(s.layer_map, teacher.layers, depths[0] if len(depths) == 1 else 1)
     # --prune-rounds: the rounds' shapes (known here unless the plan picks the student) and their KD steps
     if s.prune_rounds != 1:
+        require(all(not arch.changes_heads(teacher) for arch in students),
+                "--prune-rounds narrows every head round by round, which keeps the teacher's head count; drop "
+                "--heads, or give --prune-rounds 1.")
         require(listed is None, f"--layer-map {s.layer_map} lists the teacher layers of one copy, but --prune-rounds "
                                 "copies layers round by round from the previous student; give a named map such as "
                                 "alternate-last, or importance.")

@@ -97,10 +97,15 @@ class CompressSettings(BaseModel):
         "6×384/1536). Default: small unless sizes or --target-speedup are given.", json_schema_extra=used_by("plan"))
     layers: int | None = Field(None, ge=1, description="Student depth (replaces the preset's).",
                                json_schema_extra=used_by("plan"))
-    hidden: int | None = Field(None, ge=1, description="Student hidden size (a multiple of the teacher's head "
-                               "count; the heads are kept).", json_schema_extra=used_by("plan"))
+    hidden: int | None = Field(None, ge=1, description="Student hidden size (a multiple of the head count: the "
+                               "teacher's unless --heads).", json_schema_extra=used_by("plan"))
     intermediate: int | None = Field(None, ge=1, description="Student FFN size (default: scaled with --hidden).",
                                      json_schema_extra=used_by("plan"))
+    heads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        None, description="Student attention heads. Default: the teacher's count, each head narrowed to hidden ÷ "
+        "heads (e5-small's 6×192 student: 12 heads of 16); fewer keeps the most important whole heads (6 of 32); "
+        "auto (with --target-speedup): each candidate width measured both ways, the faster kept.",
+        json_schema_extra=used_by("plan", fingerprint="unless-default", recorded="unless-default"))
     layer_map: str = Field("alternate-last", description="Which teacher layers the depth copy takes: alternate-last "
                            "(the paper's), alternate-first, first, last, 0,5,11, or importance.",
                            json_schema_extra=used_by("depth"))
@@ -301,7 +306,8 @@ class Architecture:
 
     @property
     def name(self) -> str:
-        return f"{self.layers}L-h{self.hidden}-ffn{self.intermediate}"
+        """e.g. ``6L-h192-ffn768-12x16``: layers, hidden size, FFN size, heads × head size."""
+        return f"{self.layers}L-h{self.hidden}-ffn{self.intermediate}-{self.heads}x{self.hidden // self.heads}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "name": self.name}
@@ -313,7 +319,16 @@ class Architecture:
     def changes_width(self, teacher: Architecture) -> bool:
         """True when this student is narrower than ``teacher`` (hidden or FFN): the width stage then runs and the
         relation term (``rel``) is on by default."""
-        return (self.hidden, self.intermediate) != (teacher.hidden, teacher.intermediate)
+        return (self.hidden, self.intermediate, self.heads) != (teacher.hidden, teacher.intermediate, teacher.heads)
+
+    def changes_heads(self, teacher: Architecture) -> bool:
+        """True when this student keeps fewer heads than ``teacher``: KD's attention-map term (head by head) is then
+        off by default and the relation term (any head count) carries the attention knowledge."""
+        return self.heads != teacher.heads
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden // self.heads
 
     def encoder_parameters(self) -> int:
         """Weights of the encoder layers (attention 4·H² + FFN 2·H·I, biases and LayerNorms): for ordering."""
@@ -373,7 +388,8 @@ def requested_architecture(settings: CompressSettings, teacher: Architecture) ->
     hidden = explicit.get("hidden", start.hidden)
     intermediate = explicit.get("intermediate") or (
         _scaled_intermediate(teacher, hidden) if "hidden" in explicit else start.intermediate)
-    arch = Architecture(explicit.get("layers", start.layers), hidden, intermediate, teacher.heads)
+    heads = settings.heads if isinstance(settings.heads, int) else teacher.heads
+    arch = Architecture(explicit.get("layers", start.layers), hidden, intermediate, heads)
     check_architecture(arch, teacher)
     return arch
 
@@ -384,36 +400,64 @@ def check_architecture(arch: Architecture, teacher: Architecture) -> None:
     require(arch.layers <= t.layers,
             f"--layers {arch.layers} is more than the teacher's {t.layers} layers; a student copies teacher layers.")
     require(arch.hidden <= t.hidden, f"--hidden {arch.hidden} is wider than the teacher's hidden size {t.hidden}.")
-    require(arch.hidden % t.heads == 0,
-            f"--hidden {arch.hidden} is not divisible by the teacher's {t.heads} attention heads, which compress "
-            f"keeps; choose a multiple of {t.heads} (e.g. {_narrow(arch.hidden, t.heads)}).")
+    if arch.heads == t.heads:
+        require(arch.hidden % t.heads == 0,
+                f"--hidden {arch.hidden} is not divisible by the teacher's {t.heads} attention heads, which compress "
+                f"keeps unless --heads; choose a multiple of {t.heads} (e.g. {_narrow(arch.hidden, t.heads)}).")
+    else:
+        require(arch.heads <= t.heads, f"--heads {arch.heads} is more than the teacher's {t.heads} attention heads.")
+        require(arch.hidden % arch.heads == 0,
+                f"--hidden {arch.hidden} is not divisible by --heads {arch.heads}; choose a multiple of {arch.heads} "
+                f"(e.g. {_narrow(arch.hidden, arch.heads)}).")
+        require(arch.head_size <= t.head_size,
+                f"{arch.heads} heads of a {arch.hidden}-wide student would be {arch.head_size} wide, wider than the "
+                f"teacher's {t.head_size}; keep at least {-(-arch.hidden // t.head_size)} heads or narrow --hidden.")
     require(arch.intermediate <= t.intermediate,
             f"--intermediate {arch.intermediate} is larger than the teacher's FFN size {t.intermediate}.")
 
 
+def head_counts(settings: CompressSettings, teacher: Architecture, hidden: int) -> list[int]:
+    """The head counts a ``hidden``-wide candidate is measured with: ``--heads N`` alone; by default the
+    teacher's (narrowed heads); ``--heads auto`` also as whole teacher-wide heads (e5-small at 192: 12 × 16 and
+    6 × 32), where the width holds a whole number of them."""
+    if isinstance(settings.heads, int):
+        return [settings.heads]
+    counts = [teacher.heads]
+    whole = hidden // teacher.head_size
+    if settings.heads == "auto" and hidden % teacher.head_size == 0 and 1 <= whole < teacher.heads:
+        counts.append(whole)
+    return counts
+
+
 def candidate_architectures(settings: CompressSettings, teacher: Architecture) -> list[Architecture]:
     """What ``--target-speedup`` measures: depths of 1/2, 1/3, 1/4, 1/6, 1/12 of the teacher's (at least 1)
-    × hidden sizes of 1, 1/2, 1/4 of the teacher's (heads kept, FFN scaled alike), largest first; an explicit
-    ``--layers`` / ``--hidden`` / ``--intermediate`` fixes that size and the others are searched."""
+    × hidden sizes of 1, 1/2, 1/4 of the teacher's (FFN scaled alike) × :func:`head_counts`, largest first; an
+    explicit ``--layers`` / ``--hidden`` / ``--intermediate`` / ``--heads`` fixes that size and the others are
+    searched (with ``--heads N``, only widths that N heads divide)."""
     t = teacher
     depths = [settings.layers] if settings.layers else sorted(
         {max(1, _round(t.layers / d)) for d in (2, 3, 4, 6, 12)}, reverse=True)
+    fixed_heads = settings.heads if isinstance(settings.heads, int) else t.heads
     widths = [settings.hidden] if settings.hidden else sorted(
-        {_narrow(t.hidden / f, t.heads) for f in (1, 2, 4)}, reverse=True)
+        {_narrow(t.hidden / f, fixed_heads) for f in (1, 2, 4)}, reverse=True)
     out = []
     for layers in depths:
         for hidden in widths:
             intermediate = settings.intermediate or _scaled_intermediate(t, hidden)
-            arch = Architecture(layers, hidden, intermediate, t.heads)
-            if arch != t and arch not in out:
-                check_architecture(arch, t)
-                out.append(arch)
+            for heads in head_counts(settings, t, hidden):
+                arch = Architecture(layers, hidden, intermediate, heads)
+                if settings.hidden is None and isinstance(settings.heads, int) and arch.head_size > t.head_size:
+                    continue  # a searched width too wide for --heads N
+                if arch != t and arch not in out:
+                    check_architecture(arch, t)
+                    out.append(arch)
     require(out, "--target-speedup has no candidate student to measure: the fixed sizes equal the teacher's.")
-    return sorted(out, key=lambda a: (-a.encoder_parameters(), -a.layers))
+    return sorted(out, key=lambda a: (-a.encoder_parameters(), -a.layers, -a.heads))
 
 
 def choose_candidate(measured: list[dict[str, Any]], target: float, max_parameters: int | None = None) -> dict[str, Any]:
-    """The largest measured candidate (most encoder parameters, then most layers) whose speed-up reaches
+    """The largest measured candidate (most encoder parameters, then most layers, then the faster of two head
+    layouts of one size) whose speed-up reaches
     ``target`` and, given ``max_parameters``, whose ``parameters_after_vocab`` fit it (when none fits both,
     the largest reaching the speed-up: the caller notes the miss); refused in one sentence, naming the best
     measured, when none reaches the speed-up."""
@@ -426,7 +470,7 @@ def choose_candidate(measured: list[dict[str, Any]], target: float, max_paramete
             f"No candidate student reaches --target-speedup {target:g}: the fastest of the {len(measured)} measured "
             f"({best['architecture']['name']}) reaches {best['speedup']:.2f}× the teacher's throughput; lower the "
             "target.")
-    return max(reaching, key=lambda m: (m["encoder_parameters"], m["architecture"]["layers"]))
+    return max(reaching, key=lambda m: (m["encoder_parameters"], m["architecture"]["layers"], m["speedup"]))
 
 
 # ---------------------------------------------------------------------------- prune-and-distil rounds

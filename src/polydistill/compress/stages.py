@@ -64,7 +64,7 @@ from polydistill.compress.plan import (
 from polydistill.data.types import TaskData
 from polydistill.distill.run import RunRecord, step_report_callback
 from polydistill.distill.settings import TINYBERT_WEIGHTS, KDSettings, TrainSettings
-from polydistill.errors import PolydistillError
+from polydistill.errors import PolydistillError, require
 from polydistill.io import RUN_FILE, atomic_write_json, read_record
 from polydistill.steps import MARKER, Step
 from polydistill.student.build import build_student
@@ -170,6 +170,11 @@ class Context:
     def width_changes(self) -> bool:
         """This round's student is narrower than the teacher (KD's relation term is on by default)."""
         return self.architecture.changes_width(teacher_architecture(self.teacher_config))
+
+    @property
+    def heads_change(self) -> bool:
+        """This round's student keeps fewer heads than the teacher (KD's attention-map term is off by default)."""
+        return self.architecture.changes_heads(teacher_architecture(self.teacher_config))
 
     @property
     def width_selects(self) -> bool:
@@ -320,7 +325,8 @@ def estimated_cache_bytes(ctx: Context, arch: Architecture) -> int:
                     splits=splits)
     max_length = fit_max_length(s.training.max_length, ctx.teacher_config, note=False)
     tokenized = tokenize_task_data(view, load_tokenizer(s.teacher), max_length=max_length)
-    kd = check_kd_weights(s.kd_weights, arch.changes_width(teacher_architecture(ctx.teacher_config)))
+    teacher = teacher_architecture(ctx.teacher_config)
+    kd = check_kd_weights(s.kd_weights, arch.changes_width(teacher), arch.changes_heads(teacher))
     spec = cache_spec(kd, ctx.teacher_config, list(range(arch.layers)), train.task == "token")
     return estimate_bytes((len(ids) for split in tokenized.values() for ids in split["input_ids"]), spec,
                           kd.teacher_cache_dtype)
@@ -536,7 +542,8 @@ def run_width(ctx: Context) -> dict[str, Any]:
     built = build_student(model, ctx.model_dir("width"), layers=arch.layers,
                           layer_map="importance" if named else s.layer_map,
                           teacher_layers=depth.get("source_layers", depth["teacher_layers"]) if named else None,
-                          hidden=arch.hidden, intermediate=arch.intermediate, width_select=s.width_select,
+                          hidden=arch.hidden, intermediate=arch.intermediate, heads=arch.heads,
+                          width_select=s.width_select,
                           calibration=calibration, tokenizer=tokenizer, seed=s.seed, overwrite=True)
     width = built.provenance.width or {}
     return {**_lineage(ctx, built.provenance.teacher_layers), "method": width.get("method"),
@@ -546,13 +553,18 @@ def run_width(ctx: Context) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- kd
-def check_kd_weights(kd_weights: dict[str, float], width_changes: bool = True):
+def check_kd_weights(kd_weights: dict[str, float], width_changes: bool = True, heads_change: bool = False):
     """The KD settings of ``--kd-term`` weights (unknown terms and bad weights are one sentence); compress
-    checks them before its first stage."""
+    checks them before its first stage. Defaults: TinyBERT's terms, ``rel`` on when the width changes, ``att``
+    off when the student keeps fewer heads (its maps are compared head by head; ``rel`` spans head counts)."""
     from pydantic import ValidationError
 
+    require(not (heads_change and kd_weights.get("att", 0) > 0),
+            "--kd-term att compares attention maps head by head, but the student keeps fewer heads than the teacher "
+            "(--heads); drop att (the relation term rel carries attention across head counts).")
+    defaults = {**TINYBERT_WEIGHTS, "rel": 1.0 if width_changes else 0.0, **({"att": 0.0} if heads_change else {})}
     try:
-        return KDSettings(weights={**TINYBERT_WEIGHTS, "rel": 1.0 if width_changes else 0.0, **kd_weights})
+        return KDSettings(weights={**defaults, **kd_weights})
     except ValidationError as err:
         message = err.errors()[0]["msg"].removeprefix("Value error, ").rstrip(".")
         raise PolydistillError(f"Invalid KD weights (--kd-term): {message}.") from None
@@ -560,7 +572,7 @@ def check_kd_weights(kd_weights: dict[str, float], width_changes: bool = True):
 
 def kd_settings(ctx: Context, schedule: Schedule):
     s = ctx.settings
-    kd = check_kd_weights(s.kd_weights, ctx.width_changes)
+    kd = check_kd_weights(s.kd_weights, ctx.width_changes, ctx.heads_change)
     return type(kd)(weights=kd.weights, allow_untrained_teacher=s.allow_untrained_teacher,
                     allow_weak_teacher=s.allow_weak_teacher, teacher_cache=schedule.teacher_cache,
                     teacher_cache_gb=s.teacher_cache_gb)

@@ -758,6 +758,9 @@ def test_prune_rounds_distil_round_by_round_to_the_same_student_and_resume(works
     markdown = (out / "report.md").read_text()
     assert "## Prune-and-distil rounds (2; KD from the teacher in each)" in markdown
     assert "| 1 | 3L-h24-ffn45-4x6 |" in markdown and "| 4 | kd-round-1 |" in markdown
+    card = (result.model_dir / "README.md").read_text()  # the card's build section is round 2's copy: it says so
+    assert ("Reached in 2 prune-and-distil rounds (4L-h32-ffn64-4x8 → 3L-h24-ffn45-4x6 → 2L-h16-ffn32-4x4), each "
+            "distilled from the teacher; the last round copied round 1's student") in card
     assert [st["stage"] for st in result.report["stages"]][2:8] == [
         "depth-round-1", "width-round-1", "kd-round-1", "depth", "width", "kd"]
     # the same command again: nothing is trained

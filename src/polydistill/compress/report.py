@@ -275,7 +275,8 @@ def _summary_lines(report: dict[str, Any], heading: str = "#") -> list[str]:
              f"{' '.join(report['languages']['kd'])}"
              + (f", unseen {' '.join(report['languages']['unseen'])}" if report["languages"]["unseen"] else "")
              + f". Deployable: `{report['outputs'].get('int8', '')}` (int8 ONNX); PyTorch: "
-               f"`{report['outputs'].get('model', '')}`.", ""]
+               f"`{report['outputs'].get('model', '')}`."
+             + _rounds_sentence(report), ""]
     lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
     for row in report["targets"]:
         measured = row["measured"]
@@ -326,6 +327,18 @@ def _summary_lines(report: dict[str, Any], heading: str = "#") -> list[str]:
         previous = current
     lines.append("")
     return lines
+
+
+def _rounds_sentence(report: dict[str, Any]) -> str:
+    """With prune-and-distil rounds: how the student was reached, and that a model card's build section (its
+    weight copy's "teacher", layers and width) describes the last round's copy of the previous round's student."""
+    rounds = report.get("rounds") or []
+    if len(rounds) < 2:
+        return ""
+    shapes = " → ".join([report["teacher_architecture"]["name"], *(r["architecture"]["name"] for r in rounds)])
+    return (f" Reached in {len(rounds)} prune-and-distil rounds ({shapes}), each distilled from the teacher; the last "
+            f"round copied round {len(rounds) - 1}'s student, so the layers and width a model card lists as copied "
+            "are of that student.")
 
 
 def render_markdown(report: dict[str, Any]) -> str:

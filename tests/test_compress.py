@@ -828,3 +828,19 @@ def test_fewer_heads_build_a_student_of_whole_heads_end_to_end(workspace, tmp_pa
     assert (result.int8_dir / "model.onnx").is_file()
     settings = json.loads((tmp_path / "cz" / "compress.json").read_text())["fingerprint"]["settings"]
     assert settings["heads"] == 2
+
+
+def test_heads_auto_measures_both_layouts_of_a_width(workspace, tmp_path, monkeypatch):
+    from polydistill.compress.plan import Architecture
+
+    _counting(monkeypatch, fail={"vocab": RuntimeError("stop")})
+    out = tmp_path / "cz"
+    with pytest.raises(RuntimeError):
+        _run(workspace, out, target_speedup=1.01, speedup_on="fp32", layers=2, heads="auto")
+    plan = json.loads((out / "stages" / "0-plan" / "done.json").read_text())["summary"]
+    measured = {c["architecture"]["name"]: c for c in plan["candidates"]}
+    assert {"2L-h16-ffn32-4x4", "2L-h16-ffn32-2x8", "2L-h8-ffn16-4x2", "2L-h8-ffn16-1x8"} <= set(measured)
+    chosen = Architecture.from_dict(plan["architecture"])
+    same_size = [c for c in plan["candidates"] if c["encoder_parameters"] == chosen.encoder_parameters()
+                 and c["speedup"] >= 1.01]
+    assert plan["measured_speedup"] == max(c["speedup"] for c in same_size)  # of equal size, the faster layout

@@ -171,3 +171,10 @@ def test_the_docs_recipe_comparisons_equal_the_committed_runs(monkeypatch):
         assert a in runs and b in runs, f"{name}: the runs are not committed under results/token-tasks/"
         assert body.strip() == render_difference(recipe_difference([runs[a]], [runs[b]])).strip(), \
             f"{name}: run polydistill compress-seeds {runs[a]} --against {runs[b]} and paste its table"
+
+
+def test_a_term_weight_set_on_one_side_is_named_alone():
+    from polydistill.compress.seeds import _flat
+
+    a, b = _flat({"kd_weights": {"att": 0.0}, "seed": 0}), _flat({"kd_weights": {}, "seed": 0})
+    assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"kd_weights.att"}

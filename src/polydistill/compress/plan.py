@@ -147,7 +147,8 @@ class CompressSettings(BaseModel):
         "compress' defaults).", json_schema_extra=used_by("kd"))
     kd_weights: dict[str, float] = Field(
         default_factory=dict, description="NAME=WEIGHT overriding a KD term's weight (default: att, hid, emb, pred, "
-        "ce = 1; rel = 1 when the width changes).", json_schema_extra=used_by("kd", cli=("--kd-term",)))
+        "ce = 1; rel = 1 when the width changes; att = 0 with fewer heads).",
+        json_schema_extra=used_by("kd", cli=("--kd-term",)))
     fraction: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the train split (per "
                                    "language and label).", json_schema_extra=used_by("kd"))
     max_dev_per_language: int = Field(500, ge=0, description="Evaluate during training on at most N validation "

@@ -116,10 +116,11 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"training": {"learning_rate": 5e-4}}`` → ``{"training.learning_rate": 5e-4}``: the setting that differs."""
+    """``{"training": {"learning_rate": 5e-4}}`` → ``{"training.learning_rate": 5e-4}``: the setting that differs
+    (an empty dict names nothing, so ``{}`` against ``{"att": 0}`` differs only in ``kd_weights.att``)."""
     out: dict[str, Any] = {}
     for key, value in settings.items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):
             out.update(_flat(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value

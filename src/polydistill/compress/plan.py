@@ -318,8 +318,8 @@ class Architecture:
         return cls(int(data["layers"]), int(data["hidden"]), int(data["intermediate"]), int(data["heads"]))
 
     def changes_width(self, teacher: Architecture) -> bool:
-        """True when this student is narrower than ``teacher`` (hidden or FFN): the width stage then runs and the
-        relation term (``rel``) is on by default."""
+        """True when this student is narrower than ``teacher`` (hidden, FFN or head count): the width stage then runs
+        and the relation term (``rel``) is on by default."""
         return (self.hidden, self.intermediate, self.heads) != (teacher.hidden, teacher.intermediate, teacher.heads)
 
     def changes_heads(self, teacher: Architecture) -> bool:
